@@ -1,0 +1,1 @@
+"""vidpose: video-centric, semi-supervised animal pose estimation."""

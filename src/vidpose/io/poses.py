@@ -1,0 +1,149 @@
+"""The one record for keypoint tables: labels, predictions, ground truth, smoothed output.
+
+Every reader in :mod:`vidpose.io` returns a :class:`Poses`; every writer takes one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(eq=False)
+class Poses:
+    """Keypoint coordinates for N frames and K keypoints.
+
+    Attributes:
+        coords: (N, K, 2) float64, pixel (x, y) in the original frame; NaN where missing.
+        likelihood: (N, K) float64 in [0, 1]; all NaN for labels (which carry none).
+        keypoints: K keypoint (body part) names, unique.
+        frames: (N,) frame identifiers: image paths relative to the project (str) for labels,
+            or frame indices (int64) for video predictions.
+        scorer: who made the table (a labeller's or a model's name); the first header row.
+        is_labels: True for manual labels (written as x, y only); False for predictions
+            (written as x, y, likelihood). Defaults to True when no likelihood is given.
+        keypoint_columns: extra per-keypoint quantities, name -> (N, K) float64 array, e.g.
+            ``{"ens_var_x": ...}``; written as extra coords columns after x, y[, likelihood].
+        frame_columns: extra per-frame columns, name -> (N,) array, e.g. ``{"split": ...}``;
+            written as extra columns after all keypoints.
+    """
+
+    coords: np.ndarray
+    keypoints: list[str]
+    frames: np.ndarray
+    likelihood: np.ndarray | None = None
+    scorer: str = "vidpose"
+    is_labels: bool | None = None
+    keypoint_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    frame_columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.coords = np.asarray(self.coords, dtype=np.float64)
+        self.keypoints = [str(k) for k in self.keypoints]
+        if self.coords.ndim != 3 or self.coords.shape[2] != 2:
+            raise ValueError(f"coords must be (N, K, 2), got {self.coords.shape}")
+        n, k = self.coords.shape[:2]
+        if len(self.keypoints) != k:
+            raise ValueError(f"{len(self.keypoints)} keypoint names for {k} keypoints in coords")
+        if len(set(self.keypoints)) != k:
+            dup = sorted({x for x in self.keypoints if self.keypoints.count(x) > 1})
+            raise ValueError(f"keypoint names must be unique; repeated: {dup}")
+        if self.is_labels is None:
+            self.is_labels = self.likelihood is None
+        if self.likelihood is None:
+            self.likelihood = np.full((n, k), np.nan)
+        self.likelihood = np.asarray(self.likelihood, dtype=np.float64)
+        if self.likelihood.shape != (n, k):
+            raise ValueError(f"likelihood must be ({n}, {k}), got {self.likelihood.shape}")
+        self.frames = _as_frames(self.frames)
+        if self.frames.shape != (n,):
+            raise ValueError(f"frames must have {n} entries, got {self.frames.shape}")
+        for name, arr in list(self.keypoint_columns.items()):
+            arr = np.asarray(arr, dtype=np.float64)
+            if arr.shape != (n, k):
+                raise ValueError(f"keypoint column {name!r} must be ({n}, {k}), got {arr.shape}")
+            self.keypoint_columns[name] = arr
+        for name, arr in list(self.frame_columns.items()):
+            arr = np.asarray(arr)
+            if arr.shape != (n,):
+                raise ValueError(f"frame column {name!r} must be ({n},), got {arr.shape}")
+            self.frame_columns[name] = arr
+
+    @property
+    def n_frames(self) -> int:
+        return self.coords.shape[0]
+
+    @property
+    def n_keypoints(self) -> int:
+        return self.coords.shape[1]
+
+    @property
+    def visible(self) -> np.ndarray:
+        """(N, K) bool: both coordinates present."""
+        return ~np.isnan(self.coords).any(axis=2)
+
+    def keypoint_index(self, names: str | Sequence[str]) -> list[int]:
+        """Indices of keypoints given by name; raises KeyError naming the unknown ones."""
+        names = [names] if isinstance(names, str) else list(names)
+        lookup = {k: i for i, k in enumerate(self.keypoints)}
+        unknown = [n for n in names if n not in lookup]
+        if unknown:
+            raise KeyError(f"unknown keypoints {unknown}; known: {self.keypoints}")
+        return [lookup[n] for n in names]
+
+    def select_frames(self, index: np.ndarray | Sequence[int] | slice) -> Poses:
+        """A new Poses with the given rows (integer indices, bool mask or slice)."""
+        idx = np.arange(self.n_frames)[index]
+        return Poses(
+            coords=self.coords[idx],
+            keypoints=list(self.keypoints),
+            frames=self.frames[idx],
+            likelihood=self.likelihood[idx],
+            scorer=self.scorer,
+            is_labels=self.is_labels,
+            keypoint_columns={k: v[idx] for k, v in self.keypoint_columns.items()},
+            frame_columns={k: v[idx] for k, v in self.frame_columns.items()},
+        )
+
+    def equals(self, other: Poses) -> bool:
+        """Exact equality of every array (NaN equal to NaN), names and metadata."""
+        if not isinstance(other, Poses):
+            return False
+        same_meta = (
+            self.keypoints == other.keypoints
+            and self.scorer == other.scorer
+            and self.is_labels == other.is_labels
+            and self.keypoint_columns.keys() == other.keypoint_columns.keys()
+            and self.frame_columns.keys() == other.frame_columns.keys()
+            and self.frames.dtype.kind == other.frames.dtype.kind
+        )
+        if not same_meta:
+            return False
+        pairs = [(self.coords, other.coords), (self.likelihood, other.likelihood)]
+        pairs += [(v, other.keypoint_columns[k]) for k, v in self.keypoint_columns.items()]
+        if not all(a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in pairs):
+            return False
+        if not np.array_equal(self.frames, other.frames):
+            return False
+        return all(np.array_equal(v, other.frame_columns[k]) for k, v in self.frame_columns.items())
+
+    def __repr__(self) -> str:
+        kind = "labels" if self.is_labels else "predictions"
+        return (
+            f"Poses({kind}, {self.n_frames} frames x {self.n_keypoints} keypoints, "
+            f"scorer={self.scorer!r})"
+        )
+
+
+def _as_frames(frames: np.ndarray | Sequence) -> np.ndarray:
+    """Frame identifiers as int64 indices when all are integers, else as str paths."""
+    arr = np.asarray(frames)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == arr // 1):
+        return arr.astype(np.int64)
+    return (
+        np.array([str(f) for f in arr.tolist()], dtype=object) if arr.size else arr.astype(object)
+    )

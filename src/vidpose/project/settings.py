@@ -1,0 +1,159 @@
+"""``vidpose.yaml``: what a project's labels alone cannot say.
+
+Example::
+
+    skeleton:                  # edges drawn on labeled videos
+      - [nose, ear_left]
+      - [nose, ear_right]
+    flip_pairs:                # left/right names swapped by horizontal-flip augmentation
+      - [ear_left, ear_right]
+    pca_keypoints: [nose, ear_left, ear_right, tail_base]   # pose-PCA keypoints (default: all)
+    views: [top, bottom]       # multiview / mirrored: one name per view
+    view_matches:              # each row names the same body part once per view, in views order
+      - [paw1_top, paw1_bottom]
+    config:                    # overrides of the packaged training defaults (see vidpose.config)
+      training: {max_epochs: 100}
+
+Every key is optional. Unknown top-level keys are errors naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vidpose.errors import ProjectError
+
+SETTINGS_FILE = "vidpose.yaml"
+
+
+@dataclass
+class ProjectSettings:
+    """Parsed ``vidpose.yaml``.
+
+    Attributes:
+        skeleton: pairs of keypoint names joined by an edge when drawing.
+        flip_pairs: pairs of keypoint names that swap under a horizontal flip.
+        pca_keypoints: keypoints that enter single-view pose PCA; None means all.
+        views: view names for multiview / mirrored projects; empty for single-view.
+        view_matches: rows of keypoint names, one per view (len(row) == len(views)).
+        config: overrides of the training config, merged by vidpose.config.
+    """
+
+    skeleton: list[tuple[str, str]] = field(default_factory=list)
+    flip_pairs: list[tuple[str, str]] = field(default_factory=list)
+    pca_keypoints: list[str] | None = None
+    views: list[str] = field(default_factory=list)
+    view_matches: list[list[str]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def referenced_keypoints(self) -> list[tuple[str, str]]:
+        """(where, name) for every keypoint name the settings mention, for validation."""
+        out: list[tuple[str, str]] = []
+        for i, (a, b) in enumerate(self.skeleton):
+            out += [(f"skeleton[{i}]", a), (f"skeleton[{i}]", b)]
+        for i, (a, b) in enumerate(self.flip_pairs):
+            out += [(f"flip_pairs[{i}]", a), (f"flip_pairs[{i}]", b)]
+        for name in self.pca_keypoints or []:
+            out.append(("pca_keypoints", name))
+        for i, row in enumerate(self.view_matches):
+            out += [(f"view_matches[{i}]", name) for name in row]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.skeleton:
+            out["skeleton"] = [list(p) for p in self.skeleton]
+        if self.flip_pairs:
+            out["flip_pairs"] = [list(p) for p in self.flip_pairs]
+        if self.pca_keypoints is not None:
+            out["pca_keypoints"] = list(self.pca_keypoints)
+        if self.views:
+            out["views"] = list(self.views)
+            out["view_matches"] = [list(r) for r in self.view_matches]
+        if self.config:
+            out["config"] = self.config
+        return out
+
+
+_KNOWN = {"skeleton", "flip_pairs", "pca_keypoints", "views", "view_matches", "config"}
+
+
+def _pairs(value: Any, key: str, path: Path) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProjectError(f"{path}: '{key}' must be a list of [name, name] pairs")
+    out = []
+    for i, pair in enumerate(value):
+        if not (
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and all(isinstance(x, str) for x in pair)
+        ):
+            raise ProjectError(f"{path}: {key}[{i}] must be a pair of keypoint names, got {pair!r}")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def parse_settings(data: Any, path: Path) -> ProjectSettings:
+    """Validate a loaded YAML mapping into ProjectSettings; errors name the file and key."""
+    if data is None:
+        return ProjectSettings()
+    if not isinstance(data, dict):
+        raise ProjectError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise ProjectError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(_KNOWN)}")
+    pca = data.get("pca_keypoints")
+    if pca is not None and not (isinstance(pca, list) and all(isinstance(x, str) for x in pca)):
+        raise ProjectError(f"{path}: 'pca_keypoints' must be a list of keypoint names")
+    views = data.get("views") or []
+    if not (isinstance(views, list) and all(isinstance(x, str) for x in views)):
+        raise ProjectError(f"{path}: 'views' must be a list of view names")
+    matches = data.get("view_matches") or []
+    if not isinstance(matches, list):
+        raise ProjectError(f"{path}: 'view_matches' must be a list of rows of keypoint names")
+    if matches and len(views) < 2:
+        raise ProjectError(f"{path}: 'view_matches' given but 'views' names fewer than 2 views")
+    for i, row in enumerate(matches):
+        if not (
+            isinstance(row, list)
+            and len(row) == len(views)
+            and all(isinstance(x, str) for x in row)
+        ):
+            raise ProjectError(
+                f"{path}: view_matches[{i}] must name {len(views)} keypoints (one per view "
+                f"{views}), got {row!r}"
+            )
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise ProjectError(f"{path}: 'config' must be a mapping of config overrides")
+    return ProjectSettings(
+        skeleton=_pairs(data.get("skeleton"), "skeleton", path),
+        flip_pairs=_pairs(data.get("flip_pairs"), "flip_pairs", path),
+        pca_keypoints=list(pca) if pca is not None else None,
+        views=list(views),
+        view_matches=[list(r) for r in matches],
+        config=dict(config),
+    )
+
+
+def load_settings(project_dir: str | Path) -> ProjectSettings:
+    """Read ``PROJECT/vidpose.yaml``; defaults when the file is absent."""
+    path = Path(project_dir) / SETTINGS_FILE
+    if not path.exists():
+        return ProjectSettings()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ProjectError(f"{path}: not valid UTF-8 YAML: {exc}") from exc
+    return parse_settings(data, path)
+
+
+def dump_settings(settings: ProjectSettings) -> str:
+    """YAML text for ``vidpose.yaml``."""
+    return yaml.safe_dump(settings.to_dict(), sort_keys=False, default_flow_style=None)

@@ -1,0 +1,122 @@
+"""The VideoReader protocol and its registry of backends.
+
+A reader gives metadata, random access to a clip of T consecutive frames, and sequential
+iteration in batches. Frames are always RGB uint8, (T, H, W, 3), in decode order. CPU backends
+return numpy arrays; GPU backends (later) return CUDA torch tensors of the same layout.
+
+How to add a backend: write a class satisfying :class:`VideoReader` in its own module under
+``vidpose/video/``, import heavy dependencies lazily inside it, and decorate it with
+``@register_reader("name", priority=N, gpu=bool)``. ``open_video(path, reader="auto")`` tries
+backends from highest priority down and falls back when one is unavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video container says about itself.
+
+    Attributes:
+        path: the video file.
+        n_frames: number of frames (counted by the container or estimated from duration x fps).
+        fps: frames per second.
+        width, height: frame size in pixels.
+        codec: codec name, e.g. "h264".
+    """
+
+    path: Path
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+
+
+@dataclass
+class FrameBatch:
+    """A run of consecutive frames from a video.
+
+    Attributes:
+        start: index of the first frame.
+        frames: (B, H, W, 3) uint8 RGB; numpy on CPU backends, a torch tensor on GPU ones.
+            Frames that failed to decode are zero.
+        valid: (B,) bool, False where the frame failed to decode.
+    """
+
+    start: int
+    frames: Any
+    valid: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.arange(self.start, self.start + len(self.valid))
+
+
+@runtime_checkable
+class VideoReader(Protocol):
+    """A video open for reading. Use as a context manager, or call ``close()``."""
+
+    info: VideoInfo
+
+    def read_clip(self, start: int, length: int) -> FrameBatch:
+        """Frames ``start .. start+length-1``. Raises VideoError if start is out of range."""
+        ...
+
+    def iter_batches(
+        self, batch_size: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[FrameBatch]:
+        """Every frame in [start, stop) in order, ``batch_size`` at a time (last may be short)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> VideoReader: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    name: str
+    factory: Callable[..., VideoReader]
+    priority: int
+    gpu: bool
+    help: str
+
+
+_READERS: dict[str, ReaderSpec] = {}
+
+
+def register_reader(name: str, *, priority: int, gpu: bool, help: str = ""):
+    """Class decorator registering a VideoReader backend under ``name``."""
+
+    def wrap(cls):
+        _READERS[name] = ReaderSpec(name, cls, priority, gpu, help or (cls.__doc__ or "").strip())
+        return cls
+
+    return wrap
+
+
+def available_readers() -> dict[str, ReaderSpec]:
+    """Registered backends, highest priority first."""
+    from vidpose.video import _load_backends
+
+    _load_backends()
+    return dict(sorted(_READERS.items(), key=lambda kv: -kv[1].priority))
+
+
+def frames_to_uint8_rgb(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W) grey or (T, H, W, 1|3) frames as (T, H, W, 3) uint8 RGB."""
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    return np.ascontiguousarray(frames, dtype=np.uint8)
