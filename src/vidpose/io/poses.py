@@ -127,7 +127,7 @@ class Poses:
             return False
         if not np.array_equal(self.frames, other.frames):
             return False
-        return all(np.array_equal(v, other.frame_columns[k]) for k, v in self.frame_columns.items())
+        return all(_array_equal(v, other.frame_columns[k]) for k, v in self.frame_columns.items())
 
     def __repr__(self) -> str:
         kind = "labels" if self.is_labels else "predictions"
@@ -147,3 +147,10 @@ def _as_frames(frames: np.ndarray | Sequence) -> np.ndarray:
     return (
         np.array([str(f) for f in arr.tolist()], dtype=object) if arr.size else arr.astype(object)
     )
+
+
+def _array_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Exact equality; NaN equals NaN for float arrays."""
+    if a.dtype.kind == "f" and b.dtype.kind == "f":
+        return np.array_equal(a, b, equal_nan=True)
+    return np.array_equal(a, b)

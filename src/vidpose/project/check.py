@@ -1,0 +1,212 @@
+"""``vidpose check``: report everything wrong with a project at once.
+
+:func:`check_project` runs the same scan as :func:`~vidpose.project.load.load_project` (labels,
+image headers, video metadata, settings) and adds the checks too slow for every load: it
+verifies each labeled image's data and decodes the first and last frame of each video. Every
+problem is collected; nothing stops at the first. :func:`run_check` prints the report for the
+CLI and returns its exit code.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from rich.console import Console
+from rich.text import Text
+
+from vidpose.project.load import Problem, ProjectScan, scan_project, strip_path_prefix
+from vidpose.video import open_video
+
+__all__ = ["CheckReport", "Problem", "check_project", "run_check"]
+
+# Lines printed per kind of problem before the rest are counted, so that one systematic
+# mistake (say 500 images of the wrong size) does not bury the others.
+MAX_LINES_PER_KIND = 20
+
+
+@dataclass
+class CheckReport:
+    """Every problem found in a project, and what could be read of it.
+
+    Attributes:
+        root: the project folder.
+        problems: errors and warnings, in the order found (labels, images, rows, settings,
+            videos).
+        notes: things worth knowing that are not problems, e.g. unlabeled images.
+        scan: what was read (labels, image size, videos), for summaries.
+    """
+
+    root: Path
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    scan: ProjectScan | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def usable(self) -> bool:
+        """True when there are no errors (warnings allowed)."""
+        return not self.errors
+
+
+def check_project(project_dir: str | Path) -> CheckReport:
+    """Check a project folder and collect every problem found."""
+    scan = scan_project(project_dir)
+    _verify_images(scan)
+    _decode_videos(scan)
+    return CheckReport(root=scan.root, problems=scan.problems, notes=scan.notes, scan=scan)
+
+
+def _verify_images(scan: ProjectScan) -> None:
+    """Check each readable labeled image's data (PNG chunk checksums), not only its header."""
+    done: set[Path] = set()
+    for i, (path, size) in enumerate(zip(scan.image_paths, scan.image_sizes)):
+        if size is None or path in done:
+            continue
+        done.add(path)
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except Exception as exc:  # PIL raises SyntaxError, OSError, ValueError ... on bad data
+            src = scan.rows[i]
+            scan.add(
+                "error",
+                src.file,
+                src.where,
+                f"image {scan.labels.frames[i]} is corrupt: {_first_line(exc)}",
+                "image-corrupt",
+            )
+
+
+def _decode_videos(scan: ProjectScan) -> None:
+    """Decode the first and the last frame of each video: cheap, and catches most damage."""
+    broken: set[Path] = set()
+    for info in scan.videos:
+        failure = _first_undecodable(info.path, sorted({0, info.n_frames - 1}))
+        if failure is not None:
+            index, why = failure
+            scan.add(
+                "error",
+                info.path,
+                f"frame {index}",
+                f"cannot be decoded ({info.n_frames} frames reported): {why}",
+                "video-undecodable",
+            )
+            broken.add(info.path)
+    # A video that cannot be decoded is not usable for training: keep the summary honest.
+    scan.videos = [v for v in scan.videos if v.path not in broken]
+
+
+def _first_undecodable(path: Path, indices: list[int]) -> tuple[int, str] | None:
+    """(frame index, why) for the first of ``indices`` that does not decode; None if all do."""
+    index = indices[0]
+    try:
+        # the reader warns about undecodable frames; here they become a Problem instead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open_video(path, device="cpu") as reader:
+                for index in indices:
+                    batch = reader.read_clip(index, 1)
+                    if len(batch.valid) != 1 or not bool(batch.valid[0]):
+                        return index, "the decoder returned no picture for this frame"
+    except Exception as exc:  # whatever the backend raises, a check reports it
+        return index, strip_path_prefix(_first_line(exc), path, path.parent)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# --- printing ---------------------------------------------------------------------------------
+
+
+def run_check(
+    project_dir: str | Path,
+    console: Console | None = None,
+    max_per_kind: int | None = MAX_LINES_PER_KIND,
+) -> int:
+    """Check a project, print the report, return the exit code (0 iff usable).
+
+    Prints one line per problem (``file:where: message``; errors red, warnings yellow), at most
+    ``max_per_kind`` per kind of problem (None: all), then a short summary of the project and
+    a verdict line.
+    """
+    console = console or Console()
+    report = check_project(project_dir)
+    console.print(Text(f"Checking {report.root}", style="bold"))
+    shown: Counter[str] = Counter()
+    hidden: Counter[str] = Counter()
+    for problem in report.problems:
+        key = problem.code or problem.message
+        shown[key] += 1
+        if max_per_kind is not None and shown[key] > max_per_kind:
+            hidden[key] += 1
+            continue
+        console.print(_problem_text(problem), soft_wrap=True)
+    for key, n in hidden.items():
+        console.print(Text(f"  ... and {n} more {key} problem{'s' if n != 1 else ''}", "dim"))
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="dim"), soft_wrap=True)
+    for line in project_summary(report):
+        console.print(Text(line), soft_wrap=True)
+    console.print(_verdict(report))
+    return 0 if report.usable else 1
+
+
+def _problem_text(problem: Problem) -> Text:
+    style = "red" if problem.severity == "error" else "yellow"
+    text = Text()
+    text.append(f"{problem.severity}: ", style=f"bold {style}")
+    text.append(str(problem), style=style)
+    return text
+
+
+def _verdict(report: CheckReport) -> Text:
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    verdict = "project is usable" if report.usable else "project is NOT usable"
+    line = (
+        f"{n_err} error{'s' if n_err != 1 else ''}, {n_warn} warning{'s' if n_warn != 1 else ''}"
+        f" — {verdict}"
+    )
+    return Text(line, style="bold green" if report.usable else "bold red")
+
+
+def project_summary(report: CheckReport) -> list[str]:
+    """A few lines: labeled frames, keypoints, image size, videos (frames, fps, size)."""
+    scan = report.scan
+    if scan is None:
+        return []
+    lines: list[str] = []
+    if scan.labels is not None:
+        source = ", ".join(scan.rel(p) for p in scan.label_files[:3])
+        if len(scan.label_files) > 3:
+            source += f" (+{len(scan.label_files) - 3} more)"
+        lines.append(
+            f"labels: {scan.labels.n_frames} labeled frames x {scan.labels.n_keypoints} "
+            f"keypoints from {source}"
+        )
+    if scan.image_size is not None:
+        height, width = scan.image_size
+        lines.append(f"images: {width}x{height} (width x height)")
+    if scan.videos:
+        lines.append(f"videos: {len(scan.videos)}")
+        for v in scan.videos:
+            lines.append(
+                f"  {scan.rel(v.path)}: {v.n_frames} frames, {v.fps:g} fps, "
+                f"{v.width}x{v.height}, {v.codec}"
+            )
+    else:
+        lines.append("videos: none usable")
+    return lines
