@@ -1,0 +1,81 @@
+"""Train on the mirror-mouse example with a fixed split and budget; report test pixel error.
+
+    uv run python bench/train_mirror_mouse.py [--project ../shared/data/mirror-mouse-example]
+        [--epochs 100] [--backbone resnet50] [--size 256] [--batch-size 16] [key=value ...]
+
+Split: seed 0, 80/10/10 (72/9/9 frames). From scratch (model.pretrained=false). Writes JSON with
+the test/val/train pixel errors, seconds per epoch, steps and the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from vidpose.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PROJECT = REPO.parent / "shared" / "data" / "mirror-mouse-example"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--backbone", default="resnet50")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/train_mirror_mouse.json"))
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args(argv)
+
+    overrides = [
+        f"model.backbone={args.backbone}",
+        "model.pretrained=false",
+        f"data.image_height={args.size}",
+        f"data.image_width={args.size}",
+        "data.val_fraction=0.1",
+        "data.test_fraction=0.1",
+        "data.split_seed=0",
+        f"training.batch_size={args.batch_size}",
+        f"training.max_epochs={args.epochs}",
+        *args.overrides,
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = args.model_dir or Path(tmp) / "model"
+        res = train(args.project, overrides, model_dir=model_dir, progress=False)
+    m = res.metrics
+    out = {
+        "benchmark": "train_mirror_mouse",
+        "overrides": overrides,
+        "device": torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "epochs": args.epochs,
+        "steps": res.steps,
+        "train_seconds": res.train_seconds,
+        "seconds_per_epoch": m["seconds_per_epoch"],
+        "ms_per_step": 1000 * res.train_seconds / max(1, res.steps),
+        **{
+            f"{s}_pixel_error_{k}": m[s][f"pixel_error_{k}"]
+            for s in ("train", "val", "test")
+            if s in m
+            for k in ("mean", "median", "p95")
+        },
+    }
+    print(json.dumps(out, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Inference with a trained model: images and whole videos, streamed in batches.
+
+Video pipeline: a decoder thread fills a small queue of frame batches (so decoding overlaps
+the network) -> host-to-device copy -> resize on the device -> forward in bf16 / channels_last
+on CUDA -> coordinates mapped to original-frame pixels on the device -> one host copy per batch.
+Memory is bounded by the queue, whatever the video's length.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidpose.config import VidposeConfig, load_config
+from vidpose.data.augment import input_to_orig
+from vidpose.errors import ConfigError, VidposeError
+from vidpose.io.poses import Poses
+from vidpose.models import build_network
+from vidpose.video import open_video
+from vidpose.video.base import FrameBatch
+
+
+@dataclass
+class PredictStats:
+    """Timing of one video's prediction."""
+
+    frames: int
+    seconds: float
+    invalid_frames: list[int]
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA device is available")
+    return torch.device(device)
+
+
+class PoseModel:
+    """A trained network with what is needed to turn pixels into keypoints.
+
+    Build with :func:`load_model`. ``predict_images`` and ``predict_video`` return
+    :class:`~vidpose.io.poses.Poses` in original-frame pixels.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        cfg: VidposeConfig,
+        keypoints: list[str],
+        device: torch.device,
+        precision: str = "auto",
+        model_dir: Path | None = None,
+    ):
+        self.cfg = cfg
+        self.keypoints = list(keypoints)
+        self.device = device
+        self.model_dir = model_dir
+        self.input_hw = (cfg.data.image_height, cfg.data.image_width)
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "32"
+        if precision not in ("32", "bf16", "16"):
+            raise ConfigError(f"precision must be auto, 32, bf16 or 16, got {precision!r}")
+        self.precision = precision
+        self.channels_last = cfg.training.channels_last
+        network = network.to(device).eval()
+        if self.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        self.network = network
+        self._forward: Callable = network
+
+    def compile(self) -> None:
+        """Compile the network with torch.compile (pays off on long videos on CUDA)."""
+        self._forward = torch.compile(self.network, dynamic=False)
+
+    @property
+    def _autocast(self):
+        dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(self.precision)
+        return torch.autocast(
+            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+        )
+
+    @torch.inference_mode()
+    def _infer(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, H0, W0, 3) uint8 on any device -> (coords (B,K,2) orig px, conf (B,K)) on device."""
+        frames = frames_u8.to(self.device, non_blocking=True)
+        orig_hw = frames.shape[1:3]
+        x = frames.permute(0, 3, 1, 2).float().div_(255.0)
+        if tuple(orig_hw) != self.input_hw:
+            x = F.interpolate(
+                x, size=self.input_hw, mode="bilinear", align_corners=False, antialias=True
+            )
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast:
+            out = self._forward(x)
+        coords = input_to_orig(out.coords.float(), tuple(orig_hw), self.input_hw)
+        return coords, out.confidence.float()
+
+    def predict_images(self, images: np.ndarray, batch_size: int | None = None) -> Poses:
+        """Predict keypoints on (N, H, W), (N, H, W, 1) or (N, H, W, 3) uint8 images."""
+        images = np.asarray(images)
+        if images.ndim == 3:  # (N, H, W) grey
+            images = images[..., None]
+        if images.ndim != 4 or images.shape[-1] not in (1, 3):
+            raise VidposeError(f"images must be (N, H, W[, 1|3]) uint8, got {images.shape}")
+        if images.shape[-1] == 1:
+            images = np.repeat(images, 3, axis=-1)
+        images = np.ascontiguousarray(images.astype(np.uint8, copy=False))
+        bs = batch_size or self.cfg.predict.batch_size
+        coords, conf = [], []
+        for s in range(0, len(images), bs):
+            c, p = self._infer(torch.from_numpy(images[s : s + bs]))
+            coords.append(c.cpu().numpy())
+            conf.append(p.cpu().numpy())
+        return Poses(
+            coords=np.concatenate(coords),
+            keypoints=self.keypoints,
+            frames=np.arange(len(images)),
+            likelihood=np.concatenate(conf),
+        )
+
+    def predict_video(
+        self,
+        path: str | Path,
+        *,
+        batch_size: int | None = None,
+        reader: str = "auto",
+        progress: bool = False,
+        stats: list[PredictStats] | None = None,
+    ) -> Poses:
+        """Predict every frame of a video; NaN rows (and a warning) for undecodable frames."""
+        path = Path(path)
+        bs = batch_size or self.cfg.predict.batch_size
+        with open_video(path, reader=reader, device=self.device) as vr:
+            n = vr.info.n_frames
+            coords = np.full((n, len(self.keypoints), 2), np.nan)
+            conf = np.full((n, len(self.keypoints)), np.nan)
+            invalid: list[int] = []
+            t0 = time.perf_counter()
+            done = 0
+            bar = _progress(path.name, n) if progress else None
+            for batch in _prefetch(vr.iter_batches(bs), depth=3):
+                frames = batch.frames
+                if isinstance(frames, np.ndarray):
+                    frames = torch.from_numpy(frames)
+                    if self.device.type == "cuda":
+                        frames = frames.pin_memory()
+                c, p = self._infer(frames)
+                idx = batch.indices
+                if idx[-1] >= n:  # container under-reported its length
+                    extra = idx[-1] + 1 - n
+                    coords = np.concatenate([coords, np.full((extra, *coords.shape[1:]), np.nan)])
+                    conf = np.concatenate([conf, np.full((extra, conf.shape[1]), np.nan)])
+                    n = idx[-1] + 1
+                ok = np.asarray(batch.valid, dtype=bool)
+                coords[idx[ok]] = c.cpu().numpy()[ok]
+                conf[idx[ok]] = p.cpu().numpy()[ok]
+                invalid.extend(idx[~ok].tolist())
+                done += len(idx)
+                if bar is not None:
+                    bar.advance(len(idx))
+            if bar is not None:
+                bar.stop()
+            seconds = time.perf_counter() - t0
+            missing = sorted(set(range(n)) - set(_decoded_rows(conf)))
+            invalid = sorted(set(invalid) | set(missing))
+        if invalid:
+            warnings.warn(
+                f"{path}: {len(invalid)} frame(s) could not be decoded and have NaN "
+                f"predictions: {_ranges(invalid)}",
+                stacklevel=2,
+            )
+        if stats is not None:
+            stats.append(PredictStats(frames=done, seconds=seconds, invalid_frames=invalid))
+        return Poses(
+            coords=coords,
+            keypoints=self.keypoints,
+            frames=np.arange(n),
+            likelihood=conf,
+            scorer=self.scorer,
+        )
+
+    @property
+    def scorer(self) -> str:
+        return f"vidpose_{self.cfg.model.backbone}"
+
+
+def _decoded_rows(conf: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(~np.isnan(conf).all(axis=1))
+
+
+def _ranges(idx: list[int], limit: int = 20) -> str:
+    """'3-7, 12, 40-41' for a sorted index list, cut after ``limit`` runs."""
+    runs: list[str] = []
+    start = prev = idx[0]
+    for i in [*idx[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        runs.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    more = f" (+{len(runs) - limit} more runs)" if len(runs) > limit else ""
+    return ", ".join(runs[:limit]) + more
+
+
+def _prefetch(it: Iterator[FrameBatch], depth: int) -> Iterator[FrameBatch]:
+    """Run ``it`` in a background thread, ``depth`` items ahead; re-raises its errors here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    sentinel = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                if stop.is_set():
+                    break
+                q.put(item)
+        except BaseException as exc:  # re-raised in the consumer
+            q.put(exc)
+        finally:
+            q.put(sentinel)
+
+    thread = threading.Thread(target=work, daemon=True, name="vidpose-decode")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is sentinel:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+class _progress:
+    """A rich progress bar showing frames/s."""
+
+    def __init__(self, name: str, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        class _FPS(TextColumn):
+            def render(self, task):  # type: ignore[override]
+                speed = task.finished_speed or task.speed
+                return (
+                    super().render(task)
+                    if speed is None
+                    else TextColumn(f"{speed:,.0f} frames/s").render(task)
+                )
+
+        self.p = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _FPS(""),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.p.start()
+        self.task = self.p.add_task(name, total=total)
+
+    def advance(self, n: int) -> None:
+        self.p.advance(self.task, n)
+
+    def stop(self) -> None:
+        self.p.stop()
+
+
+def load_model(
+    model_dir: str | Path,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    checkpoint: str = "best",
+) -> PoseModel:
+    """Load ``MODEL_DIR/checkpoints/<checkpoint>.ckpt`` with the config saved beside it."""
+    model_dir = Path(model_dir)
+    cfg_path = model_dir / "config.yaml"
+    info_path = model_dir / "model.json"
+    ckpt = model_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    for p in (cfg_path, info_path, ckpt):
+        if not p.exists():
+            raise VidposeError(
+                f"{p} not found: {model_dir} is not a complete vidpose model "
+                "directory (train one with `vidpose train`)"
+            )
+    cfg = load_config(cfg_path)
+    info: dict[str, Any] = json.loads(info_path.read_text())
+    network = build_network(
+        backbone=cfg.model.backbone,
+        head=cfg.model.head,
+        n_keypoints=len(info["keypoints"]),
+        pretrained=False,
+        heatmap_stride=cfg.model.heatmap_stride,
+    )
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    prefix = "network."
+    network.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+    return PoseModel(
+        network, cfg, info["keypoints"], resolve_device(device), precision, model_dir=model_dir
+    )

@@ -1,0 +1,146 @@
+"""Lightning data module for labeled frames: index batches in, augmented device batches out.
+
+The loaders yield only row indices. ``on_after_batch_transfer`` gathers the rows from a uint8
+cache that lives on the training device and augments them there (kornia), so the GPU is never
+waiting on Python image code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from vidpose.data.augment import AugmentSettings, augment_labeled
+from vidpose.data.batches import LabeledBatch
+from vidpose.data.labeled import LabeledData
+
+
+class RandomBatchSampler(Sampler[list[int]]):
+    """``steps`` batches of ``batch_size`` rows per epoch, reshuffled every epoch.
+
+    Rows are drawn epoch-wise without replacement (cycling through a fresh permutation when one
+    runs out), so every labeled frame is seen equally often whatever the batch size.
+    """
+
+    def __init__(self, rows: np.ndarray, batch_size: int, steps: int, seed: int) -> None:
+        self.rows = np.asarray(rows)
+        self.batch_size = batch_size
+        self.steps = steps
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        pool: list[int] = []
+        for _ in range(self.steps):
+            while len(pool) < self.batch_size:
+                pool.extend(rng.permutation(self.rows).tolist())
+            batch, pool = pool[: self.batch_size], pool[self.batch_size :]
+            yield batch
+
+
+def _collate(rows: list[int]) -> torch.Tensor:
+    return torch.as_tensor(rows, dtype=torch.long)
+
+
+class LabeledDataModule(L.LightningDataModule):
+    """Labeled frames for training and validation.
+
+    Args:
+        data: the decoded labeled frames with their split.
+        batch_size: labeled frames per training step.
+        steps_per_epoch: training steps that make one epoch.
+        augment: augmentation settings (applied to training batches only).
+        flip_perm: (K,) keypoint permutation applied by horizontal flips, or None.
+        seed: sampling seed.
+    """
+
+    def __init__(
+        self,
+        data: LabeledData,
+        batch_size: int,
+        steps_per_epoch: int,
+        augment: AugmentSettings,
+        flip_perm: torch.Tensor | None,
+        seed: int,
+        eval_batch_size: int = 64,
+    ) -> None:
+        super().__init__()
+        self.data = data
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.augment = augment
+        self.flip_perm = flip_perm
+        self.seed = seed
+        self.eval_batch_size = eval_batch_size
+        self._device_cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
+        self._generator: torch.Generator | None = None
+        self.train_sampler = RandomBatchSampler(
+            data.indices("train"), batch_size, steps_per_epoch, seed
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            list(range(len(self.data.split))), batch_sampler=self.train_sampler, collate_fn=_collate
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        rows = self.data.indices("val")
+        if len(rows) == 0:
+            rows = self.data.indices("train")
+        return DataLoader(
+            rows.tolist(), batch_size=self.eval_batch_size, shuffle=False, collate_fn=_collate
+        )
+
+    def state_dict(self) -> dict:
+        return {"sampler_epoch": self.train_sampler.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.train_sampler.epoch = int(state.get("sampler_epoch", 0))
+
+    def _cache_on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        if device not in self._device_cache:
+            d = self.data
+            self._device_cache[device] = (
+                d.images.to(device),
+                d.keypoints.to(device),
+                d.visible.to(device),
+                d.orig_hw.to(device),
+            )
+        return self._device_cache[device]
+
+    def gather(self, rows: torch.Tensor) -> LabeledBatch:
+        """Rows of the cache as a float batch on ``rows.device`` (no augmentation)."""
+        images, keypoints, visible, orig_hw = self._cache_on(rows.device)
+        return LabeledBatch(
+            images=images[rows].float().div_(255.0),
+            keypoints=keypoints[rows],
+            visible=visible[rows],
+            frame_index=rows,
+            orig_hw=orig_hw[rows],
+        )
+
+    def _generator_on(self, device: torch.device) -> torch.Generator:
+        """One generator per device type, seeded once (per sampler epoch after a resume)."""
+        if self._generator is None or self._generator.device.type != device.type:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self.seed + 7919 * self.train_sampler.epoch)
+        return self._generator
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if not isinstance(batch, torch.Tensor):
+            return batch
+        out = self.gather(batch)
+        if self.trainer is not None and self.trainer.training and self.augment.enabled:
+            out = augment_labeled(
+                out, self.augment, self.flip_perm, self._generator_on(batch.device)
+            )
+        return out

@@ -1,0 +1,118 @@
+"""The LightningModule: weighs and sums losses, logs them, and measures pixel error.
+
+All losses are pure functions from :mod:`vidpose.losses`; this module only decides which ones
+apply to a batch and how much each counts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from vidpose.data.augment import input_to_orig
+from vidpose.data.batches import LabeledBatch
+from vidpose.losses.supervised import SupervisedInputs, get_supervised_loss, pixel_error
+from vidpose.models import build_network, gaussian_targets_px
+from vidpose.models.heads import HeadOutput
+
+
+class PoseModule(L.LightningModule):
+    """Supervised pose training.
+
+    Args:
+        cfg: the resolved config as a plain dict (saved in checkpoints as hyperparameters).
+        keypoints: keypoint names, in label-table order.
+        total_steps: optimizer steps in the whole run (for the LR schedule).
+    """
+
+    def __init__(self, cfg: dict[str, Any], keypoints: list[str], total_steps: int) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        m = cfg["model"]
+        self.network = build_network(
+            backbone=m["backbone"],
+            head=m["head"],
+            n_keypoints=len(keypoints),
+            pretrained=m["pretrained"],
+            heatmap_stride=m["heatmap_stride"],
+        )
+        self.supervised_loss = get_supervised_loss(m["supervised_loss"])
+        self.sigma = float(m["sigma"])
+        self.total_steps = total_steps
+        if cfg["training"].get("channels_last", True):
+            self.network = self.network.to(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> HeadOutput:
+        return self.network(images)
+
+    def _images(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.cfg["training"].get("channels_last", True):
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def supervised_step(self, batch: LabeledBatch) -> tuple[torch.Tensor, HeadOutput]:
+        out = self.network(self._images(batch.images))
+        target = torch.where(batch.visible[..., None], batch.keypoints, torch.nan)
+        target_hm = None
+        if out.heatmaps is not None:
+            h, w = out.heatmaps.shape[-2:]
+            target_hm = gaussian_targets_px(target, h, w, out.heatmap_stride, self.sigma)
+        loss = self.supervised_loss(
+            SupervisedInputs(
+                pred_coords=out.coords,
+                target_coords=target,
+                visible=batch.visible,
+                pred_heatmaps=out.heatmaps,
+                target_heatmaps=target_hm,
+            )
+        )
+        return loss, out
+
+    def training_step(self, batch: LabeledBatch, batch_idx: int) -> torch.Tensor:
+        loss, _ = self.supervised_step(batch)
+        self.log("train/supervised", loss.detach(), prog_bar=True, batch_size=len(batch.images))
+        self.log("train/loss", loss.detach(), batch_size=len(batch.images))
+        return loss
+
+    def validation_step(self, batch: LabeledBatch, batch_idx: int) -> None:
+        loss, out = self.supervised_step(batch)
+        input_hw = batch.images.shape[-2:]
+        pred = input_to_orig(out.coords.float(), batch.orig_hw[:, None, :], input_hw)
+        target = input_to_orig(batch.keypoints.float(), batch.orig_hw[:, None, :], input_hw)
+        target = torch.where(batch.visible[..., None], target, torch.nan)
+        err = pixel_error(pred, target)
+        n = int((~torch.isnan(err)).sum())
+        self.log("val/loss", loss, batch_size=len(batch.images), sync_dist=True)
+        if n:
+            self.log(
+                "val/pixel_error", torch.nanmean(err), prog_bar=True, batch_size=n, sync_dist=True
+            )
+
+    def configure_optimizers(self):
+        t = self.hparams.cfg["training"]
+        params = [p for p in self.parameters() if p.requires_grad]
+        name = t["optimizer"]
+        if name == "adam":
+            opt = torch.optim.Adam(params, lr=t["lr"], weight_decay=t["weight_decay"])
+        elif name == "adamw":
+            opt = torch.optim.AdamW(params, lr=t["lr"], weight_decay=t["weight_decay"])
+        else:
+            opt = torch.optim.SGD(params, lr=t["lr"], momentum=0.9, weight_decay=t["weight_decay"])
+        total = max(1, self.total_steps)
+        warmup = int(t.get("warmup_steps", 0) or 0)
+        sched = t["scheduler"]
+
+        def factor(step: int) -> float:
+            w = min(1.0, (step + 1) / warmup) if warmup else 1.0
+            if sched == "cosine":
+                return w * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+            if sched == "multistep":
+                n = sum(step >= round(f * total) for f in t["milestones"])
+                return w * t["gamma"] ** n
+            return w
+
+        lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_sched, "interval": "step"}}

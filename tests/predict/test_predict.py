@@ -1,0 +1,116 @@
+"""Video and image prediction with a (briefly) trained tiny model."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from vidpose.cli import main as cli_main
+from vidpose.errors import VidposeError
+from vidpose.io import read_poses
+from vidpose.predict import load_model
+from vidpose.train import train
+from vidpose.video import open_video
+from vidpose.video.writer import VideoWriter
+
+TINY = [
+    "model.backbone=resnet18",
+    "model.pretrained=false",
+    "model.heatmap_stride=2",
+    "data.image_height=64",
+    "data.image_width=64",
+    "training.batch_size=4",
+    "training.max_steps=4",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_project_src, tmp_path_factory):
+    d = tmp_path_factory.mktemp("model") / "m"
+    train(tiny_project_src, TINY, model_dir=d, progress=False)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_video(tiny_project_src):
+    return next((tiny_project_src / "videos").glob("*.mp4"))
+
+
+def _frames(path):
+    with open_video(path, reader="pyav") as vr:
+        return np.concatenate([b.frames for b in vr.iter_batches(64)])
+
+
+def test_predict_video_matches_predict_images(tiny_model, tiny_video):
+    model = load_model(tiny_model, device="cpu")
+    poses = model.predict_video(tiny_video, batch_size=7)
+    assert poses.n_frames == 48 and poses.keypoints == model.keypoints
+    assert np.array_equal(poses.frames, np.arange(48))
+    assert np.isfinite(poses.coords).all() and np.isfinite(poses.likelihood).all()
+    assert ((poses.likelihood >= 0) & (poses.likelihood <= 1)).all()
+    ref = model.predict_images(_frames(tiny_video))
+    np.testing.assert_allclose(poses.coords, ref.coords, atol=1e-3)
+
+
+def test_predictions_are_in_original_pixels(tiny_model, tiny_video, tmp_path):
+    """A video at twice the size gives coordinates about twice as large."""
+    frames = _frames(tiny_video)[:16]
+    big = np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)
+    model = load_model(tiny_model, device="cpu")
+    small = model.predict_images(frames)
+    large = model.predict_images(big)
+    np.testing.assert_allclose(large.coords, 2 * small.coords + 0.5, atol=0.75)
+
+
+def test_resized_video_is_accepted(tiny_model, tiny_video, tmp_path):
+    frames = _frames(tiny_video)[:12]
+    big = np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)
+    path = tmp_path / "big.mp4"
+    with VideoWriter(path, fps=30, width=128, height=128) as w:
+        w.write(big)
+    poses = load_model(tiny_model, device="cpu").predict_video(path)
+    assert poses.n_frames == 12 and np.isfinite(poses.coords).all()
+    assert poses.coords[..., 0].max() > 64  # in the big video's pixels
+
+
+def test_truncated_video_gives_nan_rows_and_warning(tiny_model, tiny_video, tmp_path):
+    frames = _frames(tiny_video)
+    path = tmp_path / "cut.mkv"
+    with VideoWriter(path, fps=30, width=64, height=64, gop=8) as w:
+        w.write(frames)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    model = load_model(tiny_model, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        poses = model.predict_video(path)
+    bad = np.isnan(poses.coords).all(axis=(1, 2))
+    assert bad.any() and (~bad).any()
+    assert bad[-1] and not bad[0]
+    msgs = [str(w.message) for w in caught if "could not be decoded" in str(w.message)]
+    assert msgs and "cut.mkv" in msgs[0]
+
+
+def test_cli_predict_writes_csv(tiny_model, tiny_video, tmp_path):
+    rc = cli_main(
+        [
+            "predict",
+            str(tiny_model),
+            str(tiny_video),
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    poses = read_poses(tmp_path / f"{tiny_video.stem}.csv")
+    assert poses.n_frames == 48 and not poses.is_labels
+
+
+def test_load_model_on_incomplete_dir(tmp_path):
+    with pytest.raises(VidposeError, match="config.yaml"):
+        load_model(tmp_path)
