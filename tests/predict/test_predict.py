@@ -112,5 +112,5 @@ def test_cli_predict_writes_csv(tiny_model, tiny_video, tmp_path):
 
 
 def test_load_model_on_incomplete_dir(tmp_path):
-    with pytest.raises(VidposeError, match="config.yaml"):
+    with pytest.raises(VidposeError, match=r"config\.yaml"):
         load_model(tmp_path)

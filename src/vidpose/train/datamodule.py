@@ -8,15 +8,31 @@ waiting on Python image code.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from vidpose.data.augment import AugmentSettings, augment_labeled
-from vidpose.data.batches import LabeledBatch
+from vidpose.data.augment import AugmentSettings, augment_clip, augment_labeled
+from vidpose.data.batches import LabeledBatch, UnlabeledClip
 from vidpose.data.labeled import LabeledData
+from vidpose.data.unlabeled import ClipLoader
+
+
+@dataclass
+class TrainBatch:
+    """One semi-supervised step: a labeled batch and an unlabeled clip on the same device.
+
+    Attributes:
+        labeled: B augmented labeled frames.
+        unlabeled: T consecutive frames, augmented with one transform whose original ->
+            augmented matrix is ``unlabeled.matrix`` (3, 3).
+    """
+
+    labeled: LabeledBatch
+    unlabeled: UnlabeledClip
 
 
 class RandomBatchSampler(Sampler[list[int]]):
@@ -72,6 +88,7 @@ class LabeledDataModule(L.LightningDataModule):
         flip_perm: torch.Tensor | None,
         seed: int,
         eval_batch_size: int = 64,
+        clips: ClipLoader | None = None,
     ) -> None:
         super().__init__()
         self.data = data
@@ -83,6 +100,9 @@ class LabeledDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self._device_cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
         self._generator: torch.Generator | None = None
+        self.clips = clips
+        self._clip_iter: Iterator[UnlabeledClip] | None = None
+        self._clip_epoch = -1
         self.train_sampler = RandomBatchSampler(
             data.indices("train"), batch_size, steps_per_epoch, seed
         )
@@ -135,12 +155,42 @@ class LabeledDataModule(L.LightningDataModule):
             self._generator.manual_seed(self.seed + 7919 * self.train_sampler.epoch)
         return self._generator
 
+    def next_clip(self, device: torch.device) -> UnlabeledClip:
+        """The next unlabeled clip of this epoch, augmented with one transform for all frames."""
+        assert self.clips is not None
+        epoch = self.train_sampler.epoch - 1  # the sampler has already advanced
+        if self._clip_iter is None or self._clip_epoch != epoch:
+            self.clips.set_epoch(max(epoch, 0))
+            self._clip_iter = iter(self.clips)
+            self._clip_epoch = epoch
+        try:
+            clip = next(self._clip_iter)
+        except StopIteration:  # more labeled steps than clips: start the epoch's clips again
+            self._clip_iter = iter(self.clips)
+            clip = next(self._clip_iter)
+        clip = clip.to(device, non_blocking=True)
+        if clip.matrix is None:
+            if self.augment.enabled:
+                frames, matrix = augment_clip(clip.frames, self.augment, self._generator_on(device))
+            else:
+                frames, matrix = clip.frames, torch.eye(3, device=device)
+            clip = UnlabeledClip(
+                frames=frames,
+                video_index=clip.video_index,
+                start_frame=clip.start_frame,
+                orig_hw=clip.orig_hw,
+                matrix=matrix.float(),
+            )
+        return clip
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if not isinstance(batch, torch.Tensor):
             return batch
         out = self.gather(batch)
-        if self.trainer is not None and self.trainer.training and self.augment.enabled:
-            out = augment_labeled(
-                out, self.augment, self.flip_perm, self._generator_on(batch.device)
-            )
+        training = self.trainer is not None and self.trainer.training
+        if training and self.augment.enabled:
+            gen = self._generator_on(batch.device)
+            out = augment_labeled(out, self.augment, self.flip_perm, gen)
+        if training and self.clips is not None:
+            return TrainBatch(labeled=out, unlabeled=self.next_clip(batch.device))
         return out

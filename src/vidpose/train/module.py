@@ -12,11 +12,28 @@ from typing import Any
 import lightning as L
 import torch
 
-from vidpose.data.augment import input_to_orig
+from vidpose.data.augment import input_to_orig, unwarp_coords
 from vidpose.data.batches import LabeledBatch
+from vidpose.losses.registry import (
+    UnsupervisedContext,
+    UnsupervisedInputs,
+    get_unsupervised_loss,
+    ramp_weight,
+)
 from vidpose.losses.supervised import SupervisedInputs, get_supervised_loss, pixel_error
-from vidpose.models import build_network, gaussian_targets_px
+from vidpose.models import build_network, gaussian_targets_px, input_to_heatmap
 from vidpose.models.heads import HeadOutput
+from vidpose.train.datamodule import TrainBatch
+
+
+def split_output(out: HeadOutput, n: int) -> tuple[HeadOutput, HeadOutput]:
+    """The first ``n`` frames' outputs and the rest's."""
+
+    def part(sl: slice) -> HeadOutput:
+        hm = out.heatmaps[sl] if out.heatmaps is not None else None
+        return HeadOutput(out.coords[sl], out.confidence[sl], hm, out.heatmap_stride)
+
+    return part(slice(0, n)), part(slice(n, None))
 
 
 class PoseModule(L.LightningModule):
@@ -28,9 +45,23 @@ class PoseModule(L.LightningModule):
         total_steps: optimizer steps in the whole run (for the LR schedule).
     """
 
-    def __init__(self, cfg: dict[str, Any], keypoints: list[str], total_steps: int) -> None:
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        keypoints: list[str],
+        total_steps: int,
+        steps_per_epoch: int = 1,
+        unsup_ctx: UnsupervisedContext | None = None,
+    ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["unsup_ctx"])
+        self.steps_per_epoch = steps_per_epoch
+        self.unsup_ctx = unsup_ctx or UnsupervisedContext()
+        self.unsup_losses = [get_unsupervised_loss(n) for n in cfg["model"]["losses"]]
+        self.unsup_weights = {
+            n: float(cfg["losses"]["weights"].get(n, 1.0)) for n in cfg["model"]["losses"]
+        }
+        self.ramp_epochs = float(cfg["losses"]["ramp_epochs"])
         m = cfg["model"]
         self.network = build_network(
             backbone=m["backbone"],
@@ -53,14 +84,13 @@ class PoseModule(L.LightningModule):
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def supervised_step(self, batch: LabeledBatch) -> tuple[torch.Tensor, HeadOutput]:
-        out = self.network(self._images(batch.images))
+    def _supervised_loss(self, out: HeadOutput, batch: LabeledBatch) -> torch.Tensor:
         target = torch.where(batch.visible[..., None], batch.keypoints, torch.nan)
         target_hm = None
         if out.heatmaps is not None:
             h, w = out.heatmaps.shape[-2:]
             target_hm = gaussian_targets_px(target, h, w, out.heatmap_stride, self.sigma)
-        loss = self.supervised_loss(
+        return self.supervised_loss(
             SupervisedInputs(
                 pred_coords=out.coords,
                 target_coords=target,
@@ -69,13 +99,49 @@ class PoseModule(L.LightningModule):
                 target_heatmaps=target_hm,
             )
         )
-        return loss, out
 
-    def training_step(self, batch: LabeledBatch, batch_idx: int) -> torch.Tensor:
-        loss, _ = self.supervised_step(batch)
-        self.log("train/supervised", loss.detach(), prog_bar=True, batch_size=len(batch.images))
-        self.log("train/loss", loss.detach(), batch_size=len(batch.images))
-        return loss
+    def supervised_step(self, batch: LabeledBatch) -> tuple[torch.Tensor, HeadOutput]:
+        out = self.network(self._images(batch.images))
+        return self._supervised_loss(out, batch), out
+
+    def unsupervised_losses(self, out: HeadOutput, clip) -> dict[str, torch.Tensor]:
+        """Each unsupervised loss on one clip's predictions, in original-frame pixels."""
+        coords_in = unwarp_coords(out.coords.float(), clip.matrix)
+        coords_px = input_to_orig(coords_in, clip.orig_hw, clip.input_hw)
+        coords_hm = (
+            input_to_heatmap(out.coords.float(), out.heatmap_stride)
+            if out.heatmaps is not None
+            else None
+        )
+        inputs = UnsupervisedInputs(
+            coords_px=coords_px,
+            confidence=out.confidence.float(),
+            heatmap_logits=out.heatmaps,
+            coords_hm=coords_hm,
+        )
+        return {loss.name: loss(inputs, self.unsup_ctx).loss for loss in self.unsup_losses}
+
+    def training_step(self, batch: LabeledBatch | TrainBatch, batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, TrainBatch):
+            labeled, clip = batch.labeled, batch.unlabeled
+            # One forward over labeled frames and clip together: one backbone pass per step.
+            images = torch.cat([labeled.images, clip.frames.to(labeled.images.dtype)])
+            out_l, out_u = split_output(self.network(self._images(images)), len(labeled.images))
+            sup = self._supervised_loss(out_l, labeled)
+            ramp = ramp_weight(self.global_step / self.steps_per_epoch, self.ramp_epochs)
+            total = sup
+            for name, value in self.unsupervised_losses(out_u, clip).items():
+                total = total + self.unsup_weights[name] * ramp * value
+                self.log(f"train/{name}", value.detach(), batch_size=clip.n_frames)
+            self.log("train/ramp", ramp, batch_size=1)
+        else:
+            labeled = batch
+            sup, _ = self.supervised_step(labeled)
+            total = sup
+        bs = len(labeled.images)
+        self.log("train/supervised", sup.detach(), prog_bar=True, batch_size=bs)
+        self.log("train/loss", total.detach(), batch_size=bs)
+        return total
 
     def validation_step(self, batch: LabeledBatch, batch_idx: int) -> None:
         loss, out = self.supervised_step(batch)

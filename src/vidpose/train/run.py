@@ -30,9 +30,16 @@ from vidpose._atomic import atomic_write_text
 from vidpose.config import VidposeConfig, compose_config, to_yaml
 from vidpose.data.augment import AugmentSettings, flip_permutation
 from vidpose.data.labeled import LabeledData, load_labeled, make_splits
+from vidpose.data.unlabeled import ClipLoader
 from vidpose.errors import ConfigError
 from vidpose.io import write_poses
 from vidpose.io.poses import Poses
+from vidpose.losses.registry import (
+    UnsupervisedContext,
+    build_unsupervised_context,
+    check_loss_prerequisites,
+)
+from vidpose.models import get_head_spec
 from vidpose.project import Project, load_project
 from vidpose.train.checkpoint_io import AtomicCheckpointIO
 from vidpose.train.datamodule import LabeledDataModule
@@ -47,6 +54,18 @@ class TrainResult:
     metrics: dict[str, Any]
     train_seconds: float
     steps: int
+
+
+def _quiet_lightning() -> None:
+    """Keep the console to what a user needs: no accelerator banners, tips or deprecations."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 def resolve_device(device: str) -> str:
@@ -134,6 +153,7 @@ def _validate_against_registries(cfg: VidposeConfig) -> None:
 def _fit(
     project: Project, cfg: VidposeConfig, model_dir: Path, *, resume: bool, progress: bool
 ) -> TrainResult:
+    _quiet_lightning()
     t = cfg.training
     L.seed_everything(t.seed, workers=True, verbose=False)
     split = make_splits(
@@ -168,6 +188,21 @@ def _fit(
         if project.settings.flip_pairs
         else None
     )
+    accelerator = resolve_device(t.device)
+    precision = resolve_precision(t.precision, accelerator)
+    unsup_ctx, clips = None, None
+    if cfg.model.losses:
+        unsup_ctx = build_unsupervised(project, cfg, data, model_dir)
+        clips = ClipLoader(
+            project.videos,
+            cfg.unlabeled.clip_length,
+            input_hw,
+            reader=cfg.unlabeled.reader,
+            device="cuda" if accelerator == "cuda" else "cpu",
+            seed=t.seed,
+            steps_per_epoch=steps_per_epoch,
+            augment=AugmentSettings(**asdict(cfg.augment)),
+        )
     dm = LabeledDataModule(
         data,
         t.batch_size,
@@ -175,12 +210,11 @@ def _fit(
         AugmentSettings(**asdict(cfg.augment)),
         flip_perm,
         seed=t.seed,
+        clips=clips,
     )
     cfg_dict = asdict(cfg)
-    module = PoseModule(cfg_dict, project.labels.keypoints, total_steps)
+    module = PoseModule(cfg_dict, project.labels.keypoints, total_steps, steps_per_epoch, unsup_ctx)
 
-    accelerator = resolve_device(t.device)
-    precision = resolve_precision(t.precision, accelerator)
     if accelerator == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
@@ -205,12 +239,16 @@ def _fit(
     callbacks: list[L.Callback] = [best_cb, last_cb]
     if progress:
         callbacks.append(L.pytorch.callbacks.RichProgressBar(leave=True))
-    loggers = [
-        L.pytorch.loggers.CSVLogger(model_dir / "logs", name="", version="csv"),
+    # A resumed run logs into new folders: Lightning would otherwise delete the earlier logs.
+    suffix = ""
+    while (model_dir / "logs" / f"csv{suffix}").exists():
+        suffix = f"_{int(suffix[1:] or 0) + 1}"
+    loggers: list = [
+        L.pytorch.loggers.CSVLogger(model_dir / "logs", name="", version=f"csv{suffix}")
     ]
     with contextlib.suppress(ModuleNotFoundError):
         loggers.append(
-            L.pytorch.loggers.TensorBoardLogger(model_dir / "logs", name="", version="tb")
+            L.pytorch.loggers.TensorBoardLogger(model_dir / "logs", name="", version=f"tb{suffix}")
         )
     trainer = L.Trainer(
         accelerator=accelerator,
@@ -235,7 +273,11 @@ def _fit(
         last = ckpt_dir / "last.ckpt"
         ckpt_path = str(last) if last.exists() else None
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    finally:
+        if clips is not None:
+            clips.close()
     train_seconds = time.perf_counter() - t0
 
     best = ckpt_dir / "best.ckpt"
@@ -251,6 +293,57 @@ def _fit(
     metrics["seconds_per_epoch"] = train_seconds / max(1, trainer.current_epoch)
     _write_json(model_dir / "metrics.json", metrics)
     return TrainResult(model_dir, metrics, train_seconds, int(trainer.global_step))
+
+
+def build_unsupervised(
+    project: Project, cfg: VidposeConfig, data: LabeledData, model_dir: Path
+) -> UnsupervisedContext:
+    """Check the unsupervised losses fit this project, fit their subspaces, save them."""
+    if not project.videos:
+        raise ConfigError(
+            f"model.losses={cfg.model.losses} needs unlabeled videos, but {project.root}/videos "
+            "has none"
+        )
+    labels = project.labels
+    settings = project.settings
+    pca_idx = labels.keypoint_index(settings.pca_keypoints) if settings.pca_keypoints else None
+    view_matches = (
+        [labels.keypoint_index(row) for row in settings.view_matches]
+        if settings.view_matches
+        else None
+    )
+    train_rows = data.indices("train")
+    check_loss_prerequisites(
+        cfg.model.losses,
+        n_train_labels=len(train_rows),
+        n_keypoints=len(pca_idx) if pca_idx is not None else labels.n_keypoints,
+        has_view_matches=bool(view_matches),
+        head_has_heatmaps=get_head_spec(cfg.model.head).produces_heatmaps,
+    )
+    lc = cfg.losses
+    ctx = build_unsupervised_context(
+        cfg.model.losses,
+        labels_px=labels.coords[train_rows],
+        pca_keypoint_idx=pca_idx,
+        view_matches=view_matches,
+        keypoint_names=labels.keypoints,
+        pca_variance=lc.pca_variance,
+        pca_components=lc.pca_components,
+        pca_epsilon_percentile=lc.pca_epsilon_percentile,
+        pca_epsilon_px=lc.pca_epsilon_px,
+        temporal_epsilon_px=lc.temporal_epsilon_px,
+        temporal_min_confidence=lc.temporal_min_confidence,
+        heatmap_sigma=cfg.model.sigma,
+    )
+    _write_json(
+        model_dir / "unsupervised.json",
+        {
+            "losses": list(cfg.model.losses),
+            "pose_pca": ctx.pose_pca.to_dict() if ctx.pose_pca is not None else None,
+            "multiview_pca": ctx.multiview_pca.to_dict() if ctx.multiview_pca is not None else None,
+        },
+    )
+    return ctx
 
 
 @torch.no_grad()
