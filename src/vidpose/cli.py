@@ -81,6 +81,7 @@ def _print_metrics(model_dir: Path, metrics: dict, seconds: float) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from vidpose.io import write_poses
     from vidpose.predict import PredictStats, load_model
+    from vidpose.predict.metrics import write_video_metrics
 
     model = load_model(args.model_dir, device=args.device, precision=args.precision)
     if args.compile:
@@ -97,6 +98,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         )
         out = Path(out_dir) / f"{Path(video).stem}.csv"
         write_poses(poses, out)
+        write_video_metrics(poses, Path(args.model_dir), Path(out_dir), Path(video).stem)
         st = stats[0]
         console.print(f"[green]wrote[/] {out}  ({st.frames} frames, {st.fps:,.0f} frames/s)")
     return 0

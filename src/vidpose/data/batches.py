@@ -78,16 +78,22 @@ class UnlabeledClip:
         video_index: which video of the training set the clip comes from.
         start_frame: index in that video of ``frames[0]``; frame t is ``start_frame + t``.
         orig_hw: (height, width) of the video's frames before resizing.
+        matrix: (3, 3) float32 original -> augmented input-pixel matrix when the frames were
+            already augmented (by the DALI clip pipeline), for
+            :func:`vidpose.data.augment.unwarp_coords`; None when they were not.
     """
 
     frames: torch.Tensor
     video_index: int
     start_frame: int
     orig_hw: tuple[int, int]
+    matrix: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[1] != 3:
             raise ValueError(f"frames must be (T, 3, H, W), got {tuple(self.frames.shape)}")
+        if self.matrix is not None and tuple(self.matrix.shape) != (3, 3):
+            raise ValueError(f"matrix must be (3, 3), got {tuple(self.matrix.shape)}")
         self.orig_hw = (int(self.orig_hw[0]), int(self.orig_hw[1]))
 
     @property
@@ -100,10 +106,13 @@ class UnlabeledClip:
         return int(self.frames.shape[2]), int(self.frames.shape[3])
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> UnlabeledClip:
-        """The same clip with its frames on ``device``."""
+        """The same clip with its frames (and matrix) on ``device``."""
         return UnlabeledClip(
             frames=self.frames.to(device, non_blocking=non_blocking),
             video_index=self.video_index,
             start_frame=self.start_frame,
             orig_hw=self.orig_hw,
+            matrix=None
+            if self.matrix is None
+            else self.matrix.to(device, non_blocking=non_blocking),
         )

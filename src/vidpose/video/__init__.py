@@ -46,7 +46,7 @@ __all__ = [
 # skipped when their import fails, e.g. on a CPU-only machine or before they are written.
 # To add a backend, add its module name here.
 _REQUIRED_BACKENDS = ("pyav_reader",)
-_OPTIONAL_BACKENDS = ("nvdec", "dali")
+_OPTIONAL_BACKENDS = ("nvdec_reader", "dali_reader")
 
 _backends_loaded = False
 _import_errors: dict[str, str] = {}
@@ -63,7 +63,8 @@ def _load_backends() -> None:
         try:
             importlib.import_module(f"{__name__}.{name}")
         except Exception as e:  # a broken GPU backend must not stop CPU reading
-            _import_errors[name] = f"{type(e).__name__}: {e}"
+            # keyed by reader name ("nvdec" for nvdec_reader), as open_video looks them up
+            _import_errors[name.removesuffix("_reader")] = f"{type(e).__name__}: {e}"
     _backends_loaded = True
 
 

@@ -1,0 +1,81 @@
+"""Per-video quality metrics written beside the predictions: where a model is implausible.
+
+For ``videos/<stem>.csv`` these are written as tables with one row per frame and one column
+per keypoint (px):
+
+* ``<stem>_temporal_norm.csv``: how far each keypoint moved since the previous frame;
+* ``<stem>_pca_singleview_error.csv``: distance of each keypoint from the pose subspace fitted
+  to the training labels (models trained with ``pca_singleview``);
+* ``<stem>_pca_multiview_error.csv``: the same for the multiview subspace, one column per
+  (body part, view) keypoint (models trained with ``pca_multiview``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vidpose._atomic import atomic_path
+from vidpose.io.poses import Poses
+from vidpose.losses.pca import (
+    MultiviewPCA,
+    PosePCA,
+    multiview_reconstruction_error,
+    pca_reconstruction_error,
+)
+from vidpose.losses.unsupervised import temporal_norm
+
+
+def video_metrics(poses: Poses, model_dir: Path | None) -> dict[str, pd.DataFrame]:
+    """Metric name -> (frames x keypoints) table for one video's predictions."""
+    frames = pd.Index(poses.frames, name="frame")
+    out = {
+        "temporal_norm": pd.DataFrame(
+            temporal_norm(poses.coords), index=frames, columns=poses.keypoints
+        )
+    }
+    info_path = model_dir / "unsupervised.json" if model_dir is not None else None
+    if info_path is None or not info_path.exists():
+        return out
+    info = json.loads(info_path.read_text())
+    if info.get("pose_pca"):
+        pca = PosePCA.from_dict(info["pose_pca"])
+        err = pca_reconstruction_error(poses.coords, pca)
+        names = [poses.keypoints[i] for i in pca.keypoint_idx]
+        out["pca_singleview_error"] = pd.DataFrame(err, index=frames, columns=names)
+    if info.get("multiview_pca"):
+        mv = MultiviewPCA.from_dict(info["multiview_pca"])
+        err = multiview_reconstruction_error(poses.coords, mv)  # (N, M, V)
+        names = [poses.keypoints[i] for i in mv.view_matches.reshape(-1)]
+        out["pca_multiview_error"] = pd.DataFrame(
+            err.reshape(len(err), -1), index=frames, columns=names
+        )
+    return out
+
+
+def write_video_metrics(
+    poses: Poses, model_dir: Path | None, out_dir: Path, stem: str
+) -> list[Path]:
+    """Write every metric table as ``out_dir/<stem>_<metric>.csv``; returns the paths."""
+    paths = []
+    for name, table in video_metrics(poses, model_dir).items():
+        path = Path(out_dir) / f"{stem}_{name}.csv"
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, float_format="%.4f")
+        paths.append(path)
+    return paths
+
+
+def summarize(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """Median and 99th percentile of each metric over all frames and keypoints."""
+    out = {}
+    for name, t in tables.items():
+        v = t.to_numpy().ravel()
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[f"{name}_median"] = float(np.median(v))
+            out[f"{name}_p99"] = float(np.percentile(v, 99))
+    return out

@@ -1,0 +1,338 @@
+"""Unsupervised losses (vidpose.losses.unsupervised) and their registry (vidpose.losses.registry).
+
+Clips are tiny synthetic trajectories with known motion: a rigid body of K keypoints that
+drifts and turns smoothly, optionally with one injected jump or an off-subspace pose.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vidpose.errors import ConfigError
+from vidpose.losses.pca import fit_multiview_pca, fit_pose_pca
+from vidpose.losses.registry import (
+    UnsupervisedContext,
+    UnsupervisedInputs,
+    available_unsupervised_losses,
+    build_unsupervised_context,
+    check_loss_prerequisites,
+    get_unsupervised_loss,
+    ramp_weight,
+)
+from vidpose.losses.unsupervised import (
+    LossTerms,
+    multiview_pca_loss,
+    pca_loss,
+    temporal_loss,
+    temporal_norm,
+    unimodal_loss,
+)
+from vidpose.models.heatmaps import gaussian_targets
+
+K = 6
+
+
+def rigid_clip(n_frames: int = 12, step_px: float = 3.0, seed: int = 0) -> np.ndarray:
+    """A rigid body of K keypoints (radius ~30 px) that drifts ``step_px`` per frame in x and
+    turns 2 degrees per frame; (n_frames, K, 2) px, every step well under 10 px."""
+    rng = np.random.default_rng(seed)
+    shape = rng.normal(size=(K, 2)) * 15
+    t = np.arange(n_frames)[:, None]
+    angle = np.radians(2.0 * t)
+    cos, sin = np.cos(angle), np.sin(angle)
+    x = cos * shape[:, 0] - sin * shape[:, 1] + 200 + step_px * t
+    y = sin * shape[:, 0] + cos * shape[:, 1] + 150
+    return np.stack([x, y], axis=-1)
+
+
+def tensor(a: np.ndarray, grad: bool = False) -> torch.Tensor:
+    return torch.tensor(a, dtype=torch.float32, requires_grad=grad)
+
+
+def rigid_labels(n: int = 80, seed: int = 1) -> np.ndarray:
+    """Label poses: the rigid body of :func:`rigid_clip` at random angles (+-40 deg) and
+    places, with 0.3 px noise; (n, K, 2) px."""
+    rng = np.random.default_rng(seed)
+    shape = np.random.default_rng(0).normal(size=(K, 2)) * 15
+    angle = np.radians(rng.uniform(-40, 40, size=(n, 1)))
+    cos, sin = np.cos(angle), np.sin(angle)
+    x = cos * shape[:, 0] - sin * shape[:, 1]
+    y = sin * shape[:, 0] + cos * shape[:, 1]
+    coords = np.stack([x, y], axis=-1) + rng.uniform(0, 400, size=(n, 1, 2))
+    return coords + rng.normal(size=coords.shape) * 0.3
+
+
+# --- temporal --------------------------------------------------------------------------------
+
+
+def test_temporal_zero_on_smooth_motion_and_positive_on_a_jump():
+    clip = rigid_clip()
+    smooth = temporal_loss(tensor(clip), torch.ones(12, K), epsilon_px=10.0)
+    assert isinstance(smooth, LossTerms)
+    assert smooth.loss.item() == 0.0 and int(smooth.count) == 11 * K
+    assert smooth.per_element.shape == (11, K)
+
+    jumped = clip.copy()
+    jumped[6, 2] += [30.0, 40.0]  # 50 px away and back: two pairs of 50 px +- a 3 px step
+    coords = tensor(jumped, grad=True)
+    terms = temporal_loss(coords, torch.ones(12, K), epsilon_px=10.0)
+    over = terms.per_element.detach()
+    assert torch.count_nonzero(over) == 2 and over[5, 2] > 35 and over[6, 2] > 35
+    assert terms.loss.item() == pytest.approx(over.sum().item() / (11 * K))
+    terms.loss.backward()
+    moved = coords.grad.abs().sum(-1) > 0
+    assert moved[[5, 6, 7], 2].all() and moved.sum() == 3
+
+
+def test_temporal_skips_low_confidence_pairs():
+    jumped = rigid_clip()
+    jumped[6, 2] += [30.0, 40.0]
+    confidence = torch.ones(12, K)
+    confidence[6, 2] = 0.5  # the jump itself is unsure: both of its pairs are skipped
+    terms = temporal_loss(tensor(jumped), confidence, epsilon_px=10.0, min_confidence=0.9)
+    assert terms.loss.item() == 0.0
+    assert int(terms.count) == 11 * K - 2
+    assert not terms.mask[5, 2] and not terms.mask[6, 2] and terms.mask[4, 2]
+
+
+def test_temporal_with_nothing_counted_is_zero_with_a_graph():
+    coords = tensor(rigid_clip(), grad=True)
+    terms = temporal_loss(coords, torch.zeros(12, K), epsilon_px=0.0, min_confidence=0.9)
+    assert int(terms.count) == 0 and terms.loss.item() == 0.0
+    terms.loss.backward()
+    assert torch.equal(coords.grad, torch.zeros_like(coords))
+
+
+def test_temporal_accepts_a_batch_of_clips():
+    clips = np.stack([rigid_clip(), rigid_clip(seed=3)])
+    terms = temporal_loss(tensor(clips), None, epsilon_px=1.0)
+    assert terms.per_element.shape == (2, 11, K) and int(terms.count) == 2 * 11 * K
+    assert terms.loss.item() > 0  # 3 px steps exceed a 1 px margin
+
+
+def test_temporal_norm_metric():
+    clip = np.zeros((4, 2, 2))
+    clip[:, 0, 0] = [0.0, 3.0, 3.0, 3.0]
+    clip[:, 1, 1] = [0.0, 0.0, 4.0, np.nan]
+    norm = temporal_norm(clip)
+    assert norm.shape == (4, 2)
+    assert np.isnan(norm[0]).all()
+    np.testing.assert_allclose(norm[1:, 0], [3.0, 0.0, 0.0])
+    np.testing.assert_allclose(norm[1:3, 1], [0.0, 4.0])
+    assert np.isnan(norm[3, 1])
+
+
+# --- pose PCA ----------------------------------------------------------------------------------
+
+
+def test_pca_loss_zero_on_rigid_motion_and_positive_off_subspace():
+    pca = fit_pose_pca(rigid_labels(), range(K))
+    assert 2 <= pca.n_components <= 3  # a turning rigid 2D body spans 2 shape dimensions
+    clip = rigid_clip()
+    assert pca_loss(tensor(clip), pca).loss.item() == 0.0
+
+    odd = clip.copy()
+    odd[4, 1] += [0.0, 25.0]  # one keypoint dislocated by 25 px in frame 4
+    coords = tensor(odd, grad=True)
+    terms = pca_loss(coords, pca)
+    assert terms.per_element.shape == (12, K)
+    assert terms.loss.item() > 0
+    assert terms.per_element[4].argmax() == 1
+    assert torch.count_nonzero(terms.per_element[[0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11]]) == 0
+    terms.loss.backward()
+    assert coords.grad[4, 1].abs().sum() > 0
+    assert torch.equal(coords.grad[0], torch.zeros(K, 2))
+
+
+def test_pca_loss_confidence_mask():
+    pca = fit_pose_pca(rigid_labels(), range(K))
+    odd = rigid_clip()
+    odd[4, 1] += [0.0, 25.0]
+    confidence = torch.ones(12, K)
+    confidence[4] = 0.1
+    terms = pca_loss(tensor(odd), pca, confidence, min_confidence=0.5)
+    assert terms.loss.item() == 0.0 and int(terms.count) == 11 * K
+
+
+def test_multiview_pca_loss_zero_when_views_agree_and_positive_when_they_do_not():
+    """Two orthographic cameras like a mirror rig: view 0 sees (x, y), view 1 sees (x, z), so
+    x must agree between the views while y and z are free."""
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(50, 3, 3)) * 40 + 200  # 50 frames, 3 body parts, 3D
+    coords = np.concatenate([points[..., [0, 1]], points[..., [0, 2]] + 300], axis=1)  # K = 6
+    labels = coords + rng.normal(size=coords.shape) * 0.3
+    matches = np.array([[0, 3], [1, 4], [2, 5]])
+    mv = fit_multiview_pca(labels, matches)
+    assert multiview_pca_loss(tensor(coords[:8]), mv).loss.item() == 0.0
+    deeper = coords[:8].copy()
+    deeper[:, 4, 1] += 25.0  # body part 1 moves in z only: still a valid 3D point
+    assert multiview_pca_loss(tensor(deeper), mv).loss.item() == 0.0
+
+    bad = coords[:8].copy()
+    bad[:, 4, 0] += 25.0  # body part 1's x disagrees between the views by 25 px
+    x = tensor(bad, grad=True)
+    terms = multiview_pca_loss(x, mv)
+    assert terms.per_element.shape == (8, 3, 2)
+    assert (terms.per_element[:, 1] > 10.0).all() and (terms.per_element[:, [0, 2]] == 0).all()
+    terms.loss.backward()
+    assert x.grad[:, [1, 4]].abs().sum() > 0 and x.grad[:, [0, 2, 3, 5]].abs().sum() == 0
+
+
+# --- unimodal --------------------------------------------------------------------------------
+
+
+def test_unimodal_near_zero_for_one_gaussian_and_larger_for_two_peaks():
+    sigma = 1.5
+    at = torch.tensor([[[10.3, 7.6], [20.0, 12.0]]])  # (B=1, K=2, 2) heatmap cells
+    one_peak = gaussian_targets(at, 24, 32, sigma)
+    logits = torch.log(one_peak + 1e-30)
+    single = unimodal_loss(logits, at, sigma)
+    assert single.per_element.shape == (1, 2)
+    assert single.loss.item() < 1e-4
+
+    second = gaussian_targets(torch.tensor([[[25.0, 18.0], [5.0, 3.0]]]), 24, 32, sigma)
+    two = torch.log(one_peak + second + 1e-30).requires_grad_(True)
+    double = unimodal_loss(two, at, sigma)
+    assert double.loss.item() == pytest.approx(math.log(2), rel=0.05)
+    double.loss.backward()
+    assert two.grad.abs().sum() > 0
+
+
+def test_unimodal_flat_map_is_penalised_and_off_map_keypoints_not_counted():
+    at = torch.tensor([[[10.0, 10.0], [500.0, 500.0]]])
+    terms = unimodal_loss(torch.zeros(1, 2, 24, 32), at, 1.5)
+    assert terms.mask.tolist() == [[True, False]]
+    assert terms.per_element[0, 0] > 2.0 and int(terms.count) == 1
+
+
+def test_losses_compute_in_float32_under_half_inputs():
+    coords = tensor(rigid_clip()).to(torch.bfloat16)
+    assert temporal_loss(coords, None, 1.0).loss.dtype == torch.float32
+    logits = torch.zeros(1, 1, 8, 8, dtype=torch.bfloat16)
+    assert unimodal_loss(logits, torch.tensor([[[3.0, 3.0]]]), 1.5).loss.dtype == torch.float32
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+def test_available_losses():
+    assert available_unsupervised_losses() == [
+        "pca_multiview",
+        "pca_singleview",
+        "temporal",
+        "unimodal",
+    ]
+    for name in available_unsupervised_losses():
+        assert get_unsupervised_loss(name).help
+
+
+def _full_context_and_inputs() -> tuple[UnsupervisedContext, UnsupervisedInputs, torch.Tensor]:
+    """Context fitted to rigid labels (as views: keypoints 0-2 and 3-5) and a clip whose frames
+    5-7 are scrambled by 15 px noise, so that every loss is positive."""
+    labels = rigid_labels()
+    ctx = build_unsupervised_context(
+        available_unsupervised_losses(),
+        labels_px=labels,
+        view_matches=[[0, 3], [1, 4], [2, 5]],
+        temporal_epsilon_px=2.0,
+    )
+    clip = rigid_clip()
+    clip[5:8] += np.random.default_rng(0).normal(size=(3, K, 2)) * 15  # three scrambled poses
+    coords = tensor(clip, grad=True)
+    logits = torch.randn(12, K, 16, 16, requires_grad=True)
+    inputs = UnsupervisedInputs(
+        coords_px=coords,
+        confidence=torch.ones(12, K),
+        heatmap_logits=logits,
+        coords_hm=torch.full((12, K, 2), 7.0),
+    )
+    return ctx, inputs, logits
+
+
+@pytest.mark.parametrize("name", available_unsupervised_losses())
+def test_every_registered_loss_forward_backward(name):
+    ctx, inputs, logits = _full_context_and_inputs()
+    terms = get_unsupervised_loss(name)(inputs, ctx)
+    assert terms.loss.ndim == 0 and torch.isfinite(terms.loss) and terms.loss.item() > 0
+    assert int(terms.count) > 0 and terms.mask.shape == terms.per_element.shape
+    terms.loss.backward()
+    grad = logits.grad if name == "unimodal" else inputs.coords_px.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_missing_inputs_at_call_time_raise():
+    with pytest.raises(ConfigError, match=r"'pca_singleview' needs \['pca'\]"):
+        get_unsupervised_loss("pca_singleview")(
+            UnsupervisedInputs(coords_px=tensor(rigid_clip())), UnsupervisedContext()
+        )
+    with pytest.raises(ConfigError, match="'unimodal' needs"):
+        get_unsupervised_loss("unimodal")(
+            UnsupervisedInputs(coords_px=tensor(rigid_clip())), UnsupervisedContext()
+        )
+
+
+def test_build_context_fits_only_what_is_needed():
+    ctx = build_unsupervised_context(["temporal"], labels_px=rigid_labels())
+    assert ctx.pose_pca is None and ctx.multiview_pca is None
+    ctx = build_unsupervised_context(["pca_singleview"], labels_px=rigid_labels())
+    assert ctx.pose_pca is not None and ctx.multiview_pca is None
+
+
+def _facts(**kw):
+    base = dict(n_train_labels=50, n_keypoints=6, has_view_matches=True, head_has_heatmaps=True)
+    return {**base, **kw}
+
+
+def test_prerequisites_pass_and_return_the_losses():
+    losses = check_loss_prerequisites(["temporal", "unimodal"], **_facts())
+    assert [loss.name for loss in losses] == ["temporal", "unimodal"]
+
+
+@pytest.mark.parametrize(
+    ("names", "facts", "message"),
+    [
+        (
+            ["pca_multiview"],
+            {"has_view_matches": False},
+            "model.losses includes pca_multiview but vidpose.yaml has no view_matches",
+        ),
+        (
+            ["unimodal"],
+            {"head_has_heatmaps": False},
+            "model.losses includes unimodal but the model's head produces no heatmaps",
+        ),
+        (
+            ["pca_singleview"],
+            {"n_train_labels": 1},
+            "includes pca_singleview but pose PCA needs at least 2 labeled training frames "
+            "and there are 1",
+        ),
+        (["pca_singleview"], {"n_keypoints": 1}, "at least 2 keypoints and the project has 1"),
+        (["pca_multiview"], {"n_train_labels": 3}, "at least 4 labeled training frames"),
+        (["smoothness"], {}, r"unknown unsupervised loss 'smoothness'; choose from \["),
+    ],
+)
+def test_prerequisite_messages(names, facts, message):
+    with pytest.raises(ConfigError, match=message):
+        check_loss_prerequisites(names, **_facts(**facts))
+
+
+def test_prerequisites_report_every_problem_at_once():
+    with pytest.raises(ConfigError) as info:
+        check_loss_prerequisites(
+            ["pca_multiview", "unimodal"], **_facts(has_view_matches=False, head_has_heatmaps=False)
+        )
+    assert "pca_multiview" in str(info.value) and "unimodal" in str(info.value)
+
+
+def test_ramp_weight():
+    assert ramp_weight(0.0, 10) == 0.0
+    assert ramp_weight(2.5, 10) == pytest.approx(0.25)
+    assert ramp_weight(10.0, 10) == 1.0
+    assert ramp_weight(37.0, 10) == 1.0
+    assert ramp_weight(0.0, 0) == 1.0
+    assert ramp_weight(-1.0, 5) == 0.0
