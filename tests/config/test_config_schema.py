@@ -129,7 +129,7 @@ def test_validate_choices_accepts_registry_names_and_skips_none():
     validate_choices(
         cfg,
         backbones=["resnet18", "resnet50"],
-        heads=["heatmap", "regression"],
+        heads=["heatmap", "heatmap_fpn", "regression"],
         losses=["temporal", "pca_singleview", "pca_multiview", "unimodal"],
         supervised_losses=["heatmap_mse"],
     )

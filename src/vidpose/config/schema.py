@@ -82,8 +82,8 @@ class ModelConfig:
         default=True, metadata=_help("start the backbone from ImageNet-pretrained weights")
     )
     head: str = field(
-        default="heatmap",
-        metadata=_help("pose head, a name in the head registry (heatmap, regression, ...)"),
+        default="heatmap_fpn",
+        metadata=_help("pose head, a name in the head registry (heatmap_fpn, heatmap, regression)"),
     )
     heatmap_stride: int = field(
         default=4,

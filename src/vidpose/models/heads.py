@@ -73,6 +73,8 @@ class Head(nn.Module):
     """
 
     heatmap_stride: int | None = None
+    multiscale: bool = False
+    """True for heads that take every backbone stage (``{stride: (B, C_s, h_s, w_s)}``)."""
 
     def __init__(self, in_channels: int, stride: int, n_keypoints: int) -> None:
         super().__init__()
@@ -253,6 +255,92 @@ class HeatmapHead(Head):
     def forward(self, features: Tensor) -> HeadOutput:
         """(B, in_channels, h, w) -> HeadOutput with heatmaps (B, K, h*r, w*r), r = stride/hs."""
         logits = self.final(self.decoder(features))
+        coords, confidence = decode_heatmaps(
+            logits, self.heatmap_stride, beta=self.beta, radius=self.decode_radius
+        )
+        return HeadOutput(coords, confidence, logits, self.heatmap_stride)
+
+
+@register_head("heatmap_fpn", produces_heatmaps=True)
+class MultiScaleHeatmapHead(Head):
+    """Heatmap head with skip connections from the stride-16/8/4 backbone stages (FPN-style).
+
+    Design: the last stage is reduced to ``width`` channels, then, once per halving of the
+    stride down to ``heatmap_stride``, upsampled x2 (nearest), added to a 1x1 projection of the
+    backbone stage at that stride (where there is one) and refined by a 3x3 conv + BN + ReLU.
+    Fine stages carry the precise position of small parts (paws, ears) that the stride-32
+    features have blurred away, so heatmaps get sharp after fewer steps than from the last
+    stage alone (:class:`HeatmapHead`). Cost at 256 x 256, stride 4: ~0.5 GMAC on top of the
+    backbone. Decoding and confidence are the same as :class:`HeatmapHead`.
+
+    Args:
+        in_channels, stride, n_keypoints: see :class:`Head`.
+        heatmap_stride: input pixels per heatmap cell (2 or 4).
+        feature_channels: stride -> channels of each backbone stage (``backbone.feature_info``;
+            filled in by :func:`vidpose.models.build_network`).
+        width: channels of the decoder.
+        beta, decode_radius: as in :class:`HeatmapHead`.
+    """
+
+    multiscale = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        stride: int,
+        n_keypoints: int,
+        heatmap_stride: int = 4,
+        feature_channels: dict[int, int] | None = None,
+        width: int = 128,
+        beta: float = 1.0,
+        decode_radius: int = DEFAULT_WINDOW_RADIUS,
+    ) -> None:
+        super().__init__(in_channels, stride, n_keypoints)
+        ratio = stride // heatmap_stride if heatmap_stride > 0 else 0
+        if ratio < 1 or ratio * heatmap_stride != stride or ratio & (ratio - 1):
+            raise ConfigError(
+                f"model.heatmap_stride={heatmap_stride}: must be a power of two dividing the "
+                f"backbone stride {stride} (e.g. 2 or 4)"
+            )
+        feature_channels = dict(feature_channels or {stride: in_channels})
+        self.heatmap_stride = heatmap_stride
+        self.beta = beta
+        self.decode_radius = decode_radius
+        self.reduce = nn.Sequential(
+            nn.Conv2d(in_channels, width, kernel_size=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        self.levels: list[int] = []
+        self.lateral = nn.ModuleDict()
+        self.refine = nn.ModuleDict()
+        s = stride
+        while s > heatmap_stride:
+            s //= 2
+            self.levels.append(s)
+            if s in feature_channels:
+                self.lateral[str(s)] = nn.Conv2d(feature_channels[s], width, kernel_size=1)
+            self.refine[str(s)] = nn.Sequential(
+                nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            )
+        self.final = nn.Conv2d(width, n_keypoints, kernel_size=1)
+        nn.init.normal_(self.final.weight, std=1e-3)
+        nn.init.zeros_(self.final.bias)
+
+    def forward(self, features: dict[int, Tensor] | Tensor) -> HeadOutput:
+        """Backbone stages ``{stride: (B, C_s, H/s, W/s)}`` (or the last stage alone)."""
+        if isinstance(features, Tensor):
+            features = {self.stride: features}
+        x = self.reduce(features[self.stride])
+        for s in self.levels:
+            x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+            lateral = self.lateral[str(s)] if str(s) in self.lateral else None  # noqa: SIM401
+            if lateral is not None and s in features:
+                x = x + lateral(features[s])
+            x = self.refine[str(s)](x)
+        logits = self.final(x)
         coords, confidence = decode_heatmaps(
             logits, self.heatmap_stride, beta=self.beta, radius=self.decode_radius
         )

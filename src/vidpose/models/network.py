@@ -48,14 +48,15 @@ class PoseNetwork(nn.Module):
     def heatmap_stride(self) -> int | None:
         return self.head.heatmap_stride
 
-    def forward_features(self, images: Tensor) -> Tensor:
+    def forward_features(self, images: Tensor) -> Tensor | dict[int, Tensor]:
         """Backbone features of raw images.
 
         Args:
             images: (B, 3, H, W) float RGB in [0, 1]; H and W multiples of ``stride``.
 
         Returns:
-            (B, C, H/stride, W/stride) features, C = ``backbone.channels``.
+            (B, C, H/stride, W/stride) features, C = ``backbone.channels``; for multiscale
+            heads, every stage as ``{stride: (B, C_s, H/s, W/s)}``.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
@@ -65,9 +66,12 @@ class PoseNetwork(nn.Module):
                 f"image size {h}x{w} is not a multiple of the backbone stride {self.stride}; "
                 "resize or pad the images"
             )
-        return self.backbone(normalize_imagenet(images))
+        x = normalize_imagenet(images)
+        if self.head.multiscale:
+            return self.backbone.forward_intermediates(x)
+        return self.backbone(x)
 
-    def forward_head(self, features: Tensor) -> HeadOutput:
+    def forward_head(self, features: Tensor | dict[int, Tensor]) -> HeadOutput:
         """(B, C, h, w) backbone features -> HeadOutput (coords in input pixels)."""
         return self.head(features)
 
@@ -102,5 +106,7 @@ def build_network(
     bb = build_backbone(backbone, pretrained)
     if spec.produces_heatmaps and "heatmap_stride" in spec.options:
         head_kwargs = {"heatmap_stride": heatmap_stride, **head_kwargs}
+    if "feature_channels" in spec.options:
+        head_kwargs = {"feature_channels": dict(bb.feature_info), **head_kwargs}
     hd = build_head(head, bb.channels, bb.stride, n_keypoints, **head_kwargs)
     return PoseNetwork(bb, hd)
