@@ -151,7 +151,7 @@ def test_mapping_entries_merge_add_and_delete():
     assert cfg.losses.weights == {
         "temporal": 3.0,
         "pca_singleview": 2.0,
-        "pca_multiview": 1.0,
+        "pca_multiview": 0.01,
         "extra": 0.5,
     }
 

@@ -42,10 +42,10 @@ def test_documented_defaults():
     assert cfg.model.backbone == "resnet50" and cfg.model.heatmap_stride == 4
     assert cfg.model.losses == []
     assert cfg.losses.weights == {
-        "temporal": 1.0,
-        "pca_singleview": 1.0,
-        "pca_multiview": 1.0,
-        "unimodal": 1.0,
+        "temporal": 0.005,
+        "pca_singleview": 0.01,
+        "pca_multiview": 0.01,
+        "unimodal": 0.1,
     }
     assert cfg.losses.pca_components is None and cfg.output.dir is None
     assert cfg.training.max_steps == -1 and cfg.training.precision == "auto"
@@ -56,7 +56,7 @@ def test_default_mutable_fields_are_not_shared_between_instances():
     a, b = VidposeConfig(), VidposeConfig()
     a.model.losses.append("temporal")
     a.losses.weights["temporal"] = 5.0
-    assert b.model.losses == [] and b.losses.weights["temporal"] == 1.0
+    assert b.model.losses == [] and b.losses.weights["temporal"] == 0.005
 
 
 def test_every_key_has_help_and_appears_in_config_help():

@@ -10,9 +10,9 @@ from vidpose.errors import ConfigError
 from vidpose.models import (
     HeadOutput,
     PoseNetwork,
+    attach_head,
     build_head,
     decode_heatmaps,
-    get_backbone_spec,
     get_head_spec,
     head_help,
     list_backbones,
@@ -54,34 +54,40 @@ def _train_step(net: PoseNetwork, head_name: str) -> None:
 
 
 # The backbone dominates the cost, so the full backbone x head cross runs on features only;
-# each backbone trains end to end with the default head, each head with resnet18.
+# each backbone trains end to end with every heatmap head, each head with resnet18.
+HEATMAP_HEADS = [h for h in list_heads() if get_head_spec(h).produces_heatmaps]
 
 
+@pytest.mark.parametrize("head_name", HEATMAP_HEADS)
 @pytest.mark.parametrize("backbone_name", list_backbones())
-def test_every_backbone_trains_with_the_default_head(backbone_name, get_backbone):
+def test_every_backbone_trains_with_every_heatmap_head(backbone_name, head_name, get_backbone):
     torch.manual_seed(0)
-    bb = get_backbone(backbone_name)
-    _train_step(PoseNetwork(bb, build_head("heatmap", bb.channels, bb.stride, K)), "heatmap")
+    _train_step(attach_head(get_backbone(backbone_name), head_name, K), head_name)
 
 
 @pytest.mark.parametrize("head_name", list_heads())
 def test_every_head_trains_with_resnet18(head_name, get_backbone):
     torch.manual_seed(0)
-    bb = get_backbone("resnet18")
-    _train_step(PoseNetwork(bb, build_head(head_name, bb.channels, bb.stride, K)), head_name)
+    _train_step(attach_head(get_backbone("resnet18"), head_name, K), head_name)
 
 
 @pytest.mark.parametrize("head_name", list_heads())
 @pytest.mark.parametrize("backbone_name", list_backbones())
-def test_every_head_fits_every_backbone(backbone_name, head_name):
-    """Head on random features shaped like the backbone's output for a 64 x 64 input."""
-    spec = get_backbone_spec(backbone_name)
-    head = build_head(head_name, spec.channels, spec.stride, K)
-    feats = torch.randn(2, spec.channels, 64 // spec.stride, 64 // spec.stride, requires_grad=True)
-    out = head(feats)
+def test_every_head_fits_every_backbone(backbone_name, head_name, get_backbone):
+    """Head on random features shaped like the backbone's for a 64 x 64 input (all stages for
+    multiscale heads); gradients reach the features it uses."""
+    torch.manual_seed(0)
+    net = attach_head(get_backbone(backbone_name), head_name, K)
+    info = net.backbone.feature_info
+    feats = {s: torch.randn(2, c, 64 // s, 64 // s, requires_grad=True) for s, c in info.items()}
+    last = feats[net.stride]
+    out = net.forward_head(feats if net.head.multiscale else last)
     _check_output(out, head_name, 2, 64)
     _loss(out).backward()
-    assert torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0
+    assert torch.isfinite(last.grad).all() and last.grad.abs().sum() > 0
+    if net.head.multiscale:
+        finer = [f for s, f in feats.items() if s < net.stride and f.grad is not None]
+        assert finer and all(f.grad.abs().sum() > 0 for f in finer)
 
 
 @pytest.mark.parametrize("heatmap_stride, size", [(2, 32), (4, 16), (8, 8), (32, 2)])

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from vidpose.models import (
+    DEFAULT_SIGMA,
     decode_heatmaps,
     gaussian_targets,
     gaussian_targets_px,
@@ -80,11 +81,12 @@ def test_points_beyond_the_outer_cell_centres_decode_onto_them():
     assert torch.allclose(found, torch.tensor([[[1.5, 50.0], [125.5, 93.5]]]), atol=0.05)
 
 
+@pytest.mark.parametrize("sigma", [1.5, DEFAULT_SIGMA])
 @pytest.mark.parametrize("stride", [2, 4])
-def test_decode_of_ideal_logits_recovers_points(stride):
-    """Logits = log of the target (what the losses train towards) decode to the points."""
+def test_decode_of_ideal_logits_recovers_points(stride, sigma):
+    """Logits = log of the target (what the losses train towards) decode to the points, with
+    the default radius, and confidently."""
     h, w = IMAGE_H // stride, IMAGE_W // stride
-    sigma = 1.5
     logits = torch.log(gaussian_targets_px(POINTS_PX, h, w, stride, sigma) + 1e-30)
     coords, confidence = decode_heatmaps(logits.to(torch.bfloat16), stride)
     assert coords.dtype == torch.float32

@@ -54,14 +54,26 @@ def test_predict_video_matches_predict_images(tiny_model, tiny_video):
     np.testing.assert_allclose(poses.coords, ref.coords, atol=1e-3)
 
 
-def test_predictions_are_in_original_pixels(tiny_model, tiny_video, tmp_path):
-    """A video at twice the size gives coordinates about twice as large."""
-    frames = _frames(tiny_video)[:16]
-    big = np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)
+def test_predictions_are_in_original_pixels(tiny_model, tiny_video):
+    """Frames of another size: the network sees them resized; coordinates come back in theirs."""
+    import torch
+    import torch.nn.functional as F
+
+    from vidpose.data.augment import input_to_orig
+
+    frames = _frames(tiny_video)[:8]
+    big = np.repeat(np.repeat(frames, 3, axis=1), 2, axis=2)  # 192 x 128: not the input size
     model = load_model(tiny_model, device="cpu")
-    small = model.predict_images(frames)
-    large = model.predict_images(big)
-    np.testing.assert_allclose(large.coords, 2 * small.coords + 0.5, atol=0.75)
+    direct = model.predict_images(big)
+    x = torch.from_numpy(big).permute(0, 3, 1, 2).float() / 255.0
+    x = F.interpolate(x, size=model.input_hw, mode="bilinear", align_corners=False,
+                      antialias=True)
+    with torch.no_grad():
+        at_input = model.network(x).coords.numpy()
+    expected = input_to_orig(at_input, big.shape[1:3], model.input_hw)
+    np.testing.assert_allclose(direct.coords, expected, atol=1e-3)
+    # y spans 3x the input's rows, x 2x its columns: the mapping is per axis
+    assert not np.allclose(expected, at_input, atol=1.0)
 
 
 def test_resized_video_is_accepted(tiny_model, tiny_video, tmp_path):

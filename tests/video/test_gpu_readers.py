@@ -311,7 +311,11 @@ def test_nvdec_frame_identity_and_pixels(mp4_video, ids, rgb):
 @pytest.mark.gpu
 @pytest.mark.parametrize("reader", ["nvdec", "dali"])
 def test_gpu_readers_on_the_example_video(reader):
-    """Real H.264 with B-frames and 250-frame GOPs: the frames PyAV gives, a level apart at most."""
+    """Real H.264 with B-frames and 250-frame GOPs: the frames PyAV gives, to the colour matrix.
+
+    Measured on an H100: nvdec is identical to PyAV; DALI's own YUV->RGB conversion differs by
+    up to 2 levels (mean ~1.04 on this grey video), never by a frame.
+    """
     pytest.importorskip("PyNvVideoCodec" if reader == "nvdec" else "nvidia.dali")
     if not EXAMPLE_VIDEO.exists():
         pytest.skip(f"example video not found at {EXAMPLE_VIDEO}")
@@ -319,9 +323,11 @@ def test_gpu_readers_on_the_example_video(reader):
     with make(EXAMPLE_VIDEO) as r, PyAVReader(EXAMPLE_VIDEO) as ref:
         for start in (0, 191, 500, 990):
             got, want = r.read_clip(start, 4), ref.read_clip(start, 4)
-            assert got.valid.all() and frame_diff(got.frames, want.frames).mean() < 1.0
+            diff = frame_diff(got.frames, want.frames)
+            assert got.valid.all() and diff.mean() < 1.5 and diff.max() <= 3
         first = next(r.iter_batches(64, start=100))
-        assert frame_diff(first.frames, ref.read_clip(100, 64).frames).mean() < 1.0
+        diff = frame_diff(first.frames, ref.read_clip(100, 64).frames)
+        assert diff.mean() < 1.5 and diff.max() <= 3
 
 
 @pytest.mark.gpu

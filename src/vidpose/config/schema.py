@@ -107,7 +107,9 @@ class ModelConfig:
 
 
 def _default_loss_weights() -> dict[str, float]:
-    return {"temporal": 1.0, "pca_singleview": 1.0, "pca_multiview": 1.0, "unimodal": 1.0}
+    # The pixel-valued losses (px beyond their margin) are ~10-100x the normalised heatmap
+    # loss when they fire; these weights keep them a correction, not the objective.
+    return {"temporal": 0.005, "pca_singleview": 0.01, "pca_multiview": 0.01, "unimodal": 0.1}
 
 
 @dataclass
@@ -197,6 +199,10 @@ class TrainingConfig:
     devices: int = field(default=1, metadata=_help("number of devices (GPUs) to train on"))
     val_every_n_epochs: int = field(default=1, metadata=_help("validate every n epochs"))
     log_every_n_steps: int = field(default=10, metadata=_help("log metrics every n steps"))
+    checkpoint_every_n_steps: int = field(
+        default=500,
+        metadata=_help("save checkpoints/last.ckpt (for --resume) every n steps and at the end"),
+    )
     early_stopping_patience: int | None = field(
         default=None,
         metadata=_help("stop after this many validations without improvement; null = never"),
@@ -490,6 +496,7 @@ def find_issues(cfg: VidposeConfig) -> list[Issue]:
     need(t.devices >= 1, "training.devices", ">= 1")
     need(t.val_every_n_epochs >= 1, "training.val_every_n_epochs", ">= 1")
     need(t.log_every_n_steps >= 1, "training.log_every_n_steps", ">= 1")
+    need(t.checkpoint_every_n_steps >= 1, "training.checkpoint_every_n_steps", ">= 1")
     need(
         t.early_stopping_patience is None or t.early_stopping_patience >= 1,
         "training.early_stopping_patience",

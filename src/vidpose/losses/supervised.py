@@ -10,11 +10,16 @@ This is the distribution that :func:`vidpose.models.heatmaps.decode_heatmaps` (b
 the soft-argmax of, so training and decoding agree, and a trained map's mass near the peak is
 directly its confidence.
 
-* ``kl``: ``KL(T || P) = sum T * (log T - log_softmax(logits))`` per keypoint. Its gradient
-  ``P - T`` on the logits stays large while ``P`` is flat, so it trains quickly from scratch.
+* ``kl`` (recommended): ``KL(T || P) = sum T * (log T - log_softmax(logits))`` per keypoint.
+  Its gradient on the logits, ``P - T``, stays large wherever the target has mass, so a peak
+  in the wrong place is always pulled to the right one: it trains quickly from scratch.
 * ``mse``: ``sum (P - T)**2 / sum T**2`` per keypoint: squared error relative to the target's
-  energy. A flat or wrong map scores ~1 and a perfect one 0, whatever the heatmap size and
-  sigma, so its weight against other losses does not depend on resolution.
+  energy, so a flat or wrong map scores ~1 and a perfect one 0 whatever the heatmap size and
+  sigma. Its gradient on the logit of cell j is proportional to ``P_j``: where the map has no
+  mass (a peak far from the target) it barely pulls. Measured on synthetic dots from scratch
+  (ResNet-50, 256 px, 64 x 64 maps, ``heatmap`` head, AdamW): KL was under 1 px after 100
+  steps in all 6 runs; MSE was 9-40 px off after 200 steps and ended (300 steps) at 0.8 px
+  mean with one keypoint 21 px off. On small maps (16 x 16) both converge alike.
 
 Registry: the training module picks a loss by name (``heatmap_mse``, ``heatmap_kl``,
 ``regression_l1``) with :func:`get_supervised_loss`; ``needs_heatmaps`` says whether the model's

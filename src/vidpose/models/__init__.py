@@ -47,7 +47,7 @@ from vidpose.models.heatmaps import (
     soft_argmax,
     spatial_softmax,
 )
-from vidpose.models.network import PoseNetwork, build_network
+from vidpose.models.network import PoseNetwork, attach_head, build_network
 
 __all__ = [
     "DEFAULT_SIGMA",
@@ -62,6 +62,7 @@ __all__ = [
     "HeatmapHead",
     "PoseNetwork",
     "RegressionHead",
+    "attach_head",
     "backbone_help",
     "build_backbone",
     "build_head",

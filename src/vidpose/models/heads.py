@@ -193,9 +193,10 @@ class HeatmapHead(Head):
     Design: a 1x1 conv + BN + ReLU maps the backbone's C channels (512..2048) to ``width``
     (256), then ``log2(stride / heatmap_stride)`` blocks of ConvTranspose2d(4, stride 2) + BN +
     ReLU double the resolution while halving the channels (floor ``min_width``): 256 -> 128 ->
-    64 -> 32 cells at stride 4, + one 32-channel block for stride 2. A 1x1 conv gives the K logit
-    maps. For a 256 x 256 input and heatmap stride 4 this costs ~0.1 GMAC (ResNet-50: ~5.4) and
-    uses only conv/BN/ReLU, which run well in bf16 and channels_last.
+    64 -> 32 cells at stride 4, + one 32-channel block for stride 2. A 1x1 conv (times
+    ``logit_scale``) gives the K logit maps. For a 256 x 256 input and heatmap stride 4 this
+    costs ~0.1 GMAC (ResNet-50: ~5.4) and uses only conv/BN/ReLU, which run well in bf16 and
+    channels_last.
 
     Decoding (see :mod:`vidpose.models.heatmaps`): spatial softmax of the logits with inverse
     temperature ``beta`` (1 = how the losses train them), then soft-argmax in a box of
@@ -211,6 +212,12 @@ class HeatmapHead(Head):
         beta: inverse temperature of the decoding softmax.
         decode_radius: soft-argmax / confidence box half-width, in heatmap cells; keep it
             >= ~2.5 x the target sigma.
+        logit_scale: fixed factor on the final conv's output. A sharp Gaussian needs logits
+            spanning tens (log-ratio d**2 / 2 sigma**2 between peak and background); the
+            factor lets the small final layer reach them quickly. Measured on synthetic dots
+            (ResNet-50 from scratch, 256 px, 16 images, AdamW 1e-3, KL loss, bf16): with 10,
+            training error < 1 px after 100 steps in all 6 runs; with 1, one run in three
+            was still ~50 px off after 300 steps. It speeds up the MSE loss likewise.
     """
 
     def __init__(
@@ -223,6 +230,7 @@ class HeatmapHead(Head):
         min_width: int = 32,
         beta: float = 1.0,
         decode_radius: int = DEFAULT_WINDOW_RADIUS,
+        logit_scale: float = 10.0,
     ) -> None:
         super().__init__(in_channels, stride, n_keypoints)
         ratio = stride // heatmap_stride if heatmap_stride > 0 else 0
@@ -236,6 +244,7 @@ class HeatmapHead(Head):
         self.heatmap_stride = heatmap_stride
         self.beta = beta
         self.decode_radius = decode_radius
+        self.logit_scale = logit_scale
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, width, kernel_size=1, bias=False),
             nn.BatchNorm2d(width),
@@ -254,7 +263,7 @@ class HeatmapHead(Head):
 
     def forward(self, features: Tensor) -> HeadOutput:
         """(B, in_channels, h, w) -> HeadOutput with heatmaps (B, K, h*r, w*r), r = stride/hs."""
-        logits = self.final(self.decoder(features))
+        logits = self.final(self.decoder(features)) * self.logit_scale
         coords, confidence = decode_heatmaps(
             logits, self.heatmap_stride, beta=self.beta, radius=self.decode_radius
         )
@@ -279,7 +288,7 @@ class MultiScaleHeatmapHead(Head):
         feature_channels: stride -> channels of each backbone stage (``backbone.feature_info``;
             filled in by :func:`vidpose.models.build_network`).
         width: channels of the decoder.
-        beta, decode_radius: as in :class:`HeatmapHead`.
+        beta, decode_radius, logit_scale: as in :class:`HeatmapHead`.
     """
 
     multiscale = True
@@ -294,6 +303,7 @@ class MultiScaleHeatmapHead(Head):
         width: int = 128,
         beta: float = 1.0,
         decode_radius: int = DEFAULT_WINDOW_RADIUS,
+        logit_scale: float = 10.0,
     ) -> None:
         super().__init__(in_channels, stride, n_keypoints)
         ratio = stride // heatmap_stride if heatmap_stride > 0 else 0
@@ -306,6 +316,7 @@ class MultiScaleHeatmapHead(Head):
         self.heatmap_stride = heatmap_stride
         self.beta = beta
         self.decode_radius = decode_radius
+        self.logit_scale = logit_scale
         self.reduce = nn.Sequential(
             nn.Conv2d(in_channels, width, kernel_size=1, bias=False),
             nn.BatchNorm2d(width),
@@ -340,7 +351,7 @@ class MultiScaleHeatmapHead(Head):
             if lateral is not None and s in features:
                 x = x + lateral(features[s])
             x = self.refine[str(s)](x)
-        logits = self.final(x)
+        logits = self.final(x) * self.logit_scale
         coords, confidence = decode_heatmaps(
             logits, self.heatmap_stride, beta=self.beta, radius=self.decode_radius
         )

@@ -34,7 +34,7 @@ decode onto the first/last cell centre.
 
 Confidence (:func:`heatmap_confidence`): the mass of ``P`` inside the final box, in [0, 1].
 It is ~1 for a sharp single peak (a Gaussian of sigma s keeps
-``erf((r + .5) / (s * sqrt 2))**2`` of its mass: 0.99 for the defaults sigma 1.5, r 4), about 1/2
+``erf((r + .5) / (s * sqrt 2))**2`` of its mass: 0.99 for the defaults sigma 2, r 5), about 1/2
 for two equal peaks and at most ``(2r + 1)**2 / (h * w)`` for a flat map. Keep
 ``radius >= ~2.5 * sigma`` so that a perfect prediction gets a confidence near 1 and the box
 does not truncate the peak.
@@ -45,11 +45,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-DEFAULT_SIGMA = 1.5
-"""Default Gaussian target width, in heatmap cells (6 input px at heatmap stride 4)."""
+DEFAULT_SIGMA = 2.0
+"""Default Gaussian target width, in heatmap cells (8 input px at heatmap stride 4)."""
 
-DEFAULT_WINDOW_RADIUS = 4
-"""Default half-width of the soft-argmax / confidence box, in heatmap cells (9 x 9 cells)."""
+DEFAULT_WINDOW_RADIUS = 5
+"""Default half-width of the soft-argmax / confidence box, in heatmap cells (11 x 11 cells);
+2.5 x :data:`DEFAULT_SIGMA`, see :func:`heatmap_confidence`."""
 
 DEFAULT_ITERATIONS = 3
 """How many times the soft-argmax box is re-centred on the estimate after the arg-max start."""

@@ -102,11 +102,28 @@ def build_network(
     Returns:
         The network, in training mode, float32, contiguous memory format.
     """
-    spec = get_head_spec(head)  # unknown head -> ConfigError before building a backbone
+    get_head_spec(head)  # unknown head -> ConfigError before building a backbone
     bb = build_backbone(backbone, pretrained)
+    return attach_head(bb, head, n_keypoints, heatmap_stride, **head_kwargs)
+
+
+def attach_head(
+    backbone: Backbone,
+    head: str,
+    n_keypoints: int,
+    heatmap_stride: int = 4,
+    **head_kwargs: Any,
+) -> PoseNetwork:
+    """A PoseNetwork of an existing backbone and a new head registered under ``head``.
+
+    Fills in what the head needs to know about the backbone: ``heatmap_stride`` for heads
+    that take it, ``feature_channels`` (``backbone.feature_info``) for multiscale heads.
+    Arguments as in :func:`build_network`.
+    """
+    spec = get_head_spec(head)
     if spec.produces_heatmaps and "heatmap_stride" in spec.options:
         head_kwargs = {"heatmap_stride": heatmap_stride, **head_kwargs}
     if "feature_channels" in spec.options:
-        head_kwargs = {"feature_channels": dict(bb.feature_info), **head_kwargs}
-    hd = build_head(head, bb.channels, bb.stride, n_keypoints, **head_kwargs)
-    return PoseNetwork(bb, hd)
+        head_kwargs = {"feature_channels": dict(backbone.feature_info), **head_kwargs}
+    hd = build_head(head, backbone.channels, backbone.stride, n_keypoints, **head_kwargs)
+    return PoseNetwork(backbone, hd)

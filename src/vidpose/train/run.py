@@ -227,13 +227,15 @@ def _fit(
         mode="min",
         save_top_k=1,
         save_last=False,
+        save_weights_only=True,
         enable_version_counter=False,
     )
     last_cb = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir,
         save_top_k=0,
         save_last=True,
-        every_n_train_steps=max(1, min(steps_per_epoch, 50)),
+        every_n_train_steps=t.checkpoint_every_n_steps,
+        save_on_train_epoch_end=False,
         enable_version_counter=False,
     )
     callbacks: list[L.Callback] = [best_cb, last_cb]
