@@ -102,7 +102,7 @@ def _ckpt_step(path: Path) -> int:
 def test_resume_after_kill_finishes_same_steps(tiny_project, tmp_path):
     """kill -9 mid-run, then --resume: the run ends at exactly max_steps."""
     model_dir = tmp_path / "m"
-    steps = 40
+    steps = 150
     cmd = [
         sys.executable,
         "-m",
@@ -112,6 +112,7 @@ def test_resume_after_kill_finishes_same_steps(tiny_project, tmp_path):
         *TINY,
         f"training.max_steps={steps}",
         "training.steps_per_epoch=7",
+        "training.checkpoint_every_n_steps=7",
         "--model-dir",
         str(model_dir),
         "--no-progress",
