@@ -190,9 +190,15 @@ class _DataReader:
     """Accumulates data rows chunk by chunk into float values, frame ids and frame columns."""
 
     def __init__(
-        self, where: str, header: list[list[str]], n_index: int, layout: ColumnLayout
+        self,
+        where: str,
+        header: list[list[str]],
+        n_index: int,
+        layout: ColumnLayout,
+        row_errors: list[str] | None = None,
     ) -> None:
         self.where = where
+        self.row_errors = row_errors
         self.header = header
         self.n_index = n_index
         self.layout = layout
@@ -212,13 +218,17 @@ class _DataReader:
 
     def add(self, line: int, cells: list[str]) -> None:
         if len(cells) != self.width:
-            self._width_error(line, cells)
+            message = self._width_error(line, cells)
+            if self.row_errors is None:
+                raise LabelsError(message)
+            self.row_errors.append(message)
+            return
         self._chunk.append(cells)
         self._chunk_lines.append(line)
         if len(self._chunk) >= _CHUNK_ROWS:
             self.flush()
 
-    def _width_error(self, line: int, cells: list[str]) -> None:
+    def _width_error(self, line: int, cells: list[str]) -> str:
         layout = self.layout
         got = len(cells) - self.n_index
         per = layout.values_per_keypoint
@@ -236,7 +246,7 @@ class _DataReader:
                 )
         else:
             what = f"the header has {self.width} columns but this row has {len(cells)}"
-        raise LabelsError(
+        return (
             f"{self.where} row {line} ({self.frame_of(cells)}): {what}; a missing value is an "
             f"empty cell between two commas, not a missing comma"
         )
@@ -271,11 +281,14 @@ class _DataReader:
                     out[r, j] = float(cell)
                 except ValueError:
                     col = self.n_index + pos
-                    raise LabelsError(
+                    message = (
                         f"{self.where} row {lines[r]} ({self.frame_of(cells)}), column {col + 1} "
                         f"(keypoint {self.header[1][col]!r}, {self.header[2][col]}): "
                         f"{_shown(cells[col])} is not a number"
-                    ) from None
+                    )
+                    if self.row_errors is None:
+                        raise LabelsError(message) from None
+                    self.row_errors.append(message)
         return out
 
     def read_fast(self, text: str, last_header_line: int) -> bool:
@@ -343,8 +356,14 @@ class _DataReader:
         return poses
 
 
-def load_csv(path: str | Path) -> Poses:
+def load_csv(path: str | Path, *, row_errors: list[str] | None = None) -> Poses:
     """Read a Lightning Pose / DeepLabCut CSV (see the module docstring for the layout).
+
+    Args:
+        path: the CSV file.
+        row_errors: if given, problems confined to one data row (wrong width, a cell that is not
+            a number) are appended here instead of raised; such a row is skipped (width) or its
+            bad cell is missing (not a number), so that a checker can go on and report more.
 
     Raises:
         LabelsError: naming the file, the 1-based row (text-editor line) and what was expected.
@@ -362,7 +381,7 @@ def load_csv(path: str | Path) -> Poses:
             f"{where}: the header names no keypoints; row 2 (bodyparts) should list each "
             f"keypoint once per coordinate (x, y[, likelihood])"
         )
-    data = _DataReader(where, header, n_index, layout)
+    data = _DataReader(where, header, n_index, layout, row_errors)
     if not data.read_fast(text, header_lines[-1]):
         for line, cells in rows:
             data.add(line, cells)

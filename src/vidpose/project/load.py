@@ -32,8 +32,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vidpose.errors import ProjectError, VidposeError
-from vidpose.io import read_labels_folder, read_poses
+from vidpose.errors import LabelsError, ProjectError, VidposeError
+from vidpose.io import detect_format, read_labels_folder, read_poses
+from vidpose.io.csv_format import load_csv
 from vidpose.io.poses import Poses
 from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, load_settings
 from vidpose.video import probe_video
@@ -309,11 +310,18 @@ def _scan_labels(scan: ProjectScan) -> None:
             "labels-ambiguous",
         )
         return
+    row_errors: list[str] = []
     try:
-        labels = read_poses(files[0]) if kind == "file" else read_labels_folder(root)
+        if kind == "file" and detect_format(files[0]).name == "csv":
+            # Row-level problems are collected so the rest of the project is still checked.
+            labels = load_csv(files[0], row_errors=row_errors)
+        else:
+            labels = read_poses(files[0]) if kind == "file" else read_labels_folder(root)
     except Exception as exc:  # any failure to parse a user's file is reported, not raised
         _add_labels_error(scan, exc, files)
         return
+    for message in row_errors:
+        _add_labels_error(scan, LabelsError(message), files)
     if len(files) > 1:
         scan.notes.append(f"labels merged from {len(files)} per-video tables in {LABELED_DATA_DIR}")
     if labels.n_frames and labels.frames.dtype.kind != "O":

@@ -139,6 +139,7 @@ def train(
 
 def _validate_against_registries(cfg: VidposeConfig) -> None:
     from vidpose.config import validate_choices
+    from vidpose.losses.registry import available_unsupervised_losses
     from vidpose.losses.supervised import list_supervised_losses
     from vidpose.models import list_backbones, list_heads
 
@@ -146,6 +147,7 @@ def _validate_against_registries(cfg: VidposeConfig) -> None:
         cfg,
         backbones=list_backbones(),
         heads=list_heads(),
+        losses=available_unsupervised_losses(),
         supervised_losses=list_supervised_losses(),
     )
 

@@ -1,0 +1,63 @@
+"""Semi-supervised training end to end on the tiny synthetic project (CPU, pyav clips)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vidpose.cli import main as cli_main
+from vidpose.errors import ConfigError
+from vidpose.train import train
+
+TINY = [
+    "model.backbone=resnet18",
+    "model.pretrained=false",
+    "model.heatmap_stride=2",
+    "data.image_height=64",
+    "data.image_width=64",
+    "training.batch_size=4",
+    "training.max_steps=6",
+    "training.log_every_n_steps=1",
+    "unlabeled.reader=pyav",
+    "unlabeled.clip_length=4",
+    "losses.ramp_epochs=0",
+]
+
+
+def test_semisupervised_run_logs_every_loss_and_writes_metrics(tiny_project, tmp_path):
+    losses = ["temporal", "pca_singleview", "unimodal"]
+    res = train(tiny_project, [*TINY, f"model.losses=[{','.join(losses)}]"],
+                model_dir=tmp_path / "m", progress=False)
+    assert res.steps == 6
+    log = pd.read_csv(res.model_dir / "logs" / "csv" / "metrics.csv")
+    for name in losses:
+        values = log[f"train/{name}"].dropna()
+        assert len(values) > 0 and np.isfinite(values).all(), name
+    assert (log["train/ramp"].dropna() == 1.0).all()
+    info = json.loads((res.model_dir / "unsupervised.json").read_text())
+    assert info["losses"] == losses and info["pose_pca"] is not None
+
+    video = next((tiny_project / "videos").glob("*.mp4"))
+    rc = cli_main(["predict", str(res.model_dir), str(video), "--out", str(tmp_path / "pred"),
+                   "--device", "cpu", "--no-progress"])
+    assert rc == 0
+    tn = pd.read_csv(tmp_path / "pred" / f"{video.stem}_temporal_norm.csv", index_col=0)
+    pe = pd.read_csv(tmp_path / "pred" / f"{video.stem}_pca_singleview_error.csv", index_col=0)
+    assert len(tn) == len(pe) == 48
+    assert np.isnan(tn.iloc[0]).all() and np.isfinite(tn.iloc[1:].to_numpy()).all()
+    assert (pe.to_numpy() >= 0).all()
+
+
+def test_multiview_without_view_matches_is_a_config_error(tiny_project, tmp_path):
+    with pytest.raises(ConfigError, match="view_matches"):
+        train(tiny_project, [*TINY, "model.losses=[pca_multiview]"], model_dir=tmp_path / "m",
+              progress=False)
+
+
+def test_unknown_unsupervised_loss_is_named(tiny_project, tmp_path):
+    with pytest.raises(ConfigError, match="temporall"):
+        train(tiny_project, [*TINY, "model.losses=[temporall]"], model_dir=tmp_path / "m",
+              progress=False)
