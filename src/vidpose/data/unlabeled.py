@@ -148,7 +148,8 @@ class ClipLoader:
         videos: the project's videos.
         clip_length: T, frames per clip.
         input_hw: (H, W) the frames are resized to.
-        reader: "auto" (the best reader that works here, GPU ones only for a CUDA ``device``),
+        reader: "auto" (threaded PyAV, measured fastest for random clips; a GPU reader only
+            when PyAV cannot open the video and the clips go to CUDA),
             "pyav", "nvdec", "dali", or any registered reader name.
         device: where clips are delivered (None: CUDA when available, else CPU).
         seed: base seed of the clip positions (and of DALI's augmentation).
@@ -245,7 +246,12 @@ class ClipLoader:
                 self._readers[0] = open_video(self.videos[0].path, reader=reader, device=device)
             return reader
         first = self.videos[0].path
-        for spec in readers.values():
+        # Random clips, unlike sequential prediction, favour threaded PyAV: on an H100 host
+        # (16 cores, 250-frame keyframe spacing) it gave 758 augmented clip frames/s against
+        # nvdec's 456 and DALI's 57 (uniform positions), and it decodes in background threads
+        # while the GPU trains. GPU readers stay available by name or when PyAV cannot open.
+        order = sorted(readers.values(), key=lambda spec: spec.name != "pyav")
+        for spec in order:
             if spec.gpu and not on_gpu:
                 continue
             try:
