@@ -129,11 +129,13 @@ class PoseModel:
             c, p = self._infer(torch.from_numpy(images[s : s + bs]))
             coords.append(c.cpu().numpy())
             conf.append(p.cpu().numpy())
+        coords, conf = _rounded(np.concatenate(coords), np.concatenate(conf))
         return Poses(
-            coords=np.concatenate(coords),
+            coords=coords,
             keypoints=self.keypoints,
             frames=np.arange(len(images)),
-            likelihood=np.concatenate(conf),
+            likelihood=conf,
+            scorer=self.scorer,
         )
 
     def predict_video(
@@ -189,6 +191,7 @@ class PoseModel:
             )
         if stats is not None:
             stats.append(PredictStats(frames=done, seconds=seconds, invalid_frames=invalid))
+        coords, conf = _rounded(coords, conf)
         return Poses(
             coords=coords,
             keypoints=self.keypoints,
@@ -200,6 +203,15 @@ class PoseModel:
     @property
     def scorer(self) -> str:
         return f"vidpose_{self.cfg.model.backbone}"
+
+
+COORD_DECIMALS = 4
+"""Predictions are rounded to 1e-4 px (likelihood to 1e-5): far below any model's precision,
+and it makes writing a predictions CSV ~7x faster than printing every float32 in full."""
+
+
+def _rounded(coords: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.round(coords, COORD_DECIMALS), np.round(conf, COORD_DECIMALS + 1)
 
 
 def _decoded_rows(conf: np.ndarray) -> np.ndarray:
