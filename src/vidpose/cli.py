@@ -129,6 +129,35 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_smooth(args: argparse.Namespace) -> int:
+    from vidpose.smooth import run_smooth
+
+    view_matches, labels = None, None
+    if args.mode == "multiview":
+        if args.project is None:
+            raise VidposeError("--mode multiview needs --project PROJECT_DIR (for view_matches)")
+        from vidpose.project import load_project
+
+        project = load_project(args.project)
+        view_matches = project.settings.view_matches
+        labels = project.labels
+    t0 = time.perf_counter()
+    poses = run_smooth(
+        args.predictions,
+        args.out,
+        smoothing=args.smoothing,
+        mode=args.mode,
+        center=args.center,
+        view_matches=view_matches,
+        labels=labels,
+    )
+    console.print(
+        f"[green]wrote[/] {args.out}  ({len(args.predictions)} members, "
+        f"{poses.n_frames} frames, {time.perf_counter() - t0:.1f} s)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidpose",
@@ -195,6 +224,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("smooth", help="ensemble several predictions and Kalman-smooth them")
+    p.add_argument(
+        "predictions", type=Path, nargs="+", help="predictions of one video, one per model"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output table (.csv or .h5)")
+    p.add_argument(
+        "--smoothing",
+        default="auto",
+        help="auto (max. marginal likelihood per keypoint) or a process variance px^2",
+    )
+    p.add_argument("--mode", choices=["singleview", "multiview"], default="singleview")
+    p.add_argument("--center", choices=["median", "mean"], default="median")
+    p.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        help="project whose vidpose.yaml view_matches and labels multiview mode uses",
+    )
+    p.set_defaults(func=_cmd_smooth)
 
     p = sub.add_parser("demo", help="synthesize, train, predict and score an example project")
     p.add_argument("--out", type=Path, default=Path("vidpose-demo"))

@@ -1,0 +1,79 @@
+"""File-level entry point for the CLI: read ensemble members, smooth, write one table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from vidpose.errors import ConfigError
+from vidpose.io import read_poses, write_poses
+from vidpose.io.poses import Poses
+from vidpose.smooth.ensemble import align_members
+from vidpose.smooth.multiview import smooth_multiview
+from vidpose.smooth.singleview import smooth_poses
+
+
+def parse_smoothing(value: str | float) -> Literal["auto"] | float:
+    """``"auto"`` or a positive float (px^2 per frame), from a CLI string or a number."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        q = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--smoothing: expected 'auto' or a positive number (px^2/frame), got {value!r}"
+        ) from None
+    if not q > 0:
+        raise ConfigError(f"--smoothing: expected a positive number (px^2/frame), got {value!r}")
+    return q
+
+
+def run_smooth(
+    paths: Sequence[Path],
+    out: Path,
+    smoothing: str | float = "auto",
+    mode: Literal["singleview", "multiview"] = "singleview",
+    center: Literal["median", "mean"] = "median",
+    view_matches: Sequence[Sequence[str]] | None = None,
+    labels: Path | Poses | None = None,
+) -> Poses:
+    """Smooth the predictions tables ``paths`` (one per ensemble member) into ``out``.
+
+    Args:
+        paths: predictions tables of the same video (any readable format: CSV, DLC .h5).
+        out: output table; its format comes from the extension; written atomically.
+        smoothing: "auto" or a process noise variance, px^2 per frame.
+        mode: "singleview", or "multiview" (matched keypoints share a 3-D latent; needs
+            ``view_matches``).
+        center: ensemble centre, "median" or "mean".
+        view_matches: rows of keypoint names, one per view (vidpose.yaml ``view_matches``).
+        labels: labelled frames (a table or its path, e.g. CollectedData.csv) to fit the
+            multiview subspaces; None fits them to the ensemble centre.
+
+    Returns:
+        The smoothed Poses that were written.
+
+    Raises:
+        LabelsError: a table is unreadable, or the tables disagree on frames / keypoints.
+        ConfigError: bad ``smoothing`` or ``mode``.
+    """
+    if mode not in ("singleview", "multiview"):
+        raise ConfigError(f"--mode: expected 'singleview' or 'multiview', got {mode!r}")
+    if mode == "multiview" and not view_matches:
+        raise ConfigError(
+            "--mode multiview needs view_matches (rows of one keypoint name per view, as in "
+            "vidpose.yaml); none were given"
+        )
+    q = parse_smoothing(smoothing)
+    paths = [Path(p) for p in paths]
+    members = align_members([read_poses(p) for p in paths], names=[str(p) for p in paths])
+    if mode == "multiview":
+        lab = read_poses(Path(labels)) if isinstance(labels, (str, Path)) else labels
+        smoothed = smooth_multiview(
+            members, view_matches, labels=lab, smoothing=q, center=center
+        ).poses
+    else:
+        smoothed = smooth_poses(members, smoothing=q, center=center)
+    write_poses(smoothed, Path(out))
+    return smoothed
