@@ -23,6 +23,14 @@ from vidpose.models.backbones import (
     normalize_imagenet,
     register_backbone,
 )
+from vidpose.models.context import (
+    ContextHeatmapHead,
+    ContextOutput,
+    ContextPoseNetwork,
+    SlidingWindow,
+    head_config_options,
+    select_more_confident,
+)
 from vidpose.models.heads import (
     Head,
     HeadOutput,
@@ -56,12 +64,16 @@ __all__ = [
     "IMAGENET_STD",
     "Backbone",
     "BackboneSpec",
+    "ContextHeatmapHead",
+    "ContextOutput",
+    "ContextPoseNetwork",
     "Head",
     "HeadOutput",
     "HeadSpec",
     "HeatmapHead",
     "PoseNetwork",
     "RegressionHead",
+    "SlidingWindow",
     "attach_head",
     "backbone_help",
     "build_backbone",
@@ -72,6 +84,7 @@ __all__ = [
     "gaussian_targets_px",
     "get_backbone_spec",
     "get_head_spec",
+    "head_config_options",
     "head_help",
     "heatmap_confidence",
     "heatmap_to_input",
@@ -81,6 +94,7 @@ __all__ = [
     "normalize_imagenet",
     "register_backbone",
     "register_head",
+    "select_more_confident",
     "soft_argmax",
     "spatial_softmax",
 ]

@@ -126,4 +126,6 @@ def attach_head(
     if "feature_channels" in spec.options:
         head_kwargs = {"feature_channels": dict(backbone.feature_info), **head_kwargs}
     hd = build_head(head, backbone.channels, backbone.stride, n_keypoints, **head_kwargs)
-    return PoseNetwork(backbone, hd)
+    # A head may name the network class it needs (the context head: one over frame windows).
+    network_cls = getattr(hd, "network_cls", None) or PoseNetwork
+    return network_cls(backbone, hd)

@@ -4,6 +4,12 @@ Video pipeline: a decoder thread fills a small queue of frame batches (so decodi
 the network) -> host-to-device copy -> resize on the device -> forward in bf16 / channels_last
 on CUDA -> coordinates mapped to original-frame pixels on the device -> one host copy per batch.
 Memory is bounded by the queue, whatever the video's length.
+
+Temporal-context models (:class:`~vidpose.models.ContextPoseNetwork`) run the backbone once per
+frame and keep the last W - 1 frames' features across batches
+(:class:`~vidpose.models.SlidingWindow`), so each frame's prediction sees frames t-W//2..t+W//2
+(edge-padded at the video's ends) at the cost of one backbone pass per frame.
+``predict_images`` treats its images as unrelated: each one is its own whole window.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from vidpose.config import VidposeConfig, load_config
 from vidpose.data.augment import input_to_orig
 from vidpose.errors import ConfigError, VidposeError
 from vidpose.io.poses import Poses
-from vidpose.models import build_network
+from vidpose.models import (
+    ContextOutput,
+    ContextPoseNetwork,
+    SlidingWindow,
+    build_network,
+    head_config_options,
+)
 from vidpose.video import open_video
 from vidpose.video.base import FrameBatch
 
@@ -96,22 +108,54 @@ class PoseModel:
             self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
         )
 
-    @torch.inference_mode()
-    def _infer(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, H0, W0, 3) uint8 on any device -> (coords (B,K,2) orig px, conf (B,K)) on device."""
+    @property
+    def is_context(self) -> bool:
+        """Whether the network predicts each frame from a window of frames."""
+        return isinstance(self.network, ContextPoseNetwork)
+
+    def _prepare(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(B, H0, W0, 3) uint8 -> (B, 3, H, W) float network input on the device, (H0, W0)."""
         frames = frames_u8.to(self.device, non_blocking=True)
-        orig_hw = frames.shape[1:3]
+        orig_hw = (int(frames.shape[1]), int(frames.shape[2]))
         x = frames.permute(0, 3, 1, 2).float().div_(255.0)
-        if tuple(orig_hw) != self.input_hw:
+        if orig_hw != self.input_hw:
             x = F.interpolate(
                 x, size=self.input_hw, mode="bilinear", align_corners=False, antialias=True
             )
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        return x, orig_hw
+
+    @torch.inference_mode()
+    def _infer(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, H0, W0, 3) uint8 on any device -> (coords (B,K,2) orig px, conf (B,K)) on device."""
+        x, orig_hw = self._prepare(frames_u8)
         with self._autocast:
-            out = self._forward(x)
-        coords = input_to_orig(out.coords.float(), tuple(orig_hw), self.input_hw)
+            if self.is_context:  # unrelated images: each is its own edge-padded window
+                feats = self.network.forward_features(x)
+                out = self.network.forward_from_features([feats] * self.network.context_frames)
+                out = out.combined
+            else:
+                out = self._forward(x)
+        coords = input_to_orig(out.coords.float(), orig_hw, self.input_hw)
         return coords, out.confidence.float()
+
+    @torch.inference_mode()
+    def _infer_stream(
+        self, frames_u8: torch.Tensor | None, window: SlidingWindow, orig_hw: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Push the next frames (None: the end of the video) through a context sliding window;
+        coords (M, K, 2) in original px and confidence (M, K) of the frames it completed."""
+        with self._autocast:
+            if frames_u8 is None:
+                out: ContextOutput | None = window.finish()
+            else:
+                x, orig_hw = self._prepare(frames_u8)
+                out = window.push(self.network.forward_features(x))
+        if out is None:
+            return None
+        coords = input_to_orig(out.combined.coords.float(), orig_hw, self.input_hw)
+        return coords, out.combined.confidence.float()
 
     def predict_images(self, images: np.ndarray, batch_size: int | None = None) -> Poses:
         """Predict keypoints on (N, H, W), (N, H, W, 1) or (N, H, W, 3) uint8 images."""
@@ -158,13 +202,17 @@ class PoseModel:
             t0 = time.perf_counter()
             done = 0
             bar = _progress(path.name, n) if progress else None
+            # Context models: frames pushed into the sliding window and not yet predicted.
+            window = SlidingWindow(self.network) if self.is_context else None
+            pending_idx = np.zeros(0, dtype=np.int64)
+            pending_ok = np.zeros(0, dtype=bool)
+            orig_hw = (0, 0)
             for batch in _prefetch(vr.iter_batches(bs), depth=3):
                 frames = batch.frames
                 if isinstance(frames, np.ndarray):
                     frames = torch.from_numpy(frames)
                     if self.device.type == "cuda":
                         frames = frames.pin_memory()
-                c, p = self._infer(frames)
                 idx = batch.indices
                 if idx[-1] >= n:  # container under-reported its length
                     extra = idx[-1] + 1 - n
@@ -172,12 +220,31 @@ class PoseModel:
                     conf = np.concatenate([conf, np.full((extra, conf.shape[1]), np.nan)])
                     n = idx[-1] + 1
                 ok = np.asarray(batch.valid, dtype=bool)
-                coords[idx[ok]] = c.cpu().numpy()[ok]
-                conf[idx[ok]] = p.cpu().numpy()[ok]
                 invalid.extend(idx[~ok].tolist())
                 done += len(idx)
+                if window is None:
+                    c, p = self._infer(frames)
+                    coords[idx[ok]] = c.cpu().numpy()[ok]
+                    conf[idx[ok]] = p.cpu().numpy()[ok]
+                else:
+                    orig_hw = (int(frames.shape[1]), int(frames.shape[2]))
+                    pending_idx = np.concatenate([pending_idx, idx])
+                    pending_ok = np.concatenate([pending_ok, ok])
+                    res = self._infer_stream(frames, window, orig_hw)
+                    if res is not None:
+                        m = len(res[0])
+                        i, o = pending_idx[:m], pending_ok[:m]
+                        coords[i[o]] = res[0].cpu().numpy()[o]
+                        conf[i[o]] = res[1].cpu().numpy()[o]
+                        pending_idx, pending_ok = pending_idx[m:], pending_ok[m:]
                 if bar is not None:
                     bar.advance(len(idx))
+            if window is not None and len(pending_idx):
+                res = self._infer_stream(None, window, orig_hw)
+                assert res is not None and len(res[0]) == len(pending_idx)
+                o = pending_ok
+                coords[pending_idx[o]] = res[0].cpu().numpy()[o]
+                conf[pending_idx[o]] = res[1].cpu().numpy()[o]
             if bar is not None:
                 bar.stop()
             seconds = time.perf_counter() - t0
@@ -334,6 +401,7 @@ def load_model(
         n_keypoints=len(info["keypoints"]),
         pretrained=False,
         heatmap_stride=cfg.model.heatmap_stride,
+        **head_config_options(cfg.model.head, context_frames=cfg.model.context_frames),
     )
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     prefix = "network."

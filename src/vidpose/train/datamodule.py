@@ -15,10 +15,34 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from vidpose.data.augment import AugmentSettings, augment_clip, augment_labeled
+from vidpose.data.augment import (
+    AugmentSettings,
+    _draw,
+    _Draws,
+    _photometric,
+    _warp_images,
+    augment_clip,
+    augment_labeled,
+    warp_labeled,
+)
 from vidpose.data.batches import LabeledBatch, UnlabeledClip
 from vidpose.data.labeled import LabeledData
 from vidpose.data.unlabeled import ClipLoader
+
+
+@dataclass
+class ContextBatch:
+    """B labeled frames with their neighbours, for a temporal-context model.
+
+    Attributes:
+        labeled: the centre frames and their keypoints (``labeled.images`` is
+            ``windows[:, W // 2]``).
+        windows: (B, W, 3, H, W_img) float32 in [0, 1], frame t at ``W // 2``; all W frames of a
+            sample went through the same augmentation as its centre frame.
+    """
+
+    labeled: LabeledBatch
+    windows: torch.Tensor
 
 
 @dataclass
@@ -26,13 +50,47 @@ class TrainBatch:
     """One semi-supervised step: a labeled batch and an unlabeled clip on the same device.
 
     Attributes:
-        labeled: B augmented labeled frames.
+        labeled: B augmented labeled frames (with their neighbours for a context model).
         unlabeled: T consecutive frames, augmented with one transform whose original ->
             augmented matrix is ``unlabeled.matrix`` (3, 3).
     """
 
-    labeled: LabeledBatch
+    labeled: LabeledBatch | ContextBatch
     unlabeled: UnlabeledClip
+
+
+def augment_windows(
+    batch: LabeledBatch,
+    windows: torch.Tensor,
+    settings: AugmentSettings,
+    flip_perm: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> ContextBatch:
+    """Augment B windows of W frames: one geometric and photometric draw per sample, shared by
+    its W frames (pixel noise alone is drawn per frame); keypoints follow the centre frame.
+
+    Args:
+        batch: the centre frames' labeled batch (its images are not used).
+        windows: (B, W, 3, H, W_img) float32 in [0, 1].
+        settings, flip_perm, generator: as for :func:`vidpose.data.augment.augment_labeled`.
+    """
+    if not settings.enabled:
+        return ContextBatch(batch, windows)
+    b, w = windows.shape[:2]
+    draws = _draw(b, batch.input_hw, settings, generator, windows.device, allow_flips=True)
+    labeled = warp_labeled(batch, draws.matrices, flip_perm)
+    flat = _warp_images(windows.flatten(0, 1), draws.matrices.repeat_interleave(w, dim=0))
+    per_frame = _Draws(
+        matrices=draws.matrices,
+        brightness=draws.brightness.repeat_interleave(w),
+        contrast=draws.contrast.repeat_interleave(w),
+        blur_sigma=draws.blur_sigma.repeat_interleave(w),
+    )
+    mean = flat.reshape(b, -1).mean(dim=1).repeat_interleave(w)
+    flat = _photometric(flat, per_frame, mean, settings, generator)
+    out = flat.unflatten(0, (b, w))
+    labeled.images = out[:, w // 2]
+    return ContextBatch(labeled, out)
 
 
 class RandomBatchSampler(Sampler[list[int]]):
@@ -130,7 +188,7 @@ class LabeledDataModule(L.LightningDataModule):
         if device not in self._device_cache:
             d = self.data
             self._device_cache[device] = (
-                d.images.to(device),
+                (d.windows if d.windows is not None else d.images).to(device),
                 d.keypoints.to(device),
                 d.visible.to(device),
                 d.orig_hw.to(device),
@@ -138,7 +196,13 @@ class LabeledDataModule(L.LightningDataModule):
         return self._device_cache[device]
 
     def gather(self, rows: torch.Tensor) -> LabeledBatch:
-        """Rows of the cache as a float batch on ``rows.device`` (no augmentation)."""
+        """Rows of the cache as a float batch on ``rows.device`` (no augmentation).
+
+        With neighbours cached (a context model) these are the centre frames; see
+        :meth:`gather_windows`.
+        """
+        if self.data.windows is not None:
+            return self.gather_windows(rows).labeled
         images, keypoints, visible, orig_hw = self._cache_on(rows.device)
         return LabeledBatch(
             images=images[rows].float().div_(255.0),
@@ -147,6 +211,19 @@ class LabeledDataModule(L.LightningDataModule):
             frame_index=rows,
             orig_hw=orig_hw[rows],
         )
+
+    def gather_windows(self, rows: torch.Tensor) -> ContextBatch:
+        """Rows of the window cache (frames and neighbours) on ``rows.device``."""
+        windows, keypoints, visible, orig_hw = self._cache_on(rows.device)
+        win = windows[rows].float().div_(255.0)
+        labeled = LabeledBatch(
+            images=win[:, win.shape[1] // 2],
+            keypoints=keypoints[rows],
+            visible=visible[rows],
+            frame_index=rows,
+            orig_hw=orig_hw[rows],
+        )
+        return ContextBatch(labeled, win)
 
     def _generator_on(self, device: torch.device) -> torch.Generator:
         """One generator per device type, seeded once (per sampler epoch after a resume)."""
@@ -186,8 +263,16 @@ class LabeledDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if not isinstance(batch, torch.Tensor):
             return batch
-        out = self.gather(batch)
         training = self.trainer is not None and self.trainer.training
+        if self.data.windows is not None:
+            ctx = self.gather_windows(batch)
+            if training and self.augment.enabled:
+                gen = self._generator_on(batch.device)
+                ctx = augment_windows(ctx.labeled, ctx.windows, self.augment, self.flip_perm, gen)
+            if training and self.clips is not None:
+                return TrainBatch(labeled=ctx, unlabeled=self.next_clip(batch.device))
+            return ctx
+        out = self.gather(batch)
         if training and self.augment.enabled:
             gen = self._generator_on(batch.device)
             out = augment_labeled(out, self.augment, self.flip_perm, gen)

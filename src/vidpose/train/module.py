@@ -13,7 +13,8 @@ import lightning as L
 import torch
 
 from vidpose.data.augment import input_to_orig, unwarp_coords
-from vidpose.data.batches import LabeledBatch
+from vidpose.data.batches import LabeledBatch, UnlabeledClip
+from vidpose.errors import ConfigError
 from vidpose.losses.registry import (
     UnsupervisedContext,
     UnsupervisedInputs,
@@ -21,9 +22,15 @@ from vidpose.losses.registry import (
     ramp_weight,
 )
 from vidpose.losses.supervised import SupervisedInputs, get_supervised_loss, pixel_error
-from vidpose.models import build_network, gaussian_targets_px, input_to_heatmap
+from vidpose.models import (
+    build_network,
+    gaussian_targets_px,
+    get_head_spec,
+    head_config_options,
+    input_to_heatmap,
+)
 from vidpose.models.heads import HeadOutput
-from vidpose.train.datamodule import TrainBatch
+from vidpose.train.datamodule import ContextBatch, TrainBatch
 
 
 def split_output(out: HeadOutput, n: int) -> tuple[HeadOutput, HeadOutput]:
@@ -34,6 +41,17 @@ def split_output(out: HeadOutput, n: int) -> tuple[HeadOutput, HeadOutput]:
         return HeadOutput(out.coords[sl], out.confidence[sl], hm, out.heatmap_stride)
 
     return part(slice(0, n)), part(slice(n, None))
+
+
+def check_head_losses(head: str, losses: list[str], context_frames: int, clip_length: int) -> None:
+    """ConfigError when a context head's window does not fit in an unlabeled clip."""
+    if losses and "context_frames" in get_head_spec(head).options and clip_length < context_frames:
+        raise ConfigError(
+            f"model.head={head} with model.losses={list(losses)}: unlabeled.clip_length="
+            f"{clip_length} is shorter than model.context_frames={context_frames}; a clip of T "
+            f"frames gives T - {context_frames - 1} context predictions, so set "
+            f"unlabeled.clip_length >= {context_frames} (e.g. {context_frames + 11})"
+        )
 
 
 class PoseModule(L.LightningModule):
@@ -69,6 +87,10 @@ class PoseModule(L.LightningModule):
             n_keypoints=len(keypoints),
             pretrained=m["pretrained"],
             heatmap_stride=m["heatmap_stride"],
+            **head_config_options(m["head"], context_frames=m["context_frames"]),
+        )
+        check_head_losses(
+            m["head"], m["losses"], m["context_frames"], cfg["unlabeled"]["clip_length"]
         )
         self.supervised_loss = get_supervised_loss(m["supervised_loss"])
         self.sigma = float(m["sigma"])
@@ -80,7 +102,11 @@ class PoseModule(L.LightningModule):
         return self.network(images)
 
     def _images(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) images or (B, W, 3, H, W) windows in the training memory format."""
         if self.hparams.cfg["training"].get("channels_last", True):
+            if images.ndim == 5:  # per frame channels_last, so the flattened batch is too
+                flat = images.flatten(0, 1).contiguous(memory_format=torch.channels_last)
+                return flat.unflatten(0, images.shape[:2])
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
@@ -100,7 +126,20 @@ class PoseModule(L.LightningModule):
             )
         )
 
-    def supervised_step(self, batch: LabeledBatch) -> tuple[torch.Tensor, HeadOutput]:
+    def supervised_step(
+        self, batch: LabeledBatch | ContextBatch
+    ) -> tuple[torch.Tensor, HeadOutput]:
+        """Supervised loss and the (combined) predictions of one labeled batch.
+
+        A context batch trains both decoders: the loss is the single-frame decoder's plus the
+        context decoder's.
+        """
+        if isinstance(batch, ContextBatch):
+            both = self.network.forward_window(self._images(batch.windows))
+            loss = self._supervised_loss(both.single, batch.labeled) + self._supervised_loss(
+                both.context, batch.labeled
+            )
+            return loss, both.combined
         out = self.network(self._images(batch.images))
         return self._supervised_loss(out, batch), out
 
@@ -121,30 +160,71 @@ class PoseModule(L.LightningModule):
         )
         return {loss.name: loss(inputs, self.unsup_ctx).loss for loss in self.unsup_losses}
 
-    def training_step(self, batch: LabeledBatch | TrainBatch, batch_idx: int) -> torch.Tensor:
+    def _context_semisupervised_step(
+        self, labeled: ContextBatch, clip: UnlabeledClip
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Supervised loss on B windows and unsupervised losses on a clip of T frames, with the
+        backbone run once on the B * W window frames and the T clip frames together.
+
+        The clip's T frames give T - W + 1 centre predictions from overlapping windows of the
+        same per-frame features (frames W // 2 .. T - 1 - W // 2), so consecutive predictions
+        never straddle two separately computed windows. Each unsupervised loss is applied to
+        both decoders' predictions and the two values are summed.
+        """
+        b, w = labeled.windows.shape[:2]
+        frames = torch.cat([labeled.windows.flatten(0, 1), clip.frames.to(labeled.windows.dtype)])
+        feats = self.network.forward_features(self._images(frames))
+        if isinstance(feats, torch.Tensor):
+            feats = {self.network.stride: feats}
+        window = [
+            {s: f[: b * w].unflatten(0, (b, w))[:, k] for s, f in feats.items()} for k in range(w)
+        ]
+        both = self.network.forward_from_features(window)
+        sup = self._supervised_loss(both.single, labeled.labeled) + self._supervised_loss(
+            both.context, labeled.labeled
+        )
+        seq = self.network.forward_sequence({s: f[b * w :] for s, f in feats.items()})
+        unsup: dict[str, torch.Tensor] = {}
+        for out in (seq.single, seq.context):
+            for name, value in self.unsupervised_losses(out, clip).items():
+                unsup[name] = unsup.get(name, 0.0) + value
+        return sup, unsup
+
+    def training_step(
+        self, batch: LabeledBatch | ContextBatch | TrainBatch, batch_idx: int
+    ) -> torch.Tensor:
         if isinstance(batch, TrainBatch):
-            labeled, clip = batch.labeled, batch.unlabeled
-            # One forward over labeled frames and clip together: one backbone pass per step.
-            images = torch.cat([labeled.images, clip.frames.to(labeled.images.dtype)])
-            out_l, out_u = split_output(self.network(self._images(images)), len(labeled.images))
-            sup = self._supervised_loss(out_l, labeled)
+            clip = batch.unlabeled
+            if isinstance(batch.labeled, ContextBatch):
+                labeled = batch.labeled.labeled
+                sup, unsup = self._context_semisupervised_step(batch.labeled, clip)
+            else:
+                labeled = batch.labeled
+                # One forward over labeled frames and clip together: one backbone pass per step.
+                images = torch.cat([labeled.images, clip.frames.to(labeled.images.dtype)])
+                out = self.network(self._images(images))
+                out_l, out_u = split_output(out, len(labeled.images))
+                sup = self._supervised_loss(out_l, labeled)
+                unsup = self.unsupervised_losses(out_u, clip)
             ramp = ramp_weight(self.global_step / self.steps_per_epoch, self.ramp_epochs)
             total = sup
-            for name, value in self.unsupervised_losses(out_u, clip).items():
+            for name, value in unsup.items():
                 total = total + self.unsup_weights[name] * ramp * value
                 self.log(f"train/{name}", value.detach(), batch_size=clip.n_frames)
             self.log("train/ramp", ramp, batch_size=1)
         else:
-            labeled = batch
-            sup, _ = self.supervised_step(labeled)
+            sup, _ = self.supervised_step(batch)
+            labeled = batch.labeled if isinstance(batch, ContextBatch) else batch
             total = sup
         bs = len(labeled.images)
         self.log("train/supervised", sup.detach(), prog_bar=True, batch_size=bs)
         self.log("train/loss", total.detach(), batch_size=bs)
         return total
 
-    def validation_step(self, batch: LabeledBatch, batch_idx: int) -> None:
+    def validation_step(self, batch: LabeledBatch | ContextBatch, batch_idx: int) -> None:
         loss, out = self.supervised_step(batch)
+        if isinstance(batch, ContextBatch):
+            batch = batch.labeled
         input_hw = batch.images.shape[-2:]
         pred = input_to_orig(out.coords.float(), batch.orig_hw[:, None, :], input_hw)
         target = input_to_orig(batch.keypoints.float(), batch.orig_hw[:, None, :], input_hw)

@@ -43,7 +43,7 @@ from vidpose.models import get_head_spec
 from vidpose.project import Project, load_project
 from vidpose.train.checkpoint_io import AtomicCheckpointIO
 from vidpose.train.datamodule import LabeledDataModule
-from vidpose.train.module import PoseModule
+from vidpose.train.module import PoseModule, check_head_losses
 
 
 @dataclass
@@ -162,7 +162,17 @@ def _fit(
         project.labels.n_frames, cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.split_seed
     )
     input_hw = (cfg.data.image_height, cfg.data.image_width)
-    data = load_labeled(project.labels, project.image_paths, input_hw, split)
+    check_head_losses(
+        cfg.model.head, cfg.model.losses, cfg.model.context_frames, cfg.unlabeled.clip_length
+    )
+    context = "context_frames" in get_head_spec(cfg.model.head).options
+    data = load_labeled(
+        project.labels,
+        project.image_paths,
+        input_hw,
+        split,
+        context_frames=cfg.model.context_frames if context else 1,
+    )
     n_train = len(data.indices("train"))
     steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(n_train / t.batch_size))
     total_steps = t.max_steps if t.max_steps > 0 else t.max_epochs * steps_per_epoch
@@ -364,7 +374,8 @@ def evaluate_labeled(
     conf = np.zeros((n, labels.n_keypoints))
     for start in range(0, n, 64):
         rows = torch.arange(start, min(n, start + 64))
-        images = data.images[rows].to(device).float().div_(255.0)
+        cache = data.windows if data.windows is not None else data.images
+        images = cache[rows].to(device).float().div_(255.0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = module(module._images(images))
         pred = input_to_orig(

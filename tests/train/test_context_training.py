@@ -1,0 +1,235 @@
+"""Context-model training data and an end-to-end run on CPU.
+
+Neighbour loading uses hand-made PNGs whose every pixel equals the frame number, so the frame
+that landed in each window slot can be read back from the cache. The end-to-end test trains a
+tiny context model on the ``tiny_project`` fixture (16 labeled 64 x 64 frames, each with its +-2
+neighbour PNGs; one 48-frame video).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vidpose.data.augment import AugmentSettings
+from vidpose.data.batches import LabeledBatch
+from vidpose.data.labeled import load_labeled, neighbour_paths
+from vidpose.errors import ConfigError
+from vidpose.io.poses import Poses
+from vidpose.train import train
+from vidpose.train.datamodule import augment_windows
+
+TINY = [
+    "model.backbone=resnet18",
+    "model.pretrained=false",
+    "model.heatmap_stride=2",
+    "model.head=heatmap_context",
+    "data.image_height=64",
+    "data.image_width=64",
+    "data.val_fraction=0.125",
+    "data.test_fraction=0.125",
+    "training.batch_size=4",
+]
+
+
+def _png(path: Path, value: int) -> None:
+    Image.fromarray(np.full((8, 8, 3), value, dtype=np.uint8)).save(path)
+
+
+@pytest.fixture
+def frames_dir(tmp_path) -> Path:
+    """img03..img07 (full window of img05), img10 alone, img21 + img22 (img22 lacks the right
+    side and img20)."""
+    d = tmp_path / "labeled-data" / "s"
+    d.mkdir(parents=True)
+    for i in (3, 4, 5, 6, 7, 10, 21, 22):
+        _png(d / f"img{i:02d}.png", i)
+    return d
+
+
+def test_neighbour_paths_use_same_width_names_and_replicate_towards_the_centre(frames_dir):
+    names = [p.name for p in neighbour_paths(frames_dir / "img05.png", 5)]
+    assert names == ["img03.png", "img04.png", "img05.png", "img06.png", "img07.png"]
+    names = [p.name for p in neighbour_paths(frames_dir / "img22.png", 5)]
+    assert names == ["img21.png", "img21.png", "img22.png", "img22.png", "img22.png"]
+    assert {p.name for p in neighbour_paths(frames_dir / "img10.png", 3)} == {"img10.png"}
+
+
+def test_load_labeled_caches_windows_and_warns_once_about_missing_neighbours(frames_dir):
+    names = ["img05.png", "img10.png", "img22.png"]
+    labels = Poses(
+        coords=np.full((3, 1, 2), 4.0),
+        keypoints=["a"],
+        frames=np.asarray([f"labeled-data/s/{n}" for n in names], dtype=object),
+    )
+    split = np.asarray(["train", "train", "val"], dtype=object)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_labeled(labels, [frames_dir / n for n in names], (8, 8), split, 5)
+    msgs = [str(w.message) for w in caught if "neighbouring" in str(w.message)]
+    assert len(msgs) == 1 and msgs[0].startswith("2 of 3 labeled frame(s)")
+    assert "img10.png" in msgs[0] and "img22.png" in msgs[0]
+    assert data.windows is not None and data.windows.shape == (3, 5, 3, 8, 8)
+    slots = data.windows[:, :, 0, 0, 0].tolist()
+    assert slots == [[3, 4, 5, 6, 7], [10] * 5, [21, 21, 22, 22, 22]]
+    assert torch.equal(data.images, data.windows[:, 2])
+    assert data.context_frames == 5
+    plain = load_labeled(labels, [frames_dir / n for n in names], (8, 8), split)
+    assert plain.windows is None and torch.equal(plain.images, data.images)
+
+
+def test_augment_windows_applies_one_transform_to_every_frame_of_a_sample():
+    torch.manual_seed(0)
+    b, w, s = 3, 5, 32
+    base = torch.rand(b, 1, 3, s, s)
+    windows = base.expand(b, w, 3, s, s).clone()  # identical frames in each window
+    batch = LabeledBatch(
+        images=windows[:, 2],
+        keypoints=torch.full((b, 1, 2), 16.0),
+        visible=torch.ones(b, 1, dtype=torch.bool),
+        frame_index=torch.arange(b),
+        orig_hw=torch.full((b, 2), s),
+    )
+    settings = AugmentSettings(rotation_deg=30.0, noise_std=0.0, blur_prob=0.5)
+    gen = torch.Generator().manual_seed(1)
+    out = augment_windows(batch, windows, settings, None, gen)
+    assert out.windows.shape == windows.shape
+    for k in range(w):  # every frame got its sample's transform, and it did change them
+        torch.testing.assert_close(out.windows[:, k], out.windows[:, 2])
+    assert not torch.allclose(out.windows[:, 2], windows[:, 2], atol=1e-2)
+    assert torch.equal(out.labeled.images, out.windows[:, 2])
+
+
+def test_tiny_context_model_trains_and_predicts_a_video_one_backbone_pass_per_frame(
+    tiny_project, tmp_path
+):
+    from vidpose.predict.predictor import load_model
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = train(
+            tiny_project,
+            [*TINY, "training.max_steps=3"],
+            model_dir=tmp_path / "m",
+            progress=False,
+        )
+    # the synthetic project writes every labeled frame's +-2 neighbours
+    assert not [w for w in caught if "neighbouring" in str(w.message)]
+    assert res.steps == 3
+    assert np.isfinite(res.metrics["train"]["pixel_error_mean"])
+
+    model = load_model(res.model_dir, device="cpu")
+    assert model.is_context
+    calls: list[int] = []
+    inner = model.network.forward_features
+
+    def counting(images):
+        calls.append(int(images.shape[0]))
+        return inner(images)
+
+    model.network.forward_features = counting  # type: ignore[method-assign]
+    video = sorted((tiny_project / "videos").iterdir())[0]
+    poses = model.predict_video(video, batch_size=7)  # 48 frames: batches straddle windows
+    assert poses.n_frames == 48
+    assert sum(calls) == 48
+    assert np.isfinite(poses.coords).all() and np.isfinite(poses.likelihood).all()
+    assert ((poses.likelihood >= 0) & (poses.likelihood <= 1)).all()
+
+    # Same predictions whatever the batching (the rolling buffer crosses batch boundaries).
+    again = model.predict_video(video, batch_size=48)
+    np.testing.assert_allclose(again.coords, poses.coords, atol=1e-3)
+
+
+SEMI = ["unlabeled.reader=pyav", "losses.ramp_epochs=0", "training.log_every_n_steps=1"]
+
+
+def test_context_model_trains_with_unsupervised_losses_on_clip_windows(tiny_project, tmp_path):
+    import pandas as pd
+
+    losses = ["temporal", "unimodal"]
+    res = train(
+        tiny_project,
+        [
+            *TINY,
+            *SEMI,
+            "training.max_steps=3",
+            "unlabeled.clip_length=7",
+            f"model.losses=[{','.join(losses)}]",
+        ],
+        model_dir=tmp_path / "m",
+        progress=False,
+    )
+    assert res.steps == 3
+    log = pd.read_csv(res.model_dir / "logs" / "csv" / "metrics.csv")
+    for name in losses:
+        values = log[f"train/{name}"].dropna()
+        assert len(values) > 0 and np.isfinite(values).all(), name
+
+
+def test_clip_shorter_than_the_context_window_is_a_clear_config_error(tiny_project, tmp_path):
+    with pytest.raises(ConfigError, match=r"unlabeled\.clip_length=4 is shorter than"):
+        train(
+            tiny_project,
+            [
+                *TINY,
+                *SEMI,
+                "training.max_steps=1",
+                "unlabeled.clip_length=4",
+                "model.losses=[temporal]",
+            ],
+            model_dir=tmp_path / "m",
+            progress=False,
+        )
+
+
+def test_context_semisupervised_step_runs_the_backbone_once_on_windows_and_clip():
+    """B=2 windows of W=5 and a T=7 clip: one backbone call on 2*5 + 7 frames; the clip
+    yields T - W + 1 = 3 predictions per decoder."""
+    from dataclasses import asdict
+
+    from vidpose.config import compose_config
+    from vidpose.data.batches import UnlabeledClip
+    from vidpose.losses.registry import UnsupervisedContext
+    from vidpose.train.datamodule import ContextBatch
+    from vidpose.train.module import PoseModule
+
+    torch.manual_seed(0)
+    cfg = compose_config({}, [*TINY, "model.losses=[temporal]", "unlabeled.clip_length=7"])
+    module = PoseModule(
+        asdict(cfg), ["a", "b"], 10, 1, UnsupervisedContext(temporal_min_confidence=0)
+    )
+    calls: list[int] = []
+    inner = module.network.forward_features
+
+    def counting(images):
+        calls.append(int(images.shape[0]))
+        return inner(images)
+
+    module.network.forward_features = counting  # type: ignore[method-assign]
+    seen: list[int] = []
+    losses = module.unsupervised_losses
+
+    def spy(out, clip):
+        seen.append(int(out.coords.shape[0]))
+        return losses(out, clip)
+
+    module.unsupervised_losses = spy  # type: ignore[method-assign]
+    windows = torch.rand(2, 5, 3, 64, 64)
+    labeled = LabeledBatch(
+        images=windows[:, 2],
+        keypoints=torch.full((2, 2, 2), 30.0),
+        visible=torch.ones(2, 2, dtype=torch.bool),
+        frame_index=torch.arange(2),
+        orig_hw=torch.full((2, 2), 64),
+    )
+    clip = UnlabeledClip(torch.rand(7, 3, 64, 64), 0, 0, (64, 64), torch.eye(3))
+    sup, unsup = module._context_semisupervised_step(ContextBatch(labeled, windows), clip)
+    assert calls == [17]
+    assert seen == [3, 3]
+    assert torch.isfinite(sup) and set(unsup) == {"temporal"} and torch.isfinite(unsup["temporal"])
