@@ -53,6 +53,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.project_dir is None:
         raise VidposeError("vidpose train needs PROJECT_DIR")
+    if args.seeds:
+        from vidpose.train.ensemble import train_ensemble
+        from vidpose.train.run import default_model_dir
+
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        ensemble_dir = args.model_dir or default_model_dir(Path(args.project_dir).resolve())
+        for res in train_ensemble(
+            args.project_dir, seeds, ensemble_dir, args.overrides, progress=not args.no_progress
+        ):
+            _print_metrics(res.model_dir, res.metrics, res.train_seconds)
+        console.print(f"[green]ensemble of {len(seeds)} written to[/] {ensemble_dir}")
+        return 0
     res = train(
         args.project_dir,
         args.overrides,
@@ -82,25 +94,39 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from vidpose.io import write_poses
     from vidpose.predict import PredictStats, load_model
     from vidpose.predict.metrics import write_video_metrics
+    from vidpose.train.ensemble import ensemble_members, is_ensemble
 
-    model = load_model(args.model_dir, device=args.device, precision=args.precision)
-    if args.compile:
-        model.compile()
-    out_dir = args.out or (Path(args.model_dir) / "videos")
-    for video in args.videos:
-        stats: list[PredictStats] = []
-        poses = model.predict_video(
-            video,
-            batch_size=args.batch_size,
-            reader=args.reader,
-            progress=not args.no_progress,
-            stats=stats,
-        )
-        out = Path(out_dir) / f"{Path(video).stem}.csv"
-        write_poses(poses, out)
-        write_video_metrics(poses, Path(args.model_dir), Path(out_dir), Path(video).stem)
-        st = stats[0]
-        console.print(f"[green]wrote[/] {out}  ({st.frames} frames, {st.fps:,.0f} frames/s)")
+    ensemble = is_ensemble(args.model_dir)
+    members = ensemble_members(args.model_dir) if ensemble else [Path(args.model_dir)]
+    out_dir = Path(args.out or (Path(args.model_dir) / "videos"))
+    outputs: dict[str, list[Path]] = {}
+    for member in members:
+        model = load_model(member, device=args.device, precision=args.precision)
+        if args.compile:
+            model.compile()
+        member_out = out_dir / member.name if ensemble else out_dir
+        for video in args.videos:
+            stats: list[PredictStats] = []
+            poses = model.predict_video(
+                video,
+                batch_size=args.batch_size,
+                reader=args.reader,
+                progress=not args.no_progress,
+                stats=stats,
+            )
+            out = member_out / f"{Path(video).stem}.csv"
+            write_poses(poses, out)
+            write_video_metrics(poses, member, member_out, Path(video).stem)
+            outputs.setdefault(Path(video).stem, []).append(out)
+            st = stats[0]
+            console.print(f"[green]wrote[/] {out}  ({st.frames} frames, {st.fps:,.0f} frames/s)")
+    if ensemble:
+        from vidpose.smooth import run_smooth
+
+        for stem, paths in outputs.items():
+            out = out_dir / f"{stem}.csv"
+            run_smooth(paths, out, smoothing="auto")
+            console.print(f"[green]wrote[/] {out}  (ensemble of {len(paths)}, Kalman-smoothed)")
     return 0
 
 
@@ -209,11 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue an interrupted run from MODEL_DIR/checkpoints/last.ckpt",
     )
+    p.add_argument(
+        "--seeds",
+        default=None,
+        help="train an ensemble, one member per seed (e.g. 0,1,2,3) under --model-dir",
+    )
     p.add_argument("--help-config", action="store_true", help="list every config key and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("predict", help="predict keypoints on videos")
+    p = sub.add_parser("predict", help="predict keypoints on videos (a model or an ensemble)")
     p.add_argument("model_dir", type=Path)
     p.add_argument("videos", type=Path, nargs="+")
     p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL/videos)")
