@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from vidpose import __version__
+from vidpose._device import resolve_device
 from vidpose.config import default_config
 from vidpose.io import write_poses
 from vidpose.models import build_network
 from vidpose.predict import PoseModel, PredictStats, load_model
-from vidpose.predict.predictor import resolve_device
 from vidpose.video import probe_video
 
 

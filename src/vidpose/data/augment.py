@@ -582,3 +582,41 @@ def input_to_orig(coords, orig_hw, input_hw):
     if not isinstance(coords, torch.Tensor):
         coords = np.asarray(coords, dtype=np.float64)
     return (coords + 0.5) * _xy_ratio(orig_hw, input_hw, coords) - 0.5
+
+
+def augment_windows(
+    batch: LabeledBatch,
+    windows: torch.Tensor,
+    settings: AugmentSettings,
+    flip_perm: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[LabeledBatch, torch.Tensor]:
+    """Augment B windows of W frames: one geometric and photometric draw per sample, shared by
+    its W frames (pixel noise alone is drawn per frame); keypoints follow the centre frame.
+
+    Args:
+        batch: the centre frames' labeled batch (its images are replaced by the augmented
+            centre frames).
+        windows: (B, W, 3, H, W_img) float32 in [0, 1].
+        settings, flip_perm, generator: as for :func:`augment_labeled`.
+
+    Returns:
+        The augmented labeled batch and the augmented windows (B, W, 3, H, W_img).
+    """
+    if not settings.enabled:
+        return batch, windows
+    b, w = windows.shape[:2]
+    draws = _draw(b, batch.input_hw, settings, generator, windows.device, allow_flips=True)
+    labeled = warp_labeled(batch, draws.matrices, flip_perm)
+    flat = _warp_images(windows.flatten(0, 1), draws.matrices.repeat_interleave(w, dim=0))
+    per_frame = _Draws(
+        matrices=draws.matrices,
+        brightness=draws.brightness.repeat_interleave(w),
+        contrast=draws.contrast.repeat_interleave(w),
+        blur_sigma=draws.blur_sigma.repeat_interleave(w),
+    )
+    mean = flat.reshape(b, -1).mean(dim=1).repeat_interleave(w)
+    flat = _photometric(flat, per_frame, mean, settings, generator)
+    out = flat.unflatten(0, (b, w))
+    labeled.images = out[:, w // 2]
+    return labeled, out

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidpose._device import resolve_device
 from vidpose.config import VidposeConfig, load_config
 from vidpose.data.augment import input_to_orig
 from vidpose.errors import ConfigError, VidposeError
@@ -54,14 +55,6 @@ class PredictStats:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(device)
 
 
 class PoseModel:

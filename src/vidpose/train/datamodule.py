@@ -17,13 +17,11 @@ from torch.utils.data import DataLoader, Sampler
 
 from vidpose.data.augment import (
     AugmentSettings,
-    _draw,
-    _Draws,
-    _photometric,
-    _warp_images,
     augment_clip,
     augment_labeled,
-    warp_labeled,
+)
+from vidpose.data.augment import (
+    augment_windows as augment_frame_windows,
 )
 from vidpose.data.batches import LabeledBatch, UnlabeledClip
 from vidpose.data.labeled import LabeledData
@@ -66,30 +64,8 @@ def augment_windows(
     flip_perm: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> ContextBatch:
-    """Augment B windows of W frames: one geometric and photometric draw per sample, shared by
-    its W frames (pixel noise alone is drawn per frame); keypoints follow the centre frame.
-
-    Args:
-        batch: the centre frames' labeled batch (its images are not used).
-        windows: (B, W, 3, H, W_img) float32 in [0, 1].
-        settings, flip_perm, generator: as for :func:`vidpose.data.augment.augment_labeled`.
-    """
-    if not settings.enabled:
-        return ContextBatch(batch, windows)
-    b, w = windows.shape[:2]
-    draws = _draw(b, batch.input_hw, settings, generator, windows.device, allow_flips=True)
-    labeled = warp_labeled(batch, draws.matrices, flip_perm)
-    flat = _warp_images(windows.flatten(0, 1), draws.matrices.repeat_interleave(w, dim=0))
-    per_frame = _Draws(
-        matrices=draws.matrices,
-        brightness=draws.brightness.repeat_interleave(w),
-        contrast=draws.contrast.repeat_interleave(w),
-        blur_sigma=draws.blur_sigma.repeat_interleave(w),
-    )
-    mean = flat.reshape(b, -1).mean(dim=1).repeat_interleave(w)
-    flat = _photometric(flat, per_frame, mean, settings, generator)
-    out = flat.unflatten(0, (b, w))
-    labeled.images = out[:, w // 2]
+    """:func:`vidpose.data.augment.augment_windows`, as a ContextBatch."""
+    labeled, out = augment_frame_windows(batch, windows, settings, flip_perm, generator)
     return ContextBatch(labeled, out)
 
 

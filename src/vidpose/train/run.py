@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from vidpose._atomic import atomic_write_text
+from vidpose._device import resolve_device
 from vidpose.config import VidposeConfig, compose_config, to_yaml
 from vidpose.data.augment import AugmentSettings, flip_permutation
 from vidpose.data.labeled import LabeledData, load_labeled, make_splits
@@ -66,15 +67,6 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is present, else 'cpu'; a missing CUDA is a clear error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device=cuda but no CUDA device is available; use auto or cpu")
-    return device
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -200,7 +192,7 @@ def _fit(
         if project.settings.flip_pairs
         else None
     )
-    accelerator = resolve_device(t.device)
+    accelerator = resolve_device(t.device).type
     precision = resolve_precision(t.precision, accelerator)
     unsup_ctx, clips = None, None
     if cfg.model.losses:
