@@ -175,6 +175,17 @@ def build_head(name: str, in_channels: int, stride: int, n_keypoints: int, **opt
     return spec.cls(in_channels, stride, n_keypoints, **options)
 
 
+def upsampling_ratio(stride: int, heatmap_stride: int) -> int:
+    """stride / heatmap_stride, checked to be a power of two (ConfigError naming the key)."""
+    ratio = stride // heatmap_stride if heatmap_stride > 0 else 0
+    if ratio < 1 or ratio * heatmap_stride != stride or ratio & (ratio - 1):
+        raise ConfigError(
+            f"model.heatmap_stride={heatmap_stride}: must be a power of two dividing the "
+            f"backbone stride {stride} (e.g. 2 or 4)"
+        )
+    return ratio
+
+
 def _up_block(c_in: int, c_out: int) -> nn.Sequential:
     # kernel 4 / stride 2 / padding 1 doubles the size exactly and is symmetric, so cell j of
     # the input stays centred between output cells 2j and 2j + 1, as the coordinate
@@ -233,12 +244,7 @@ class HeatmapHead(Head):
         logit_scale: float = 10.0,
     ) -> None:
         super().__init__(in_channels, stride, n_keypoints)
-        ratio = stride // heatmap_stride if heatmap_stride > 0 else 0
-        if ratio < 1 or ratio * heatmap_stride != stride or ratio & (ratio - 1):
-            raise ConfigError(
-                f"model.heatmap_stride={heatmap_stride}: must be a power of two dividing the "
-                f"backbone stride {stride} (e.g. 2 or 4)"
-            )
+        ratio = upsampling_ratio(stride, heatmap_stride)
         if decode_radius < 1:
             raise ConfigError(f"model.decode_radius={decode_radius}: must be >= 1 heatmap cell")
         self.heatmap_stride = heatmap_stride
@@ -306,12 +312,7 @@ class MultiScaleHeatmapHead(Head):
         logit_scale: float = 10.0,
     ) -> None:
         super().__init__(in_channels, stride, n_keypoints)
-        ratio = stride // heatmap_stride if heatmap_stride > 0 else 0
-        if ratio < 1 or ratio * heatmap_stride != stride or ratio & (ratio - 1):
-            raise ConfigError(
-                f"model.heatmap_stride={heatmap_stride}: must be a power of two dividing the "
-                f"backbone stride {stride} (e.g. 2 or 4)"
-            )
+        upsampling_ratio(stride, heatmap_stride)
         feature_channels = dict(feature_channels or {stride: in_channels})
         self.heatmap_stride = heatmap_stride
         self.beta = beta
