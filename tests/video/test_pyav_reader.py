@@ -12,7 +12,8 @@ import pytest
 
 from vidpose.errors import VideoError
 from vidpose.video import FrameBatch, VideoReader, open_video
-from vidpose.video.pyav_reader import PyAVReader, format_frame_ranges
+from vidpose.video.base import format_frame_ranges
+from vidpose.video.pyav_reader import PyAVReader
 
 N = 40
 EXAMPLE_VIDEO = (

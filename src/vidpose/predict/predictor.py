@@ -41,7 +41,7 @@ from vidpose.models import (
     head_config_options,
 )
 from vidpose.video import open_video
-from vidpose.video.base import FrameBatch
+from vidpose.video.base import FrameBatch, format_frame_ranges
 
 
 @dataclass
@@ -246,7 +246,7 @@ class PoseModel:
         if invalid:
             warnings.warn(
                 f"{path}: {len(invalid)} frame(s) could not be decoded and have NaN "
-                f"predictions: {_ranges(invalid)}",
+                f"predictions: {format_frame_ranges(invalid)}",
                 stacklevel=2,
             )
         if stats is not None:
@@ -276,21 +276,6 @@ def _rounded(coords: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _decoded_rows(conf: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~np.isnan(conf).all(axis=1))
-
-
-def _ranges(idx: list[int], limit: int = 20) -> str:
-    """'3-7, 12, 40-41' for a sorted index list, cut after ``limit`` runs."""
-    runs: list[str] = []
-    start = prev = idx[0]
-    for i in [*idx[1:], None]:
-        if i is not None and i == prev + 1:
-            prev = i
-            continue
-        runs.append(f"{start}" if start == prev else f"{start}-{prev}")
-        if i is not None:
-            start = prev = i
-    more = f" (+{len(runs) - limit} more runs)" if len(runs) > limit else ""
-    return ", ".join(runs[:limit]) + more
 
 
 def _prefetch(it: Iterator[FrameBatch], depth: int) -> Iterator[FrameBatch]:

@@ -12,12 +12,15 @@ backends from highest priority down and falls back when one is unavailable.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from vidpose.errors import VideoError
 
 
 @dataclass(frozen=True)
@@ -120,3 +123,73 @@ def frames_to_uint8_rgb(frames: np.ndarray) -> np.ndarray:
     if frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)
     return np.ascontiguousarray(frames, dtype=np.uint8)
+
+
+def format_frame_ranges(indices: list[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3-5, 9"``."""
+    parts: list[str] = []
+    run_start = prev = None
+    for i in [*sorted(indices), None]:
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if run_start is not None:
+            parts.append(f"{run_start}" if run_start == prev else f"{run_start}-{prev}")
+        run_start = prev = i
+    return ", ".join(parts)
+
+
+class ReaderChecks:
+    """Argument checks and decode-error bookkeeping shared by the reader backends.
+
+    A backend sets ``path``, ``info``, ``_errors`` and ``_warned`` (sets of frame indices),
+    defines ``_is_closed()``, and may name itself in warnings with ``_decoder_name``.
+    """
+
+    path: Path
+    info: VideoInfo
+    _errors: set[int]
+    _warned: set[int]
+    _decoder_name = ""
+
+    def _is_closed(self) -> bool:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+    @property
+    def decode_errors(self) -> list[int]:
+        """Indices of frames that could not be decoded so far (sorted)."""
+        return sorted(self._errors)
+
+    def _check_range(self, start: int, what: str) -> None:
+        if self._is_closed():
+            raise VideoError(f"{self.path}: reader is closed")
+        n = self.info.n_frames
+        if not 0 <= start < n:
+            raise VideoError(
+                f"{self.path}: {what} frame {start} out of range; the video has {n} frames"
+            )
+
+    def _clip_length(self, start: int, length: int) -> int:
+        """Check a clip request; its length, cut at the end of the video."""
+        self._check_range(start, "clip start")
+        if length < 1:
+            raise VideoError(f"{self.path}: clip length must be >= 1, got {length}")
+        return min(length, self.info.n_frames - start)
+
+    def _batches_stop(self, batch_size: int, start: int, stop: int | None) -> int:
+        """Check an iteration request; its stop, cut at the end of the video."""
+        self._check_range(start, "start")
+        if batch_size < 1:
+            raise VideoError(f"{self.path}: batch_size must be >= 1, got {batch_size}")
+        return self.info.n_frames if stop is None else min(stop, self.info.n_frames)
+
+    def _warn_errors(self) -> None:
+        new = self._errors - self._warned
+        if new:
+            self._warned |= new
+            by = f" by {self._decoder_name}" if self._decoder_name else ""
+            warnings.warn(
+                f"{self.path}: {len(new)} frame(s) could not be decoded{by} and were "
+                f"returned as zeros with valid=False: {format_frame_ranges(sorted(new))}",
+                stacklevel=3,
+            )

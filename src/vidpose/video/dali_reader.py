@@ -45,9 +45,14 @@ import numpy as np
 import torch
 
 from vidpose.errors import ReaderUnavailableError, VideoError
-from vidpose.video.base import FrameBatch, VideoInfo, register_reader
+from vidpose.video.base import (
+    FrameBatch,
+    ReaderChecks,
+    VideoInfo,
+    register_reader,
+)
 from vidpose.video.nvdec_reader import require_cuda_type, resolve_cuda_device
-from vidpose.video.pyav_reader import PyAVReader, format_frame_ranges
+from vidpose.video.pyav_reader import PyAVReader
 
 if TYPE_CHECKING:
     from vidpose.data.augment import AugmentSettings
@@ -151,7 +156,7 @@ def _mapped(path: Path) -> np.ndarray:
     gpu=True,
     help="GPU decoding with NVIDIA DALI into CUDA tensors (pip install nvidia-dali-cuda130)",
 )
-class DaliReader:
+class DaliReader(ReaderChecks):
     """Read a video with DALI on the GPU. Frames are ``torch.uint8`` tensors ``(T, H, W, 3)`` RGB.
 
     Args:
@@ -165,6 +170,8 @@ class DaliReader:
         ReaderUnavailableError: DALI missing, no CUDA device, a non-CUDA device asked for, or
             DALI cannot decode this video (the first frame is decoded at open to find out).
     """
+
+    _decoder_name = "DALI"
 
     def __init__(
         self,
@@ -243,10 +250,7 @@ class DaliReader:
         Raises:
             VideoError: ``start`` not in ``[0, n_frames)``, ``length < 1``, or DALI failed.
         """
-        self._check_range(start, "clip start")
-        if length < 1:
-            raise VideoError(f"{self.path}: clip length must be >= 1, got {length}")
-        length = min(length, self.info.n_frames - start)
+        length = self._clip_length(start, length)
         h, w = self.info.height, self.info.width
         try:
             decoded = self._run_clip(start, length)
@@ -279,10 +283,7 @@ class DaliReader:
         Raises:
             VideoError: ``start`` not in ``[0, n_frames)`` or ``batch_size < 1``.
         """
-        self._check_range(start, "start")
-        if batch_size < 1:
-            raise VideoError(f"{self.path}: batch_size must be >= 1, got {batch_size}")
-        stop = self.info.n_frames if stop is None else min(stop, self.info.n_frames)
+        stop = self._batches_stop(batch_size, start, stop)
         return self._batches(batch_size, start, stop)
 
     def _build_range_pipe(self, folder: Path, batch_size: int, start: int, stop: int) -> Any:
@@ -356,31 +357,8 @@ class DaliReader:
 
     # -- public ------------------------------------------------------------------------------
 
-    @property
-    def decode_errors(self) -> list[int]:
-        """Indices of frames that could not be decoded so far (sorted)."""
-        return sorted(self._errors)
-
-    def _check_range(self, start: int, what: str) -> None:
-        if self._closed:
-            raise VideoError(f"{self.path}: reader is closed")
-        n = self.info.n_frames
-        if not 0 <= start < n:
-            raise VideoError(
-                f"{self.path}: {what} frame {start} out of range; the video has {n} frames"
-            )
-
-    def _warn_errors(self) -> None:
-        new = self._errors - self._warned
-        if new:
-            import warnings
-
-            self._warned |= new
-            warnings.warn(
-                f"{self.path}: {len(new)} frame(s) could not be decoded by DALI and were "
-                f"returned as zeros with valid=False: {format_frame_ranges(sorted(new))}",
-                stacklevel=3,
-            )
+    def _is_closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         if self._closed:

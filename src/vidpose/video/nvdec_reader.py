@@ -46,8 +46,14 @@ import numpy as np
 import torch
 
 from vidpose.errors import ReaderUnavailableError, VideoError
-from vidpose.video.base import FrameBatch, VideoInfo, register_reader
-from vidpose.video.pyav_reader import PyAVReader, format_frame_ranges
+from vidpose.video.base import (
+    FrameBatch,
+    ReaderChecks,
+    VideoInfo,
+    format_frame_ranges,
+    register_reader,
+)
+from vidpose.video.pyav_reader import PyAVReader
 
 __all__ = [
     "INSTALL_HINT",
@@ -205,7 +211,7 @@ def _stream_timing(path: Path) -> tuple[Fraction, Fraction] | None:
     gpu=True,
     help="GPU decoding with NVDEC through PyNvVideoCodec into CUDA tensors (`uv sync --extra gpu`)",
 )
-class NvdecReader:
+class NvdecReader(ReaderChecks):
     """Read a video with NVDEC. Frames are CUDA ``torch.uint8`` tensors ``(T, H, W, 3)`` RGB.
 
     Args:
@@ -223,6 +229,8 @@ class NvdecReader:
         ReaderUnavailableError: PyNvVideoCodec missing or unusable, no CUDA device, a non-CUDA
             device asked for, or the GPU's NVDEC cannot decode this video.
     """
+
+    _decoder_name = "NVDEC"
 
     def __init__(
         self,
@@ -461,19 +469,8 @@ class NvdecReader:
         """Whether frames are placed by their timestamps (see the module docstring)."""
         return self._timing is not None
 
-    @property
-    def decode_errors(self) -> list[int]:
-        """Indices of frames that could not be decoded so far (sorted)."""
-        return sorted(self._errors)
-
-    def _check_range(self, start: int, what: str) -> None:
-        if self._decoder is None:
-            raise VideoError(f"{self.path}: reader is closed")
-        n = self.info.n_frames
-        if not 0 <= start < n:
-            raise VideoError(
-                f"{self.path}: {what} frame {start} out of range; the video has {n} frames"
-            )
+    def _is_closed(self) -> bool:
+        return self._decoder is None
 
     def read_clip(self, start: int, length: int) -> FrameBatch:
         """Frames ``start .. start+length-1`` (fewer if the video ends first), on the GPU.
@@ -481,10 +478,8 @@ class NvdecReader:
         Raises:
             VideoError: ``start`` not in ``[0, n_frames)`` or ``length < 1``.
         """
-        self._check_range(start, "clip start")
-        if length < 1:
-            raise VideoError(f"{self.path}: clip length must be >= 1, got {length}")
-        return self._read_by_index(start, min(length, self.info.n_frames - start))
+        length = self._clip_length(start, length)
+        return self._read_by_index(start, length)
 
     def iter_batches(
         self, batch_size: int, start: int = 0, stop: int | None = None
@@ -494,23 +489,10 @@ class NvdecReader:
         Raises:
             VideoError: ``start`` not in ``[0, n_frames)`` or ``batch_size < 1``.
         """
-        self._check_range(start, "start")
-        if batch_size < 1:
-            raise VideoError(f"{self.path}: batch_size must be >= 1, got {batch_size}")
-        stop = self.info.n_frames if stop is None else min(stop, self.info.n_frames)
+        stop = self._batches_stop(batch_size, start, stop)
         if self._sequential == "stream":
             return self._stream_batches(batch_size, start, stop)
         return self._index_batches(batch_size, start, stop)
-
-    def _warn_errors(self) -> None:
-        new = self._errors - self._warned
-        if new:
-            self._warned |= new
-            warnings.warn(
-                f"{self.path}: {len(new)} frame(s) could not be decoded by NVDEC and were "
-                f"returned as zeros with valid=False: {format_frame_ranges(sorted(new))}",
-                stacklevel=3,
-            )
 
     def close(self) -> None:
         if self._decoder is None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import warnings
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -42,7 +41,12 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from vidpose.errors import VideoError
-from vidpose.video.base import FrameBatch, VideoInfo, register_reader
+from vidpose.video.base import (
+    FrameBatch,
+    ReaderChecks,
+    VideoInfo,
+    register_reader,
+)
 
 # Frames decoded at open to learn whether timestamps identify frames (B-frame reordering shows
 # up within the first few frames).
@@ -56,20 +60,6 @@ _DEMUX_RETRIES = 4
 
 # (frame index, decoded frame), the frame None where it is invalid.
 _Item = tuple[int, "av.VideoFrame | None"]
-
-
-def format_frame_ranges(indices: list[int]) -> str:
-    """``[3, 4, 5, 9]`` -> ``"3-5, 9"``."""
-    parts: list[str] = []
-    run_start = prev = None
-    for i in [*sorted(indices), None]:
-        if prev is not None and i == prev + 1:
-            prev = i
-            continue
-        if run_start is not None:
-            parts.append(f"{run_start}" if run_start == prev else f"{run_start}-{prev}")
-        run_start = prev = i
-    return ", ".join(parts)
 
 
 def open_container(path: Path) -> av.container.InputContainer:
@@ -133,7 +123,7 @@ class _Cursor:
 @register_reader(
     "pyav", priority=10, gpu=False, help="CPU decoding with FFmpeg through PyAV (always available)"
 )
-class PyAVReader:
+class PyAVReader(ReaderChecks):
     """Read a video on the CPU with PyAV. Frames are numpy ``(T, H, W, 3)`` uint8 RGB.
 
     Args:
@@ -409,19 +399,8 @@ class PyAVReader:
 
     # -- public ------------------------------------------------------------------------------
 
-    @property
-    def decode_errors(self) -> list[int]:
-        """Indices of frames that could not be decoded so far (sorted)."""
-        return sorted(self._errors)
-
-    def _check_range(self, start: int, what: str) -> None:
-        if self._container is None:
-            raise VideoError(f"{self.path}: reader is closed")
-        n = self.info.n_frames
-        if not 0 <= start < n:
-            raise VideoError(
-                f"{self.path}: {what} frame {start} out of range; the video has {n} frames"
-            )
+    def _is_closed(self) -> bool:
+        return self._container is None
 
     def read_clip(self, start: int, length: int) -> FrameBatch:
         """Frames ``start .. start+length-1`` (fewer if the video ends first).
@@ -429,10 +408,8 @@ class PyAVReader:
         Raises:
             VideoError: ``start`` not in ``[0, n_frames)`` or ``length < 1``.
         """
-        self._check_range(start, "clip start")
-        if length < 1:
-            raise VideoError(f"{self.path}: clip length must be >= 1, got {length}")
-        return self._read(start, min(length, self.info.n_frames - start))
+        length = self._clip_length(start, length)
+        return self._read(start, length)
 
     def iter_batches(
         self, batch_size: int, start: int = 0, stop: int | None = None
@@ -445,26 +422,13 @@ class PyAVReader:
         Raises:
             VideoError: ``start`` not in ``[0, n_frames)`` or ``batch_size < 1``.
         """
-        self._check_range(start, "start")
-        if batch_size < 1:
-            raise VideoError(f"{self.path}: batch_size must be >= 1, got {batch_size}")
-        stop = self.info.n_frames if stop is None else min(stop, self.info.n_frames)
+        stop = self._batches_stop(batch_size, start, stop)
         return self._batches(batch_size, start, stop)
 
     def _batches(self, batch_size: int, start: int, stop: int) -> Iterator[FrameBatch]:
         for s in range(start, stop, batch_size):
             yield self._read(s, min(batch_size, stop - s))
         self._warn_errors()
-
-    def _warn_errors(self) -> None:
-        new = self._errors - self._warned
-        if new:
-            self._warned |= new
-            warnings.warn(
-                f"{self.path}: {len(new)} frame(s) could not be decoded and were returned as "
-                f"zeros with valid=False: {format_frame_ranges(sorted(new))}",
-                stacklevel=3,
-            )
 
     def close(self) -> None:
         if self._container is None:
