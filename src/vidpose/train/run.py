@@ -28,8 +28,14 @@ import torch
 
 from vidpose._atomic import atomic_write_text
 from vidpose._device import resolve_device
-from vidpose.config import VidposeConfig, compose_config, to_yaml
-from vidpose.data.augment import AugmentSettings, flip_permutation
+from vidpose.config import (
+    VidposeConfig,
+    compose_config,
+    load_config,
+    to_yaml,
+    validate_choices,
+)
+from vidpose.data.augment import AugmentSettings, flip_permutation, input_to_orig
 from vidpose.data.labeled import LabeledData, load_labeled, make_splits
 from vidpose.data.unlabeled import ClipLoader
 from vidpose.errors import ConfigError
@@ -37,10 +43,12 @@ from vidpose.io import write_poses
 from vidpose.io.poses import Poses
 from vidpose.losses.registry import (
     UnsupervisedContext,
+    available_unsupervised_losses,
     build_unsupervised_context,
     check_loss_prerequisites,
 )
-from vidpose.models import get_head_spec
+from vidpose.losses.supervised import list_supervised_losses
+from vidpose.models import get_head_spec, list_backbones, list_heads
 from vidpose.project import Project, load_project
 from vidpose.train.checkpoint_io import AtomicCheckpointIO
 from vidpose.train.datamodule import LabeledDataModule
@@ -114,8 +122,6 @@ def train(
         saved = model_dir / "config.yaml"
         if not saved.exists():
             raise ConfigError(f"{saved} not found: nothing to resume")
-        from vidpose.config import load_config
-
         cfg = load_config(saved)
     else:
         cfg = compose_config(
@@ -130,11 +136,6 @@ def train(
 
 
 def _validate_against_registries(cfg: VidposeConfig) -> None:
-    from vidpose.config import validate_choices
-    from vidpose.losses.registry import available_unsupervised_losses
-    from vidpose.losses.supervised import list_supervised_losses
-    from vidpose.models import list_backbones, list_heads
-
     validate_choices(
         cfg,
         backbones=list_backbones(),
@@ -357,8 +358,6 @@ def evaluate_labeled(
     module: PoseModule, data: LabeledData, model_dir: Path, labels: Poses, accelerator: str
 ) -> dict[str, Any]:
     """Predict every labeled frame; write predictions_labeled.csv and return error metrics."""
-    from vidpose.data.augment import input_to_orig
-
     device = torch.device("cuda" if accelerator == "cuda" else "cpu")
     module = module.to(device).eval()
     n = labels.n_frames
