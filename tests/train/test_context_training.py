@@ -233,3 +233,77 @@ def test_context_semisupervised_step_runs_the_backbone_once_on_windows_and_clip(
     assert calls == [17]
     assert seen == [3, 3]
     assert torch.isfinite(sup) and set(unsup) == {"temporal"} and torch.isfinite(unsup["temporal"])
+
+
+def _project_windows(project: Path, **kw):
+    from vidpose.project import load_project
+
+    proj = load_project(project)
+    split = np.full(proj.labels.n_frames, "train", dtype=object)
+    videos = [(v.path, v.n_frames) for v in proj.videos]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_labeled(proj.labels, proj.image_paths, (64, 64), split, 5, videos=videos, **kw)
+    return data, [str(w.message) for w in caught]
+
+
+def test_missing_neighbour_pngs_are_read_from_the_source_video(tiny_project):
+    reference, msgs = _project_windows(tiny_project)
+    assert not [m for m in msgs if "neighbour" in m]
+    labeled = {p.name for p in (tiny_project / "labeled-data" / "session00").glob("*.png")}
+    from vidpose.project import load_project
+
+    centres = {Path(p).name for p in load_project(tiny_project).image_paths}
+    removed = sorted(labeled - centres)
+    assert removed  # the synthetic project did write neighbour PNGs
+    for name in removed:
+        (tiny_project / "labeled-data" / "session00" / name).unlink()
+    from_video, msgs = _project_windows(tiny_project)
+    assert not [m for m in msgs if "neighbour" in m or "do not match" in m]
+    # The PNGs are the decoded video frames, so the video gives back the very same pixels.
+    assert torch.equal(from_video.windows, reference.windows)
+
+
+def test_video_whose_frames_do_not_match_the_labels_is_not_used(tiny_project):
+    from vidpose.project import load_project
+
+    centres = {Path(p).name for p in load_project(tiny_project).image_paths}
+    for png in (tiny_project / "labeled-data" / "session00").glob("*.png"):
+        if png.name not in centres:
+            png.unlink()
+    # Another video under the labeled folder's name: frames exist but show something else.
+    video = tiny_project / "videos" / "session00.mp4"
+    reversed_frames = video.with_name("rev.mp4")
+    from vidpose.video import open_video
+    from vidpose.video.writer import VideoWriter
+
+    with open_video(video, reader="pyav") as r:
+        frames = np.concatenate([b.frames for b in r.iter_batches(64)])
+    with VideoWriter(reversed_frames, fps=30, width=64, height=64) as wr:
+        for f in frames[::-1]:
+            wr.write(f)
+    reversed_frames.replace(video)
+    data, msgs = _project_windows(tiny_project)
+    assert any("do not match the labeled PNGs" in m and "session00.mp4" in m for m in msgs)
+    lacking = [m for m in msgs if "lack some of their 4 neighbouring" in m]
+    assert len(lacking) == 1 and lacking[0].startswith("16 of 16")
+    assert all((data.windows[:, k] == data.windows[:, 2]).all() for k in range(5))
+
+
+def test_images_numbered_as_a_sequence_are_not_each_others_neighbours(tmp_path):
+    d = tmp_path / "labeled-data"
+    d.mkdir()
+    for i in range(6):
+        _png(d / f"img{i:02d}.png", 10 * i)
+    names = [f"img{i:02d}.png" for i in range(6)]
+    labels = Poses(
+        coords=np.full((6, 1, 2), 4.0),
+        keypoints=["a"],
+        frames=np.asarray([f"labeled-data/{n}" for n in names], dtype=object),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_labeled(labels, [d / n for n in names], (8, 8), np.full(6, "train"), 3)
+    msgs = [str(w.message) for w in caught]
+    assert len([m for m in msgs if "numbered as a sequence" in m]) == 1
+    assert data.windows[:, :, 0, 0, 0].tolist() == [[10 * i] * 3 for i in range(6)]

@@ -103,30 +103,70 @@ def resize_uint8(images: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 
 _FRAME_NAME = re.compile(r"^(?P<stem>.*?)(?P<digits>\d+)(?P<ext>\.png)$", re.IGNORECASE)
 
+# A frame pulled from a video to stand in for a missing neighbour PNG: (video, frame index).
+VideoFrame = tuple[Path, int]
+Source = Path | VideoFrame
 
-def neighbour_paths(path: Path, context_frames: int) -> list[Path]:
-    """The W = ``context_frames`` paths of ``path``'s window, ``path`` itself in the middle.
 
-    Neighbour ``img<digits±k>.png`` (same digit width) is used when it exists; otherwise it,
-    and every neighbour further out on the same side, is replaced by the nearer frame (the
-    centre frame itself when the adjacent one is missing). A name without a trailing frame
+def frame_number(path: Path) -> tuple[str, int, int, str] | None:
+    """(stem, index, digit width, ext) of ``img0042.png``-style names; None without a number."""
+    m = _FRAME_NAME.match(path.name)
+    if m is None:
+        return None
+    return m["stem"], int(m["digits"]), len(m["digits"]), m["ext"]
+
+
+def neighbour_paths(
+    path: Path, context_frames: int, video: tuple[Path, int] | None = None
+) -> list[Source]:
+    """The W = ``context_frames`` sources of ``path``'s window, ``path`` itself in the middle.
+
+    Neighbour ``img<digits±k>.png`` (same digit width) is used when it exists; failing that,
+    frame ``digits±k`` of ``video`` = (path, n_frames) when one is given and the index is inside
+    it; otherwise that slot, and every one further out on the same side, repeats the nearer frame
+    (the centre frame itself when the adjacent one is missing). A name without a trailing frame
     number gets the centre frame everywhere.
     """
     half = context_frames // 2
-    m = _FRAME_NAME.match(path.name)
-    out = [path] * context_frames
-    if m is None:
+    parsed = frame_number(path)
+    out: list[Source] = [path] * context_frames
+    if parsed is None:
         return out
-    stem, digits, ext = m["stem"], m["digits"], m["ext"]
-    index, width = int(digits), len(digits)
+    stem, index, width, ext = parsed
     for sign in (-1, 1):
-        prev = path
+        prev: Source = path
+        blocked = False
         for k in range(1, half + 1):
             j = index + sign * k
             cand = path.with_name(f"{stem}{j:0{width}d}{ext}") if j >= 0 else None
-            if cand is not None and cand.exists() and cand != prev:
+            if not blocked and cand is not None and cand.exists() and cand != path:
                 prev = cand
+            elif not blocked and video is not None and 0 <= j < video[1]:
+                prev = (video[0], j)
+            else:
+                blocked = True
             out[half + sign * k] = prev
+    return out
+
+
+def sequential_folders(image_paths: list[Path]) -> set[Path]:
+    """Folders whose labeled images are numbered as a sequence, not by video frame.
+
+    DeepLabCut names a labeled image after its frame in the source video, so two labels rarely
+    sit on adjacent numbers. When most labels in a folder do (``img00``, ``img01``, ... as in a
+    flattened export) the numbers are IDs: ``img01`` is another labeled frame, not the frame after
+    ``img00``, and must not be used as its neighbour.
+    """
+    by_folder: dict[Path, set[int]] = {}
+    for p in image_paths:
+        parsed = frame_number(Path(p))
+        if parsed is not None:
+            by_folder.setdefault(Path(p).parent, set()).add(parsed[1])
+    out = set()
+    for folder, idx in by_folder.items():
+        adjacent = sum(1 for i in idx if i + 1 in idx or i - 1 in idx)
+        if len(idx) >= 4 and adjacent > len(idx) / 2:
+            out.add(folder)
     return out
 
 
@@ -136,46 +176,81 @@ def _load_rgb_resized(path: Path, input_hw: tuple[int, int]) -> tuple[torch.Tens
     return resize_uint8(t, input_hw)[0], rgb.shape[:2]
 
 
+def _read_video_frames(
+    video: Path, indices: list[int], input_hw: tuple[int, int]
+) -> dict[int, torch.Tensor]:
+    """Frames ``indices`` of ``video`` resized to ``input_hw``; runs of adjacent indices are read
+    as one clip. Frames that fail to decode are left out of the result."""
+    from vidpose.video import open_video
+
+    out: dict[int, torch.Tensor] = {}
+    idx = sorted(set(indices))
+    runs: list[list[int]] = []
+    for i in idx:
+        if runs and i - runs[-1][-1] <= 8:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    with open_video(video, reader="pyav", device="cpu") as reader:
+        for run in runs:
+            batch = reader.read_clip(run[0], run[-1] - run[0] + 1)
+            frames = torch.from_numpy(np.ascontiguousarray(batch.frames)).permute(0, 3, 1, 2)
+            frames = resize_uint8(frames, input_hw)
+            for i in run:
+                if batch.valid[i - run[0]]:
+                    out[i] = frames[i - run[0]]
+    return out
+
+
+def _videos_by_folder(
+    image_paths: list[Path], videos: list[tuple[Path, int]], untrusted: set[Path]
+) -> dict[Path, tuple[Path, int]]:
+    """labeled-data/<name>/ -> (videos/<name>.<ext>, n_frames) where the names match."""
+    by_stem = {Path(v).stem: (Path(v), int(n)) for v, n in videos}
+    out = {}
+    for p in image_paths:
+        folder = Path(p).parent
+        if folder not in untrusted and folder.name in by_stem:
+            out[folder] = by_stem[folder.name]
+    return out
+
+
+# A video frame agrees with its labeled PNG when their mean absolute difference at the model's
+# input size is at most this (out of 255) and no larger than for the frames on either side: a
+# PNG extracted from that very video differs by YUV->RGB rounding only; another video, or image
+# numbers off by one, fail one test or the other.
+MATCH_TOLERANCE = 3.0
+
+
 def load_labeled(
     labels: Poses,
     image_paths: list[Path],
     input_hw: tuple[int, int],
     split: np.ndarray,
     context_frames: int = 1,
+    videos: list[tuple[Path, int]] | None = None,
 ) -> LabeledData:
     """Decode every labeled image once, resize to ``input_hw`` and convert keypoints.
 
     Images of different sizes are allowed (each keeps its own scale factor). With
-    ``context_frames`` W > 1 (odd), each image's W - 1 neighbours are decoded too (see
-    :func:`neighbour_paths`) into ``windows``; a UserWarning says once how many labels lacked
-    some neighbour and were edge-replicated.
+    ``context_frames`` W > 1 (odd), each image's W - 1 neighbours are loaded too into
+    ``windows``: from the PNGs beside it, else from the source video when ``videos`` (a list of
+    (path, n_frames)) has one named like the image's folder (``labeled-data/<name>/img0042.png``
+    is frame 42 of ``videos/<name>.mp4``; the video is used only if its frames match the labeled
+    PNGs), else by edge replication (:func:`neighbour_paths`). Warnings say once how many labels
+    lacked some neighbour, and which folders are numbered as a sequence rather than by frame.
     """
     n = labels.n_frames
     w = context_frames
     if w < 1 or w % 2 == 0:
         raise ValueError(f"context_frames must be odd and >= 1, got {w}")
+    paths = [Path(p) for p in image_paths]
     windows = torch.empty((n, w, 3, *input_hw), dtype=torch.uint8)
     orig_hw = np.zeros((n, 2), dtype=np.int64)
-    lacking: list[str] = []
-    for i, path in enumerate(image_paths):
-        paths = neighbour_paths(Path(path), w) if w > 1 else [Path(path)]
-        windows[i, w // 2], orig_hw[i] = _load_rgb_resized(Path(path), input_hw)
-        for k, p in enumerate(paths):
-            if k != w // 2:
-                if p == Path(path):
-                    windows[i, k] = windows[i, w // 2]
-                else:
-                    windows[i, k] = _load_rgb_resized(p, input_hw)[0]
-        if w > 1 and len(set(paths)) < w:
-            lacking.append(Path(path).name)
-    if lacking:
-        shown = ", ".join(lacking[:5]) + (" ..." if len(lacking) > 5 else "")
-        warnings.warn(
-            f"{len(lacking)} of {n} labeled frame(s) lack some of their {w - 1} neighbouring "
-            f"frames (img<number>.png beside them); the nearest available frame was repeated "
-            f"(edge replication): {shown}",
-            stacklevel=2,
-        )
+    for i, path in enumerate(paths):
+        windows[i, w // 2], orig_hw[i] = _load_rgb_resized(path, input_hw)
+    if w > 1:
+        _fill_neighbours(windows, paths, input_hw, videos or [])
     images = windows[:, w // 2]
     coords = orig_to_input(labels.coords, orig_hw[:, None, :], input_hw)
     visible = ~np.isnan(coords).any(axis=2)
@@ -189,3 +264,98 @@ def load_labeled(
         labels=labels,
         windows=windows if w > 1 else None,
     )
+
+
+def _fill_neighbours(
+    windows: torch.Tensor,
+    paths: list[Path],
+    input_hw: tuple[int, int],
+    videos: list[tuple[Path, int]],
+) -> None:
+    """Fill every window slot but the centre (already loaded) in place; see load_labeled."""
+    n, w = windows.shape[:2]
+    half = w // 2
+    untrusted = sequential_folders(paths)
+    if untrusted:
+        shown = ", ".join(sorted(str(f) for f in untrusted)[:3])
+        warnings.warn(
+            f"labeled images in {shown} are numbered as a sequence (img00, img01, ...), not by "
+            f"video frame, so no neighbouring frames can be found for them; the context model "
+            f"sees each of them repeated {w} times",
+            stacklevel=3,
+        )
+    folder_video = _videos_by_folder(paths, videos, untrusted)
+    plans: list[list[Source]] = []
+    for path in paths:
+        if path.parent in untrusted:
+            plans.append([path] * w)
+        else:
+            plans.append(neighbour_paths(path, w, folder_video.get(path.parent)))
+
+    # Frames needed from each video, plus each labeled frame's own index and the two beside it
+    # to check that image numbers are the video's frame numbers.
+    wanted: dict[Path, list[int]] = {}
+    for path, plan in zip(paths, plans, strict=True):
+        if any(isinstance(src, tuple) for src in plan):
+            video, n_frames = folder_video[path.parent]
+            own = frame_number(path)[1]  # type: ignore[index]
+            wanted.setdefault(video, []).extend(
+                [src[1] for src in plan if isinstance(src, tuple)]
+                + [j for j in (own - 1, own, own + 1) if 0 <= j < n_frames]
+            )
+    decoded = {v: _read_video_frames(v, idx, input_hw) for v, idx in wanted.items()}
+    rejected = {}
+    for video, frames in decoded.items():
+        matched = []
+        for i, p in enumerate(paths):
+            if folder_video.get(p.parent, (None,))[0] != video:
+                continue
+            own = frame_number(p)[1]  # type: ignore[index]
+            diff = {
+                j: (windows[i, half].float() - frames[j].float()).abs().mean().item()
+                for j in (own - 1, own, own + 1)
+                if j in frames
+            }
+            if own in diff:
+                matched.append(
+                    diff[own] <= MATCH_TOLERANCE and diff[own] <= min(diff.values()) + 1e-3
+                )
+        if not matched or np.mean(matched) < 0.8:
+            rejected[video] = f"{sum(matched)} of {len(matched)}"
+    for video, counts in rejected.items():
+        warnings.warn(
+            f"{video}: its frames do not match the labeled PNGs named after it (only {counts} "
+            f"labeled images equal frame <their number> of the video to within "
+            f"{MATCH_TOLERANCE:g}/255 and closer than the frames beside it; images numbered "
+            f"from 1, or a re-encoded video?); it is not used for neighbouring frames",
+            stacklevel=3,
+        )
+
+    lacking: list[str] = []
+    for i, (path, plan) in enumerate(zip(paths, plans, strict=True)):
+        short = len(set(plan)) < w  # the plan itself repeats a frame: a neighbour is missing
+        for sign in (-1, 1):
+            prev, blocked = windows[i, half], False
+            for k in range(1, half + 1):
+                src = plan[half + sign * k]
+                frame = None
+                if not blocked and isinstance(src, tuple):
+                    frame = None if src[0] in rejected else decoded[src[0]].get(src[1])
+                elif not blocked and src != path:
+                    frame = _load_rgb_resized(src, input_hw)[0]
+                if frame is None:  # missing, or repeating the centre: replicate from here out
+                    blocked = True
+                    frame = prev
+                windows[i, half + sign * k] = frame
+                prev = frame
+            short = short or blocked
+        if short and path.parent not in untrusted:
+            lacking.append(path.name)
+    if lacking:
+        shown = ", ".join(lacking[:5]) + (" ..." if len(lacking) > 5 else "")
+        warnings.warn(
+            f"{len(lacking)} of {n} labeled frame(s) lack some of their {w - 1} neighbouring "
+            f"frames (img<number>.png beside them, or the frame in videos/<folder name>.*); the "
+            f"nearest available frame was repeated (edge replication): {shown}",
+            stacklevel=3,
+        )

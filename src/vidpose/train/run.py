@@ -165,6 +165,7 @@ def _fit(
         input_hw,
         split,
         context_frames=cfg.model.context_frames if context else 1,
+        videos=[(v.path, v.n_frames) for v in project.videos],
     )
     n_train = len(data.indices("train"))
     steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(n_train / t.batch_size))
