@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     out["pooled_over_seeds"] = pool(runs, raw)
     out["table"] = table(runs, out["pooled_over_seeds"])
     print(out["table"])
+    if args.merge:  # the pooled figures are computed; per-keypoint errors would only bloat it
+        out["runs"] = [{k: v for k, v in r.items() if k != "raw"} for r in runs]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     return 0

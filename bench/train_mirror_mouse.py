@@ -1,7 +1,8 @@
 """Train on the mirror-mouse example with a fixed split and budget; report test pixel error.
 
     uv run python bench/train_mirror_mouse.py [--project ../shared/data/mirror-mouse-example]
-        [--epochs 100] [--backbone resnet50] [--size 256] [--batch-size 16] [key=value ...]
+        [--epochs 100] [--backbone resnet50] [--size 256] [--batch-size 16] [--steps-per-epoch 16]
+        [--losses temporal,pca_multiview,pca_singleview] [key=value ...]
 
 Split: seed 0, 80/10/10 (72/9/9 frames). From scratch (model.pretrained=false). Writes JSON with
 the test/val/train pixel errors, seconds per epoch, steps and the device.
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backbone", default="resnet50")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=16,
+        help="16 x 100 epochs = the 1,600-step budget of the Lightning Pose figures",
+    )
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument(
         "--losses",
@@ -73,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "data.split_seed=0",
         f"training.batch_size={args.batch_size}",
         f"training.max_epochs={args.epochs}",
+        f"training.steps_per_epoch={args.steps_per_epoch}",
         *args.overrides,
     ]
     if args.losses:
