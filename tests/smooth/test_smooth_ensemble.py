@@ -9,6 +9,7 @@ import pytest
 
 from vidpose.errors import LabelsError
 from vidpose.io.poses import Poses
+from vidpose.smooth import ensemble
 from vidpose.smooth.ensemble import align_members, ensemble_stats
 
 
@@ -103,3 +104,43 @@ def test_centre_and_spread_match_numpy_nan_functions():
     np.testing.assert_allclose(
         ensemble_stats(members, center="mean").center, ref_mean, equal_nan=True
     )
+
+
+def _random_members(seed: int, m: int, nan: bool, n: int = 400, k: int = 3) -> list[Poses]:
+    """M members of N frames x K keypoints: normal coords (rounded in member 0 to make ties),
+    uniform likelihoods with some NaN (label-like); with ``nan`` also ~10% missing keypoints,
+    one keypoint no member ever sees and frames where only one member is valid."""
+    rng = np.random.default_rng(seed)
+    coords = rng.normal(size=(m, n, k, 2)) * rng.uniform(0.1, 10.0)
+    coords[0] = np.round(coords[0])
+    coords[1, :10] = coords[0, :10]  # exact agreement: the variance floor
+    lik = rng.uniform(0.0, 1.0, size=(m, n, k))
+    lik[:, ::7] = np.nan
+    if nan:
+        coords[rng.random((m, n, k)) < 0.1] = np.nan
+        coords[:, :, k - 1] = np.nan
+        coords[1:, 20:30, 0] = np.nan
+    return [_member(coords[i], lik[i], keypoints=[f"k{j}" for j in range(k)]) for i in range(m)]
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("center", ["median", "mean"])
+@pytest.mark.parametrize("nan", [False, True])
+def test_all_valid_fast_path_matches_general_path(monkeypatch, m, center, nan):
+    members = _random_members(m * 10 + nan, m, nan)
+    fast = ensemble_stats(members, center=center, min_likelihood=0.0)
+    monkeypatch.setattr(ensemble, "_all_valid", lambda *_: False)
+    general = ensemble_stats(members, center=center, min_likelihood=0.0)
+    for field in ("center", "variance", "spread", "n_valid"):
+        a, b = getattr(fast, field), getattr(general, field)
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_fast_path_only_when_every_member_is_valid():
+    members = _random_members(0, 5, nan=False)
+    assert ensemble._all_valid(members, 0.0)
+    assert not ensemble._all_valid(members, 0.5)  # some likelihoods below the threshold
+    assert not ensemble._all_valid(members, 1.5)  # NaN likelihoods count as 1
+    members[2].coords[7, 1, 0] = np.inf
+    assert not ensemble._all_valid(members, 0.0)

@@ -1,10 +1,22 @@
-"""The vectorised random-walk filter / smoother against a plain per-series loop, and gaps."""
+"""The random-walk filter / smoother (both backends) against a plain per-series loop, and gaps."""
 
 from __future__ import annotations
 
-import numpy as np
+import subprocess
+import sys
 
+import numpy as np
+import pytest
+
+from vidpose.smooth import kalman
 from vidpose.smooth.kalman import DIFFUSE_VAR, kalman_smooth, log_likelihood
+
+BACKENDS = [
+    "numpy",
+    pytest.param(
+        "numba", marks=pytest.mark.skipif(kalman.numba is None, reason="numba not installed")
+    ),
+]
 
 
 def _reference(y: np.ndarray, r: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -51,14 +63,15 @@ def _simulate(rng, n: int, q: np.ndarray, r_lo: float = 0.5, r_hi: float = 4.0):
     return x, y, r
 
 
-def test_matches_per_series_loop_reference():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_per_series_loop_reference(backend):
     rng = np.random.default_rng(0)
     q = np.array([0.05, 0.5, 3.0, 20.0])
     _, y, r = _simulate(rng, 60, q)
     y[10:14, 1] = np.nan  # a gap
     y[:3, 2] = np.nan  # leading gap
     y[-5:, 3] = np.nan  # trailing gap
-    res = kalman_smooth(y, r, q)
+    res = kalman_smooth(y, r, q, backend=backend)
     for b in range(len(q)):
         ms, ps, ll = _reference(y[:, b], r[:, b], q[b])
         np.testing.assert_allclose(res.mean[:, b], ms, rtol=0, atol=1e-6)
@@ -66,15 +79,17 @@ def test_matches_per_series_loop_reference():
         np.testing.assert_allclose(res.loglik[b], ll, rtol=1e-9, atol=1e-6)
 
 
-def test_grid_loglik_matches_smoother_loglik():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grid_loglik_matches_smoother_loglik(backend):
     rng = np.random.default_rng(1)
     q = np.array([0.1, 2.0, 5.0])
     _, y, r = _simulate(rng, 5000, q)  # longer than one likelihood chunk
     y[100:130, 0] = np.nan
     grid = np.stack([q * 0.1, q, q * 10.0])  # (G=3, B)
-    ll = log_likelihood(y, r, grid)
+    ll = log_likelihood(y, r, grid, backend=backend)
     for g in range(3):
-        np.testing.assert_allclose(ll[g], kalman_smooth(y, r, grid[g]).loglik, rtol=1e-10)
+        res = kalman_smooth(y, r, grid[g], backend=backend)
+        np.testing.assert_allclose(ll[g], res.loglik, rtol=1e-10)
     # the true q should be the most likely of the three
     assert (ll.argmax(axis=0) == 1).all()
 
@@ -114,3 +129,70 @@ def test_unobserved_series_stays_finite():
     res = kalman_smooth(y, np.ones((10, 2)), 1.0)
     assert np.isfinite(res.mean).all() and np.isfinite(res.var).all()
     assert res.loglik[0] == 0.0
+
+
+def _gappy_series(seed: int, n: int = 3000, b: int = 9):
+    """Random walks (q in 0.01 .. 10) with every kind of missing observation.
+
+    Column 1: a 200-frame gap; 2: the first 50 frames missing; 3: the last 50 missing;
+    4: infinite r on 30 frames; 5: r = 0 on 30 frames; 6: never observed; 7: observed on
+    frame 1000 only; 8: 30% of frames missing at random.
+    """
+    rng = np.random.default_rng(seed)
+    q = 10.0 ** rng.uniform(-2, 1, size=b)
+    _, y, r = _simulate(rng, n, q, r_lo=0.1, r_hi=50.0)
+    y[1000:1200, 1] = np.nan
+    y[:50, 2] = np.nan
+    y[-50:, 3] = np.nan
+    r[400:430, 4] = np.inf
+    r[400:430, 5] = 0.0
+    y[:, 6] = np.nan
+    y[:1000, 7] = np.nan
+    y[1001:, 7] = np.nan
+    y[rng.random(n) < 0.3, 8] = np.nan
+    return y, r, q
+
+
+@pytest.mark.skipif(kalman.numba is None, reason="numba not installed")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_numba_smoother_matches_numpy(seed):
+    y, r, q = _gappy_series(seed)
+    ref = kalman_smooth(y, r, q, backend="numpy")
+    res = kalman_smooth(y, r, q, backend="numba")
+    np.testing.assert_allclose(res.mean, ref.mean, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(res.var, ref.var, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(res.loglik, ref.loglik, rtol=1e-10, atol=1e-10)
+    scalar = kalman_smooth(y, r, 0.7, backend="numba")
+    np.testing.assert_allclose(
+        scalar.mean, kalman_smooth(y, r, 0.7, backend="numpy").mean, rtol=1e-10, atol=1e-10
+    )
+
+
+@pytest.mark.skipif(kalman.numba is None, reason="numba not installed")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_numba_grid_loglik_matches_numpy(seed):
+    y, r, q = _gappy_series(seed)
+    grid = q[None, :] * 10.0 ** np.arange(-3.0, 3.5, 0.5)[:, None]  # (G=13, B)
+    ref = log_likelihood(y, r, grid, backend="numpy")
+    res = log_likelihood(y, r, grid, backend="numba")
+    assert res.shape == ref.shape
+    np.testing.assert_allclose(res, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_default_backend_and_bad_backend():
+    default = kalman.BACKEND
+    assert default == ("numpy" if kalman.numba is None else "numba")
+    with pytest.raises(ValueError, match="backend"):
+        kalman_smooth(np.zeros((3, 1)), np.ones((3, 1)), 1.0, backend="jax")
+
+
+def test_numpy_fallback_without_numba():
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from vidpose.smooth import kalman\n"
+        "assert kalman.BACKEND == 'numpy'\n"
+        "res = kalman.kalman_smooth(np.arange(5.0)[:, None], np.ones((5, 1)), 1.0)\n"
+        "assert np.isfinite(res.mean).all()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -114,6 +114,80 @@ def _nanmedian0(xy: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
     return 0.5 * (lo + hi)
 
 
+def _all_valid(members: Sequence[Poses], min_likelihood: float) -> bool:
+    """Whether every member is valid on every frame and keypoint, with finite coordinates."""
+    for p in members:
+        if not np.isfinite(p.coords).all():
+            return False
+        lik = p.likelihood
+        if (lik < min_likelihood).any() or (min_likelihood > 1.0 and np.isnan(lik).any()):
+            return False
+    return True
+
+
+_BLOCK = 4096  # frames per block of the all-valid path: its temporaries stay in cache
+
+
+def _stats_all_valid(
+    members: Sequence[Poses], center: Literal["median", "mean"], var_floor_px2: float
+) -> EnsembleStats:
+    """:func:`ensemble_stats` when every member is valid everywhere (the common case).
+
+    Same numbers as the general path, operation for operation (members summed in order, the
+    median an order statistic), without its (M, N, K, 2) stack, NaN masks and sort.
+    """
+    n_members = len(members)
+    n, k = members[0].coords.shape[:2]
+    centre = np.empty((n, k, 2))
+    spread = np.empty((n, k, 2))
+    var = np.empty((n, k, 2))
+    for start in range(0, n, _BLOCK):
+        sl = slice(start, min(start + _BLOCK, n))
+        xs = [p.coords[sl] for p in members]
+        mean = xs[0] + xs[1]
+        for x in xs[2:]:
+            mean += x
+        mean /= n_members
+        acc, d = spread[sl], np.empty_like(mean)
+        np.subtract(xs[0], mean, out=acc)
+        np.multiply(acc, acc, out=acc)
+        for x in xs[1:]:
+            np.subtract(x, mean, out=d)
+            np.multiply(d, d, out=d)
+            acc += d
+        acc /= n_members
+        if center == "mean":
+            centre[sl] = mean
+        else:
+            centre[sl] = _median(xs)
+        liks = [np.where(np.isnan(p.likelihood[sl]), 1.0, p.likelihood[sl]) for p in members]
+        mean_lik = liks[0] + liks[1]
+        for lik in liks[2:]:
+            mean_lik += lik
+        mean_lik /= n_members
+        np.clip(mean_lik, LIKELIHOOD_CLIP, 1.0, out=mean_lik)
+        inflation = 1.0 / mean_lik  # n_members / n_valid = 1
+        np.maximum(acc, var_floor_px2, out=var[sl])
+        var[sl] *= inflation[..., None]
+    n_valid = np.full((n, k), n_members, dtype=np.int64)
+    return EnsembleStats(center=centre, variance=var, n_valid=n_valid, spread=spread)
+
+
+def _median(xs: list[np.ndarray]) -> np.ndarray:
+    """Elementwise median of M same-shaped arrays without NaN."""
+    if len(xs) == 3:
+        a, b, c = xs
+        return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    if len(xs) == 5:
+        # The smaller of the two pair minima and the larger of the two pair maxima cannot be
+        # the median; the median of the 5 is the median of the 3 that remain.
+        a, b, c, d, e = xs
+        lo = np.maximum(np.minimum(a, b), np.minimum(d, e))
+        hi = np.minimum(np.maximum(a, b), np.maximum(d, e))
+        return np.maximum(np.minimum(lo, hi), np.minimum(np.maximum(lo, hi), c))
+    return np.median(np.stack(xs), axis=0)
+
+
 def _frames_span(p: Poses) -> str:
     if p.n_frames == 0:
         return "none"
@@ -137,6 +211,8 @@ def ensemble_stats(
     if center not in ("median", "mean"):
         raise ValueError(f"center must be 'median' or 'mean', got {center!r}")
     members = align_members(poses_list)
+    if len(members) >= 2 and _all_valid(members, min_likelihood):
+        return _stats_all_valid(members, center, var_floor_px2)
     coords = np.stack([p.coords for p in members])  # (M, N, K, 2)
     lik = np.stack([p.likelihood for p in members])  # (M, N, K)
     n_members = coords.shape[0]

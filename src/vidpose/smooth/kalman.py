@@ -28,17 +28,33 @@ time-parallel (associative-scan) form exists (the variance update is a Moebius m
 update affine), but in numpy its log2(N) full-array passes cost more than this loop's ~1 us
 per ufunc for the batch widths met here (tens to hundreds of series); it would pay in compiled
 or GPU code.
+
+Two backends compute the same recursions in the same floating-point order: compiled scalar
+kernels (numba, the default where numba imports; one pass over the frames, no temporaries) and
+the numpy loop above (the fallback, and the reference the kernels are tested against). Pick one
+per call with ``backend=``; ``BACKEND`` is the default.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+try:
+    import numba
+except ImportError:  # numba is a dependency, but keep a pure-numpy path for odd platforms
+    numba = None
+
 DIFFUSE_VAR = 1e10  # px^2: far above any image's squared size, so the first frame is uninformed
 _LOG_2PI = float(np.log(2.0 * np.pi))
-_CHUNK = 2048  # frames per buffered block when only the likelihood is needed
+_CHUNK = 2048  # frames per buffered block when only the likelihood is needed (numpy)
+
+Backend = Literal["numba", "numpy"]
+BACKEND: Backend = "numba" if numba is not None else "numpy"
 
 
 @dataclass(frozen=True)
@@ -84,21 +100,38 @@ def _loglik_mask(w: np.ndarray) -> np.ndarray:
     return counted
 
 
-def kalman_smooth(y: np.ndarray, r: np.ndarray, q: float | np.ndarray) -> KalmanResult:
+def _check_backend(backend: Backend | None) -> Backend:
+    backend = BACKEND if backend is None else backend
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
+    if backend == "numba" and numba is None:
+        raise ValueError("backend='numba' but numba is not installed; use backend='numpy'")
+    return backend
+
+
+def kalman_smooth(
+    y: np.ndarray, r: np.ndarray, q: float | np.ndarray, backend: Backend | None = None
+) -> KalmanResult:
     """Forward Kalman filter and RTS backward smoother for B random-walk series.
 
     Args:
         y: (N, B) observations, px; NaN where missing.
         r: (N, B) observation noise variances, px^2 (> 0; non-finite = missing).
         q: process noise variance per frame, px^2: a scalar or (B,).
+        backend: "numba" or "numpy" (module docstring); default ``BACKEND``.
 
     Returns:
         The smoothed posterior mean and variance (N, B) and the log marginal likelihood (B,).
     """
+    backend = _check_backend(backend)
     n, b = np.shape(y)
     q = np.broadcast_to(np.asarray(q, dtype=np.float64), (b,)).copy()
     if n == 0:
         return KalmanResult(np.zeros((0, b)), np.zeros((0, b)), np.zeros(b))
+    if backend == "numba":
+        mean, var, loglik = np.empty((n, b)), np.empty((n, b)), np.empty(b)
+        _call(_smooth_kernel, _f64(y), _f64(r), q, mean, var, loglik)
+        return KalmanResult(mean=mean, var=var, loglik=loglik)
     y0, w, m0 = _prepare(y, r)
 
     m_f = np.empty((n, b))  # filtered mean
@@ -163,7 +196,9 @@ def _expand(a: np.ndarray, like: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[:1] + (1,) * (like.ndim - a.ndim) + a.shape[1:])
 
 
-def log_likelihood(y: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
+def log_likelihood(
+    y: np.ndarray, r: np.ndarray, q: np.ndarray, backend: Backend | None = None
+) -> np.ndarray:
     """Log marginal likelihood of B series under G candidate process variances each.
 
     Runs only the forward filter, with the candidates as an extra batch dimension, so a grid
@@ -173,15 +208,21 @@ def log_likelihood(y: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
         y: (N, B) observations, px; NaN where missing.
         r: (N, B) observation noise variances, px^2.
         q: (G, B) candidate process variances per frame, px^2.
+        backend: "numba" or "numpy" (module docstring); default ``BACKEND``.
 
     Returns:
         (G, B) log marginal likelihoods (nats).
     """
+    backend = _check_backend(backend)
     n, b = np.shape(y)
     q = np.asarray(q, dtype=np.float64)
     g = q.shape[0]
     if n == 0:
         return np.zeros((g, b))
+    if backend == "numba":
+        loglik = np.empty((b, g))
+        _call(_loglik_kernel, _f64(y), _f64(r), np.ascontiguousarray(q.T), loglik)
+        return np.ascontiguousarray(loglik.T)
     y0, w, m0 = _prepare(y, r)
     counted = _loglik_mask(w)
     loglik = np.zeros((g, b))
@@ -209,3 +250,126 @@ def log_likelihood(y: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
         )
         loglik += terms.sum(axis=0)
     return loglik
+
+
+# --- compiled backend -----------------------------------------------------------------------
+# The kernels repeat the numpy recursions operation for operation (same order, no fastmath), so
+# the two backends agree to rounding. The smoother walks frames in the outer loop and series in
+# the inner one (contiguous rows); the likelihood, G times the work per frame, gives each
+# thread whole series (on 2 cores ~2.6x faster than serial; the smoother gains ~10%, not kept).
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _call(kernel, *args) -> None:
+    # numba warns (NumbaWarning) when it cannot write its cache next to the module or in the
+    # user cache directory (read-only installs); the compiled code is correct either way.
+    with warnings.catch_warnings():
+        if numba is not None:
+            warnings.simplefilter("ignore", numba.NumbaWarning)
+        kernel(*args)
+
+
+def _jit(fn=None, *, parallel: bool = False):
+    """Compile lazily on first call, caching the machine code where a cache can live.
+
+    ``parallel=True`` runs ``numba.prange`` loops on all cores.
+    """
+    if fn is None:
+        return lambda f: _jit(f, parallel=parallel)
+    if numba is None:
+        return fn
+    try:
+        return numba.njit(cache=True, fastmath=False, parallel=parallel)(fn)
+    except (RuntimeError, OSError):  # no writable cache location
+        return numba.njit(cache=False, fastmath=False, parallel=parallel)(fn)
+
+
+@_jit
+def _first_observed(y, r, m0):  # pragma: no cover - compiled
+    n, b = y.shape
+    for j in range(b):
+        m0[j] = 0.0
+        for t in range(n):
+            if _is_observed(y[t, j], r[t, j]):
+                m0[j] = y[t, j]
+                break
+
+
+@_jit
+def _is_observed(y, r):  # pragma: no cover - compiled
+    return math.isfinite(y) and math.isfinite(r) and r > 0.0
+
+
+@_jit
+def _smooth_kernel(y, r, q, mean, var, loglik):  # pragma: no cover - compiled
+    n, b = y.shape
+    m = np.empty(b)
+    _first_observed(y, r, m)
+    p = np.empty(b)
+    seen = np.zeros(b, dtype=np.bool_)
+    for j in range(b):
+        p[j] = DIFFUSE_VAR - q[j]
+        loglik[j] = 0.0
+    for t in range(n):
+        for j in range(b):
+            pp = p[j] + q[j]
+            yt = y[t, j]
+            rt = r[t, j]
+            if _is_observed(yt, rt):
+                gain_num = pp * (1.0 / rt)
+                denom = gain_num + 1.0
+                innov = yt - m[j]
+                if seen[j]:
+                    s = pp + rt
+                    loglik[j] += -0.5 * (_LOG_2PI + math.log(s) + innov * innov / s)
+                seen[j] = True
+                p[j] = pp / denom
+                m[j] = m[j] + gain_num / denom * innov
+            else:
+                p[j] = pp
+            mean[t, j] = m[j]
+            var[t, j] = p[j]
+    # RTS in place, as in the numpy path, with the predicted variance p_p[t+1] = p_f[t] + q.
+    for t in range(n - 2, -1, -1):
+        for j in range(b):
+            gain = var[t, j] / (var[t, j] + q[j])
+            mean[t, j] = gain * mean[t + 1, j] + (1.0 - gain) * mean[t, j]
+            var[t, j] = gain * gain * var[t + 1, j] + gain * q[j]
+
+
+@_jit(parallel=True)
+def _loglik_kernel(y, r, q, loglik):  # pragma: no cover - compiled
+    # q, loglik: (B, G). One thread per series; its G candidates share the frame's y and r.
+    n, b = y.shape
+    g = q.shape[1]
+    m0 = np.empty(b)
+    _first_observed(y, r, m0)
+    for j in numba.prange(b):
+        m = np.full(g, m0[j])
+        p = np.empty(g)
+        for i in range(g):
+            p[i] = DIFFUSE_VAR - q[j, i]
+            loglik[j, i] = 0.0
+        seen = False
+        for t in range(n):
+            yt = y[t, j]
+            rt = r[t, j]
+            if not _is_observed(yt, rt):
+                for i in range(g):
+                    p[i] = p[i] + q[j, i]
+                continue
+            w = 1.0 / rt
+            for i in range(g):
+                pp = p[i] + q[j, i]
+                gain_num = pp * w
+                denom = gain_num + 1.0
+                innov = yt - m[i]
+                if seen:
+                    s = pp + rt
+                    loglik[j, i] += -0.5 * (_LOG_2PI + math.log(s) + innov * innov / s)
+                p[i] = pp / denom
+                m[i] = m[i] + gain_num / denom * innov
+            seen = True
