@@ -91,42 +91,20 @@ def _print_metrics(model_dir: Path, metrics: dict, seconds: float) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from vidpose.io import write_poses
-    from vidpose.predict import PredictStats, load_model
-    from vidpose.predict.metrics import write_video_metrics
-    from vidpose.train.ensemble import ensemble_members, is_ensemble
+    from vidpose.predict.run import predict_videos
 
-    ensemble = is_ensemble(args.model_dir)
-    members = ensemble_members(args.model_dir) if ensemble else [Path(args.model_dir)]
-    out_dir = Path(args.out or (Path(args.model_dir) / "videos"))
-    outputs: dict[str, list[Path]] = {}
-    for member in members:
-        model = load_model(member, device=args.device, precision=args.precision)
-        if args.compile:
-            model.compile()
-        member_out = out_dir / member.name if ensemble else out_dir
-        for video in args.videos:
-            stats: list[PredictStats] = []
-            poses = model.predict_video(
-                video,
-                batch_size=args.batch_size,
-                reader=args.reader,
-                progress=not args.no_progress,
-                stats=stats,
-            )
-            out = member_out / f"{Path(video).stem}.csv"
-            write_poses(poses, out)
-            write_video_metrics(poses, member, member_out, Path(video).stem)
-            outputs.setdefault(Path(video).stem, []).append(out)
-            st = stats[0]
-            console.print(f"[green]wrote[/] {out}  ({st.frames} frames, {st.fps:,.0f} frames/s)")
-    if ensemble:
-        from vidpose.smooth import run_smooth
-
-        for stem, paths in outputs.items():
-            out = out_dir / f"{stem}.csv"
-            run_smooth(paths, out, smoothing="auto")
-            console.print(f"[green]wrote[/] {out}  (ensemble of {len(paths)}, Kalman-smoothed)")
+    predict_videos(
+        args.model_dir,
+        args.videos,
+        args.out,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+        reader=args.reader,
+        compile=args.compile,
+        progress=not args.no_progress,
+        log=console.print,
+    )
     return 0
 
 
@@ -151,6 +129,53 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     console.print(
         f"held-out video: {res.video_frames} frames, error median "
         f"{res.video_error_median:.2f} px, 95th percentile {res.video_error_p95:.2f} px"
+    )
+    console.print(f"report:         {res.report}")
+    console.print(f"labeled video:  {res.labeled_video}  (model o, ground truth square)")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vidpose.viz.evaluate import evaluate
+
+    t0 = time.perf_counter()
+    res = evaluate(
+        args.model_dir,
+        args.video or None,
+        n_outliers=args.outliers,
+        z_threshold=args.z_threshold,
+        min_likelihood=args.min_likelihood,
+        device=args.device,
+        log=console.print,
+    )
+    console.print(f"[green]wrote[/] {res.report}  ({len(res.figures)} figures)")
+    console.print(
+        f"[green]wrote[/] {res.outliers}  ({res.n_outliers} frames to label next; "
+        f"`vidpose extract-frames PROJECT {res.outliers}` saves them as PNGs)"
+    )
+    console.print(f"evaluation took {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_extract_frames(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from vidpose.viz.extract import extract_frames
+    from vidpose.viz.outliers import read_outliers
+
+    if args.outliers is not None:
+        table = read_outliers(args.outliers)
+    elif args.video is not None and args.frames:
+        frames = [int(f) for f in args.frames.split(",") if f.strip()]
+        table = pd.DataFrame({"video": [str(args.video)] * len(frames), "frame": frames})
+    else:
+        raise VidposeError("give an outliers table (OUTLIERS.csv) or --video V --frames 1,2,3")
+    res = extract_frames(args.project_dir, table, context=args.context)
+    for path in res.written:
+        console.print(f"[green]wrote[/] {path}")
+    console.print(
+        f"{len(res.written)} frames to label, {len(res.neighbours)} context neighbours, "
+        f"{len(res.existing)} already there (kept); lists: " + ", ".join(str(p) for p in res.lists)
     )
     return 0
 
@@ -180,6 +205,42 @@ def _cmd_smooth(args: argparse.Namespace) -> int:
     console.print(
         f"[green]wrote[/] {args.out}  ({len(args.predictions)} members, "
         f"{poses.n_frames} frames, {time.perf_counter() - t0:.1f} s)"
+    )
+    return 0
+
+
+def _cmd_label_video(args: argparse.Namespace) -> int:
+    from vidpose.viz.labeled_video import find_settings_file, label_video, load_skeleton
+
+    predictions, video = args.predictions, args.video
+    skeleton = None
+    if args.skeleton == "auto":
+        found = find_settings_file([video, *predictions])
+        if found is None:
+            raise VidposeError(
+                f"--skeleton: no vidpose.yaml in the folders above {video} or the predictions; "
+                "give the project: --skeleton PROJECT_DIR"
+            )
+        skeleton = load_skeleton(found)
+    elif args.skeleton is not None:
+        skeleton = load_skeleton(args.skeleton)
+    stats = label_video(
+        predictions,
+        video,
+        args.out,
+        min_likelihood=args.min_likelihood,
+        low_confidence=args.low_confidence,
+        skeleton=skeleton,
+        frame_counter=not args.no_frame_counter,
+        labels=args.label,
+        marker_size=args.marker_size,
+        crf=args.crf,
+        preset=args.preset,
+        progress=not args.no_progress,
+    )
+    console.print(
+        f"[green]wrote[/] {stats.out}  ({stats.frames} frames, {stats.seconds:.1f} s, "
+        f"{stats.fps:.0f} frames/s)"
     )
     return 0
 
@@ -276,6 +337,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_smooth)
 
+    p = sub.add_parser(
+        "evaluate", help="figures, outliers.csv and report.html beside a model or ensemble"
+    )
+    p.add_argument("model_dir", type=Path)
+    p.add_argument(
+        "--video",
+        type=Path,
+        action="append",
+        default=[],
+        help="video (or predictions table) to include; repeat for several; default: every "
+        "predictions table in MODEL_DIR/videos. Videos without predictions are predicted.",
+    )
+    p.add_argument("--outliers", type=int, default=20, help="rows of outliers.csv (default 20)")
+    p.add_argument(
+        "--z-threshold",
+        type=float,
+        default=5.0,
+        help="robust z-score above which a frame is flagged (default 5)",
+    )
+    p.add_argument("--min-likelihood", type=float, default=0.9)
+    p.add_argument("--device", default="auto", help="for videos that must be predicted first")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "extract-frames", help="save video frames (e.g. outliers.csv) as PNGs for labeling"
+    )
+    p.add_argument("project_dir", type=Path)
+    p.add_argument("outliers", type=Path, nargs="?", help="outliers.csv from vidpose evaluate")
+    p.add_argument("--video", type=Path, default=None, help="with --frames: one video")
+    p.add_argument("--frames", default="", help="comma-separated frame indices")
+    p.add_argument(
+        "--context",
+        type=int,
+        default=0,
+        help="also save this many neighbouring frames each side (2 for a context model)",
+    )
+    p.set_defaults(func=_cmd_extract_frames)
+
+    p = sub.add_parser(
+        "label-video",
+        help="draw predicted keypoints (and skeleton) on a video",
+        description="Draw one or more prediction tables of VIDEO on every frame and encode "
+        "an H.264 video. Put --skeleton after the positional arguments (or use "
+        "--skeleton=PATH), as it takes an optional value.",
+    )
+    p.add_argument("predictions", type=Path, nargs="+", help="prediction tables of VIDEO")
+    p.add_argument("video", type=Path, help="the video the predictions were made on")
+    p.add_argument("--out", type=Path, required=True, help="labeled video (.mp4, .mkv, ...)")
+    p.add_argument(
+        "--min-likelihood", type=float, default=0.9, help="low confidence below it (default 0.9)"
+    )
+    p.add_argument(
+        "--low-confidence",
+        choices=["hollow", "hide"],
+        default="hollow",
+        help="draw low-confidence points as rings (default) or not at all",
+    )
+    p.add_argument(
+        "--skeleton",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="PROJECT_DIR|YAML",
+        help="draw the skeleton of vidpose.yaml: given, or found above the video/predictions",
+    )
+    p.add_argument("--no-frame-counter", action="store_true", help="no frame index in the corner")
+    p.add_argument(
+        "--label", action="append", default=None, help="legend name per PRED (repeat, in order)"
+    )
+    p.add_argument("--marker-size", type=int, default=None, help="marker radius in pixels")
+    p.add_argument("--crf", type=int, default=18, help="x264 quality (18 visually lossless)")
+    p.add_argument("--preset", default="veryfast", help="x264 speed preset (default veryfast)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_label_video)
+
     p = sub.add_parser("demo", help="synthesize, train, predict and score an example project")
     p.add_argument("--out", type=Path, default=Path("vidpose-demo"))
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -285,9 +421,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; key=value overrides may also follow options
+    (``vidpose train P --no-progress a.b=1``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    stray = [t for t in extra if t.startswith("-") or "=" not in t]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except VidposeError as exc:

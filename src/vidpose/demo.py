@@ -7,6 +7,7 @@ labels all come from the first video) and compares every frame with the ground t
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,9 @@ class DemoResult:
     video_error_median: float
     video_error_p95: float
     video_frames: int
+    report: Path | None = None
+    labeled_video: Path | None = None
+    labeled_video_fps: float = float("nan")
 
 
 def video_errors(pred_coords: np.ndarray, truth_coords: np.ndarray) -> np.ndarray:
@@ -65,12 +69,20 @@ def run_demo(
     from vidpose.data.synthetic import synthesize_project
     from vidpose.io import read_poses, write_poses
     from vidpose.predict import load_model
+    from vidpose.predict.metrics import write_video_metrics
     from vidpose.train import train
+    from vidpose.viz.evaluate import evaluate
+    from vidpose.viz.labeled_video import label_video, load_skeleton
 
     out_dir = Path(out_dir)
     on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     t0 = time.perf_counter()
-    proj = synthesize_project(out_dir / "project", seed=0)
+    # Running the demo again replaces its own earlier output (and nothing else).
+    previous = out_dir / "project"
+    again = (previous / "vidpose.yaml").exists() and (previous / "ground_truth").is_dir()
+    if (out_dir / "model" / "model.json").exists():
+        shutil.rmtree(out_dir / "model")
+    proj = synthesize_project(previous, seed=0, overwrite=again)
     log(f"synthesized {proj.project_dir} in {time.perf_counter() - t0:.1f} s")
 
     base = GPU_OVERRIDES if on_gpu else CPU_OVERRIDES
@@ -87,8 +99,22 @@ def run_demo(
     poses = model.predict_video(held_out, progress=progress)
     pred_path = result.model_dir / "videos" / f"{held_out.stem}.csv"
     write_poses(poses, pred_path)
+    write_video_metrics(poses, result.model_dir, pred_path.parent, held_out.stem)
     truth = read_poses(proj.ground_truth[-1])
     err = video_errors(poses.coords, truth.coords)
+
+    # What a scientist looks at: the report, and the video with model and truth drawn on it.
+    evaluation = evaluate(result.model_dir, [held_out], device="cuda" if on_gpu else "cpu")
+    log(f"evaluation: {evaluation.report} ({len(evaluation.figures)} figures)")
+    labeled = label_video(
+        [poses, truth],
+        held_out,
+        out_dir / f"{held_out.stem}_labeled.mp4",
+        labels=["model", "ground truth"],
+        skeleton=load_skeleton(proj.settings),
+        progress=progress,
+    )
+    log(f"labeled video: {labeled.out} ({labeled.frames} frames, {labeled.fps:.0f} frames/s)")
     res = DemoResult(
         out_dir=out_dir,
         project_dir=proj.project_dir,
@@ -99,5 +125,8 @@ def run_demo(
         video_error_median=float(np.nanmedian(err)),
         video_error_p95=float(np.nanpercentile(err, 95)),
         video_frames=poses.n_frames,
+        report=evaluation.report,
+        labeled_video=labeled.out,
+        labeled_video_fps=labeled.fps,
     )
     return res

@@ -66,8 +66,7 @@ def test_predictions_are_in_original_pixels(tiny_model, tiny_video):
     model = load_model(tiny_model, device="cpu")
     direct = model.predict_images(big)
     x = torch.from_numpy(big).permute(0, 3, 1, 2).float() / 255.0
-    x = F.interpolate(x, size=model.input_hw, mode="bilinear", align_corners=False,
-                      antialias=True)
+    x = F.interpolate(x, size=model.input_hw, mode="bilinear", align_corners=False, antialias=True)
     with torch.no_grad():
         at_input = model.network(x).coords.numpy()
     expected = input_to_orig(at_input, big.shape[1:3], model.input_hw)

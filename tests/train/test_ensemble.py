@@ -22,8 +22,18 @@ TINY = [
 
 def test_train_and_predict_an_ensemble(tiny_project, tmp_path):
     ens = tmp_path / "ens"
-    rc = cli_main(["train", str(tiny_project), *TINY, "--seeds", "0,1", "--model-dir", str(ens),
-                   "--no-progress"])
+    rc = cli_main(
+        [
+            "train",
+            str(tiny_project),
+            *TINY,
+            "--seeds",
+            "0,1",
+            "--model-dir",
+            str(ens),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     info = json.loads((ens / "ensemble.json").read_text())
     assert info["members"] == ["seed0", "seed1"]

@@ -29,8 +29,12 @@ TINY = [
 
 def test_semisupervised_run_logs_every_loss_and_writes_metrics(tiny_project, tmp_path):
     losses = ["temporal", "pca_singleview", "unimodal"]
-    res = train(tiny_project, [*TINY, f"model.losses=[{','.join(losses)}]"],
-                model_dir=tmp_path / "m", progress=False)
+    res = train(
+        tiny_project,
+        [*TINY, f"model.losses=[{','.join(losses)}]"],
+        model_dir=tmp_path / "m",
+        progress=False,
+    )
     assert res.steps == 6
     log = pd.read_csv(res.model_dir / "logs" / "csv" / "metrics.csv")
     for name in losses:
@@ -41,8 +45,18 @@ def test_semisupervised_run_logs_every_loss_and_writes_metrics(tiny_project, tmp
     assert info["losses"] == losses and info["pose_pca"] is not None
 
     video = next((tiny_project / "videos").glob("*.mp4"))
-    rc = cli_main(["predict", str(res.model_dir), str(video), "--out", str(tmp_path / "pred"),
-                   "--device", "cpu", "--no-progress"])
+    rc = cli_main(
+        [
+            "predict",
+            str(res.model_dir),
+            str(video),
+            "--out",
+            str(tmp_path / "pred"),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     tn = pd.read_csv(tmp_path / "pred" / f"{video.stem}_temporal_norm.csv", index_col=0)
     pe = pd.read_csv(tmp_path / "pred" / f"{video.stem}_pca_singleview_error.csv", index_col=0)
@@ -53,11 +67,19 @@ def test_semisupervised_run_logs_every_loss_and_writes_metrics(tiny_project, tmp
 
 def test_multiview_without_view_matches_is_a_config_error(tiny_project, tmp_path):
     with pytest.raises(ConfigError, match="view_matches"):
-        train(tiny_project, [*TINY, "model.losses=[pca_multiview]"], model_dir=tmp_path / "m",
-              progress=False)
+        train(
+            tiny_project,
+            [*TINY, "model.losses=[pca_multiview]"],
+            model_dir=tmp_path / "m",
+            progress=False,
+        )
 
 
 def test_unknown_unsupervised_loss_is_named(tiny_project, tmp_path):
     with pytest.raises(ConfigError, match="temporall"):
-        train(tiny_project, [*TINY, "model.losses=[temporall]"], model_dir=tmp_path / "m",
-              progress=False)
+        train(
+            tiny_project,
+            [*TINY, "model.losses=[temporall]"],
+            model_dir=tmp_path / "m",
+            progress=False,
+        )

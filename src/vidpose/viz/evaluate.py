@@ -1,0 +1,397 @@
+"""``vidpose evaluate``: figures, outliers and one HTML report beside a model (or ensemble).
+
+Writes into ``MODEL_DIR``::
+
+    report.html                  everything below, self-contained (open it in any browser)
+    outliers.csv                 frames worth labeling next, with the reason (vidpose.viz.outliers)
+    evaluation/*.png             each figure of the report as a file
+
+Labeled frames (from ``predictions_labeled.csv`` and the project's labels; for an ensemble, the
+members' median): per-keypoint error, error vs confidence, the worst held-out frames.
+Videos: every ``MODEL_DIR/videos/<stem>.csv`` (or the ``videos`` given, predicted first when
+their predictions are missing): traces with flagged frames, confidence histogram, metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vidpose.errors import VidposeError
+from vidpose.io import read_poses
+from vidpose.io.poses import Poses
+from vidpose.predict.metrics import video_metrics
+from vidpose.train.ensemble import ensemble_members, is_ensemble
+from vidpose.viz import plots
+from vidpose.viz.outliers import (
+    CRITERIA_TEXT,
+    FrameScores,
+    frame_scores,
+    select_outliers,
+    write_outliers,
+)
+from vidpose.viz.report import Figure, Section, write_report
+
+# Files in MODEL/videos that are metric tables, not predictions.
+METRIC_SUFFIXES = ("_temporal_norm", "_pca_singleview_error", "_pca_multiview_error")
+WORST_FRAMES = 8
+
+
+@dataclass
+class EvaluateResult:
+    """Paths written by :func:`evaluate`."""
+
+    report: Path
+    outliers: Path
+    figures: list[Path] = field(default_factory=list)
+    n_outliers: int = 0
+
+
+def prediction_tables(videos_dir: Path) -> list[Path]:
+    """Prediction CSVs in ``videos_dir`` (not the per-video metric tables)."""
+    if not videos_dir.is_dir():
+        return []
+    return sorted(p for p in videos_dir.glob("*.csv") if not p.stem.endswith(METRIC_SUFFIXES))
+
+
+def _fmt(v: float | None, unit: str = " px") -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.2f}{unit}"
+
+
+class _Collector:
+    """Saves each figure as a PNG and keeps it for the report."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.paths: list[Path] = []
+
+    def add(self, fig, name: str, caption: str) -> Figure:
+        png = plots.figure_png(fig)
+        path = self.folder / f"{name}.png"
+        from vidpose._atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png)
+        self.paths.append(path)
+        return Figure(png, caption, alt=name)
+
+
+def _labeled_predictions(members: list[Path]) -> tuple[Poses, str] | None:
+    """predictions_labeled.csv of one model, or the members' median for an ensemble."""
+    tables = [m / "predictions_labeled.csv" for m in members]
+    tables = [t for t in tables if t.exists()]
+    if not tables:
+        return None
+    first = read_poses(tables[0])
+    if len(tables) == 1:
+        return first, "the model"
+    coords = np.stack([read_poses(t).coords for t in tables])
+    lk = np.stack([read_poses(t).likelihood for t in tables])
+    pred = Poses(
+        coords=np.nanmedian(coords, axis=0),
+        likelihood=np.nanmean(lk, axis=0),
+        keypoints=first.keypoints,
+        frames=first.frames,
+        scorer=first.scorer,
+        is_labels=False,
+        frame_columns=first.frame_columns,
+    )
+    return pred, f"the median of {len(tables)} ensemble members"
+
+
+def labeled_section(members: list[Path], figs: _Collector, log: Callable) -> Section:
+    """Section on the labeled frames: error per keypoint, vs confidence, worst frames."""
+    from vidpose.data.labeled import read_image_rgb
+    from vidpose.project import load_project
+
+    sec = Section("Labeled frames", "labeled")
+    got = _labeled_predictions(members)
+    info = json.loads((members[0] / "model.json").read_text())
+    if got is None:
+        sec.notes.append("No predictions_labeled.csv in the model directory: nothing to show.")
+        return sec
+    pred, who = got
+    try:
+        project = load_project(info["project"])
+    except (VidposeError, OSError) as exc:
+        sec.notes.append(f"The project {info['project']} cannot be read ({exc}); no labels.")
+        return sec
+    labels = project.labels
+    row_of = {str(f): i for i, f in enumerate(labels.frames)}
+    rows = [row_of.get(str(f)) for f in pred.frames]
+    keep = [i for i, r in enumerate(rows) if r is not None]
+    if not keep:
+        sec.notes.append("The labeled predictions do not match the project's label rows.")
+        return sec
+    lab = labels.coords[[rows[i] for i in keep]]
+    pc = pred.coords[keep]
+    lk = pred.likelihood[keep]
+    split = np.asarray(pred.frame_columns.get("split", np.full(len(pred.frames), "all")))[keep]
+    err = np.linalg.norm(pc - lab, axis=2)
+    kp = pred.keypoints
+    for name in ("train", "val", "test"):
+        e = err[split == name]
+        if e.size:
+            sec.kpis.append((_fmt(float(np.nanmean(e))), f"{name} mean error ({len(e)} frames)"))
+    sec.notes.append(
+        f"Predictions are {who}'s, on every labeled frame; errors are in pixels of the original "
+        f"images. Held-out frames (test, else validation) are what says how the model will do "
+        f"on new data; the training frames were seen during training."
+    )
+    sec.items.append(
+        figs.add(
+            plots.plot_keypoint_errors(err, split, kp),
+            "labeled_keypoint_errors",
+            "Pixel error per keypoint on held-out frames (boxes: quartiles; whiskers: 1.5 IQR; "
+            "dots: single frames), red diamond: training-set median. A keypoint whose box sits "
+            "far above its training median generalises poorly: label more frames showing it.",
+        )
+    )
+    sec.items.append(
+        figs.add(
+            plots.plot_error_vs_confidence(err, lk, split, kp),
+            "labeled_error_vs_confidence",
+            "Each dot is one keypoint on one held-out frame. Confidence is useful when the "
+            "black median line falls from left to right: large errors should come with low "
+            "confidence.",
+        )
+    )
+    held = np.flatnonzero(split == "test")
+    if held.size == 0:
+        held = np.flatnonzero(split == "val")
+    if held.size:
+        with np.errstate(all="ignore"):
+            frame_err = np.nanmean(err[held], axis=1)
+        order = held[np.argsort(-np.nan_to_num(frame_err, nan=-1))][:WORST_FRAMES]
+        images, titles = [], []
+        for i in order:
+            path = project.image_paths[rows[keep[i]]]
+            images.append(read_image_rgb(path))
+            titles.append(
+                f"{Path(path).parent.name}/{Path(path).name} ({split[i]})\n"
+                f"mean error {np.nanmean(err[i]):.1f} px, worst "
+                f"{kp[int(np.nanargmax(err[i]))]} {np.nanmax(err[i]):.1f} px"
+            )
+        sec.items.append(
+            figs.add(
+                plots.plot_worst_frames(images, lab[order], pc[order], titles, kp),
+                "labeled_worst_frames",
+                "The held-out frames with the largest mean error. + is the label, o the "
+                "prediction, joined by a line in the keypoint's colour. Look for swapped "
+                "left/right keypoints, occlusions and labeling mistakes.",
+            )
+        )
+    table = pd.DataFrame(
+        {
+            "keypoint": kp,
+            **{
+                f"{name} median px": np.nanmedian(err[split == name], axis=0)
+                for name in ("train", "val", "test")
+                if (split == name).any()
+            },
+            "held-out p95 px": np.nanpercentile(err[held], 95, axis=0) if held.size else np.nan,
+        }
+    )
+    sec.items += ["Error per keypoint", table]
+    log(f"labeled frames: {len(keep)} rows")
+    return sec
+
+
+def video_section(
+    stem: str,
+    poses: Poses,
+    scores: FrameScores,
+    figs: _Collector,
+    z_threshold: float,
+    min_likelihood: float,
+    outliers: pd.DataFrame,
+) -> Section:
+    """Section on one video's predictions."""
+    sec = Section(f"Video {stem}", f"video-{stem}")
+    n = poses.n_frames
+    lk = poses.likelihood
+    sec.kpis.append((f"{n:,}", "frames"))
+    if lk is not None:
+        sec.kpis.append((f"{float(np.nanmedian(lk)):.2f}", "median confidence"))
+        low = float(np.mean(~(lk >= min_likelihood)))
+        sec.kpis.append((f"{100 * low:.1f}%", f"keypoint-frames below {min_likelihood:g}"))
+    for c in scores.z:
+        flagged = int(scores.flagged(c, z_threshold).sum())
+        sec.kpis.append((f"{flagged}", f"frames flagged: {CRITERIA_TEXT[c]}"))
+    sec.notes.append(
+        "A frame is flagged for a criterion when its worst keypoint is more than "
+        f"{z_threshold:g} robust standard deviations (median absolute deviation, floored at "
+        "2 px) above the video's median: temporal jump = moved away and back between "
+        "neighbouring frames; off the pose subspace = the pose is unlike any labeled pose; "
+        "ensemble disagrees = the members' spread."
+    )
+    sec.items.append(
+        figs.add(
+            plots.plot_traces(poses, scores, z_threshold, stem),
+            f"video_{stem}_traces",
+            "Top rows: each criterion's worst keypoint per frame, flagged frames shaded. Then "
+            "one row per keypoint: x (solid) and y (dashed) relative to their median, the "
+            "confidence as a grey line on the right axis, and red bands where any criterion flags "
+            "the frame. Smooth traces with high confidence are what a good model gives.",
+        )
+    )
+    sec.items.append(
+        figs.add(
+            plots.plot_confidence(poses, min_likelihood),
+            f"video_{stem}_confidence",
+            "Left: every keypoint's confidence on every frame (log counts). Right: per keypoint, "
+            "the share of frames below the threshold: keypoints that are often occluded or "
+            "hard to see stand out.",
+        )
+    )
+    mine = outliers[outliers["video"].astype(str).map(lambda v: Path(v).stem) == stem]
+    if len(mine):
+        sec.items += [f"Frames to label next ({len(mine)})", mine.drop(columns=["video"])]
+    return sec
+
+
+def _resolve_predictions(
+    model_dir: Path, videos: Sequence[Path] | None, predict_missing: bool, device: str, log
+) -> dict[str, tuple[Path, Path | None]]:
+    """stem -> (predictions table, video path if known)."""
+    out: dict[str, tuple[Path, Path | None]] = {}
+    videos_dir = model_dir / "videos"
+    if not videos:
+        for table in prediction_tables(videos_dir):
+            out[table.stem] = (table, None)
+        return out
+    missing = []
+    for v in videos:
+        v = Path(v)
+        table = videos_dir / f"{v.stem}.csv"
+        if table.exists():
+            out[v.stem] = (table, v)
+        elif v.suffix.lower() == ".csv" and v.exists():
+            out[v.stem] = (v, None)
+        elif not v.exists():
+            raise VidposeError(f"video {v} does not exist")
+        else:
+            missing.append(v)
+    if missing:
+        if not predict_missing:
+            raise VidposeError(
+                f"no predictions for {', '.join(map(str, missing))} in {videos_dir}; run "
+                f"`vidpose predict {model_dir} VIDEO` first"
+            )
+        from vidpose.predict.run import predict_videos
+
+        done = predict_videos(model_dir, missing, device=device, log=log)
+        for v in missing:
+            out[v.stem] = (done[v.stem], v)
+    return out
+
+
+def evaluate(
+    model_dir: str | Path,
+    videos: Sequence[str | Path] | None = None,
+    *,
+    n_outliers: int = 20,
+    z_threshold: float = 5.0,
+    min_likelihood: float = 0.9,
+    predict_missing: bool = True,
+    device: str = "auto",
+    log: Callable[[str], object] = lambda _msg: None,
+) -> EvaluateResult:
+    """Write report.html, outliers.csv and evaluation/*.png into ``model_dir``.
+
+    Args:
+        model_dir: a model directory, or an ensemble directory (``vidpose train --seeds``).
+        videos: videos (or prediction tables) to include; default: every prediction table in
+            ``model_dir/videos``. Videos without predictions are predicted first.
+        n_outliers: rows of outliers.csv.
+        z_threshold: robust z-score above which a frame is flagged (see vidpose.viz.outliers).
+        min_likelihood: confidence threshold used in the confidence figures.
+    """
+    model_dir = Path(model_dir)
+    if not (model_dir / "model.json").exists() and not is_ensemble(model_dir):
+        raise VidposeError(
+            f"{model_dir} is not a model directory (no model.json) nor an ensemble directory"
+        )
+    members = ensemble_members(model_dir) if is_ensemble(model_dir) else [model_dir]
+    figs = _Collector(model_dir / "evaluation")
+    sections = [labeled_section(members, figs, log)]
+
+    tables = _resolve_predictions(
+        model_dir, [Path(v) for v in videos] if videos else None, predict_missing, device, log
+    )
+    per_video: dict[str, FrameScores] = {}
+    loaded: dict[str, Poses] = {}
+    names: dict[str, str] = {}
+    for stem, (table, video) in tables.items():
+        poses = read_poses(table)
+        if poses.is_labels:
+            raise VidposeError(f"{table}: is a labels table (no likelihood), not predictions")
+        loaded[stem] = poses
+        per_video[stem] = frame_scores(poses, video_metrics(poses, members[0]))
+        names[stem] = str(video) if video is not None else stem
+    outliers = select_outliers(
+        {names[s]: sc for s, sc in per_video.items()}, n_outliers, z_threshold=z_threshold
+    )
+    outliers_path = write_outliers(outliers, model_dir / "outliers.csv")
+    for stem, poses in loaded.items():
+        sections.append(
+            video_section(stem, poses, per_video[stem], figs, z_threshold, min_likelihood, outliers)
+        )
+        log(f"video {stem}: {poses.n_frames} frames")
+    if not loaded:
+        sections.append(
+            Section(
+                "Videos",
+                "videos",
+                notes=[
+                    f"No video predictions in {model_dir / 'videos'}: run `vidpose predict "
+                    f"{model_dir} VIDEO` or `vidpose evaluate {model_dir} --video VIDEO`."
+                ],
+            )
+        )
+    sections.append(_model_section(model_dir, members))
+    info = json.loads((members[0] / "model.json").read_text())
+    subtitle = [
+        f"model: {model_dir.resolve()}"
+        + (f" (ensemble of {len(members)})" if len(members) > 1 else ""),
+        f"project: {info.get('project', '?')}",
+        f"keypoints: {len(info.get('keypoints', []))}; outliers: {len(outliers)} frames in "
+        f"{outliers_path.name}",
+    ]
+    report = write_report(
+        model_dir / "report.html", f"vidpose report — {model_dir.name}", subtitle, sections
+    )
+    return EvaluateResult(report, outliers_path, figs.paths, len(outliers))
+
+
+def _model_section(model_dir: Path, members: list[Path]) -> Section:
+    """Metrics of each member and the configuration."""
+    sec = Section("Model and configuration", "model")
+    rows = []
+    for m in members:
+        path = m / "metrics.json"
+        if not path.exists():
+            continue
+        metrics = json.loads(path.read_text())
+        row: dict[str, object] = {"model": m.name}
+        for split in ("train", "val", "test"):
+            s = metrics.get(split, {})
+            for k in ("mean", "median", "p95"):
+                if f"pixel_error_{k}" in s:
+                    row[f"{split} {k} px"] = float(s[f"pixel_error_{k}"])
+        for k in ("train_seconds", "steps"):
+            if k in metrics:
+                row[k] = float(metrics[k])
+        rows.append(row)
+    if rows:
+        sec.items += ["Pixel error by split", pd.DataFrame(rows)]
+    cfg = members[0] / "config.yaml"
+    if cfg.exists():
+        sec.items.append("Configuration (config.yaml)")
+        sec.preformatted = cfg.read_text()
+    return sec
