@@ -55,3 +55,13 @@ def test_train_and_predict_an_ensemble(tiny_project, tmp_path):
     assert not np.allclose(m0.coords, m1.coords)  # members really differ
     assert {"ens_var_x", "post_var_x"} <= set(smooth.keypoint_columns)
     assert np.isfinite(smooth.coords).all()
+
+    # The report of an ensemble: labeled frames from the members' median, ensemble spread as
+    # an outlier criterion of the smoothed video.
+    from vidpose.viz.evaluate import evaluate
+
+    res = evaluate(ens, device="cpu")
+    text = res.report.read_text()
+    assert "the median of 2 ensemble members" in text
+    assert "ensemble of 2" in text and "ensemble disagrees" in text
+    assert res.outliers.exists()

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from vidpose._device import resolve_device
+from vidpose._progress import FramesProgress
 from vidpose.config import VidposeConfig, load_config
 from vidpose.data.augment import input_to_orig
 from vidpose.errors import ConfigError, VidposeError
@@ -194,7 +195,7 @@ class PoseModel:
             invalid: list[int] = []
             t0 = time.perf_counter()
             done = 0
-            bar = _progress(path.name, n) if progress else None
+            bar = FramesProgress(path.name, n) if progress else None
             # Context models: frames pushed into the sliding window and not yet predicted.
             window = SlidingWindow(self.network) if self.is_context else None
             pending_idx = np.zeros(0, dtype=np.int64)
@@ -312,45 +313,6 @@ def _prefetch(it: Iterator[FrameBatch], depth: int) -> Iterator[FrameBatch]:
                 q.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.05)
-
-
-class _progress:
-    """A rich progress bar showing frames/s."""
-
-    def __init__(self, name: str, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        class _FPS(TextColumn):
-            def render(self, task):  # type: ignore[override]
-                speed = task.finished_speed or task.speed
-                return (
-                    super().render(task)
-                    if speed is None
-                    else TextColumn(f"{speed:,.0f} frames/s").render(task)
-                )
-
-        self.p = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _FPS(""),
-            TimeRemainingColumn(),
-            transient=False,
-        )
-        self.p.start()
-        self.task = self.p.add_task(name, total=total)
-
-    def advance(self, n: int) -> None:
-        self.p.advance(self.task, n)
-
-    def stop(self) -> None:
-        self.p.stop()
 
 
 def load_model(

@@ -38,8 +38,10 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageFont
 
+from vidpose._progress import FramesProgress
 from vidpose.errors import LabelsError, ProjectError, VideoError
 from vidpose.io import Poses, read_poses
+from vidpose.io.ops import reorder_keypoints
 from vidpose.project.settings import SETTINGS_FILE, load_settings, parse_settings
 from vidpose.video import FrameBatch, open_video
 from vidpose.video.writer import VideoWriter
@@ -188,7 +190,7 @@ def label_video(
             frame_counter=frame_counter,
             legend=len(tracks) > 1 or labels is not None,
         )
-        bar = _Progress(out.name, info.n_frames) if progress else None
+        bar = FramesProgress(out.name, info.n_frames) if progress else None
         t0 = time.perf_counter()
         try:
             with VideoWriter(
@@ -265,15 +267,7 @@ def _reorder(poses: Poses, keypoints: list[str], name: str, first: str) -> Poses
             f"{name}: keypoints differ from {first}'s: missing {missing}, extra {extra}; "
             "every prediction table of one labeled video needs the same keypoints"
         )
-    idx = poses.keypoint_index(keypoints)
-    return Poses(
-        coords=poses.coords[:, idx],
-        keypoints=list(keypoints),
-        frames=poses.frames,
-        likelihood=poses.likelihood[:, idx],
-        scorer=poses.scorer,
-        is_labels=poses.is_labels,
-    )
+    return reorder_keypoints(poses, keypoints)
 
 
 def _edge_indices(
@@ -492,20 +486,3 @@ def _prefetch(batches: Iterator[FrameBatch], depth: int) -> Iterator[FrameBatch]
     finally:
         stop.set()
         thread.join()
-
-
-class _Progress:
-    """A rich progress bar in frames."""
-
-    def __init__(self, name: str, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn())
-        self.p.start()
-        self.task = self.p.add_task(name, total=total)
-
-    def advance(self, n: int) -> None:
-        self.p.advance(self.task, n)
-
-    def stop(self) -> None:
-        self.p.stop()
