@@ -307,3 +307,24 @@ def test_images_numbered_as_a_sequence_are_not_each_others_neighbours(tmp_path):
     msgs = [str(w.message) for w in caught]
     assert len([m for m in msgs if "numbered as a sequence" in m]) == 1
     assert data.windows[:, :, 0, 0, 0].tolist() == [[10 * i] * 3 for i in range(6)]
+
+
+def test_training_compile_compiles_the_network_in_place_keeping_parameter_names(monkeypatch):
+    from dataclasses import asdict
+
+    from vidpose.config import compose_config
+    from vidpose.losses.registry import UnsupervisedContext
+    from vidpose.models.network import PoseNetwork
+    from vidpose.train.module import PoseModule
+
+    compiled: list[dict] = []
+    monkeypatch.setattr(
+        PoseNetwork, "compile", lambda self, **kw: compiled.append(kw), raising=False
+    )
+    plain = [*TINY, "model.head=heatmap_fpn"]
+    for flag, n in (("false", 0), ("true", 1)):
+        cfg = compose_config({}, [*plain, f"training.compile={flag}"])
+        module = PoseModule(asdict(cfg), ["a", "b"], 10, 1, UnsupervisedContext())
+        assert len(compiled) == n
+    assert compiled == [{"dynamic": False}]
+    assert not any("_orig_mod" in k for k in module.state_dict())

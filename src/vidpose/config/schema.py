@@ -207,7 +207,13 @@ class TrainingConfig:
         default=None,
         metadata=_help("stop after this many validations without improvement; null = never"),
     )
-    compile: bool = field(default=False, metadata=_help("torch.compile the model"))
+    compile: bool = field(
+        default=False,
+        metadata=_help(
+            "torch.compile the network's forward pass (compiling takes about a minute: pays "
+            "off on long runs on a GPU)"
+        ),
+    )
     channels_last: bool = field(
         default=True, metadata=_help("channels_last memory format (faster convs on GPU)")
     )

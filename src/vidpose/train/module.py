@@ -97,6 +97,9 @@ class PoseModule(L.LightningModule):
         self.total_steps = total_steps
         if cfg["training"].get("channels_last", True):
             self.network = self.network.to(memory_format=torch.channels_last)
+        if cfg["training"].get("compile", False):
+            # In place: parameter names (and so checkpoints) stay those of the plain network.
+            self.network.compile(dynamic=False)
 
     def forward(self, images: torch.Tensor) -> HeadOutput:
         return self.network(images)
