@@ -98,3 +98,12 @@ def test_outliers_csv_round_trip_and_bad_rows(tmp_path):
     (tmp_path / "cols.csv").write_text("clip,frame\na,1\n")
     with pytest.raises(VidposeError, match="missing video"):
         read_outliers(tmp_path / "cols.csv")
+
+
+def test_a_jump_that_stays_is_flagged_at_its_first_frame():
+    poses = _smooth_poses(seed=2)
+    poses.coords[150:170, 1] += [90.0, 0.0]  # jumps to another place for 20 frames
+    table = select_outliers({"v": frame_scores(poses)}, n=5)
+    assert 150 in set(table["frame"]) or 170 in set(table["frame"])
+    row = table[table["frame"].isin([150, 170])].iloc[0]
+    assert "temporal jump: kp1" in row["reason"]

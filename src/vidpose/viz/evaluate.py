@@ -227,17 +227,21 @@ def video_section(
         "A frame is flagged for a criterion when its worst keypoint is more than "
         f"{z_threshold:g} robust standard deviations (median absolute deviation, floored at "
         "2 px) above the video's median: temporal jump = moved away and back between "
-        "neighbouring frames; off the pose subspace = the pose is unlike any labeled pose; "
-        "ensemble disagrees = the members' spread."
+        "neighbouring frames (or, at half weight, far in one frame); off the pose subspace = "
+        "the pose is unlike any labeled pose; ensemble disagrees = the members' spread; low "
+        "confidence = 1 - likelihood."
     )
     sec.items.append(
         figs.add(
             plots.plot_traces(poses, scores, z_threshold, stem),
             f"video_{stem}_traces",
-            "Top rows: each criterion's worst keypoint per frame, flagged frames shaded. Then "
+            "Top rows: the temporal norm (how far the fastest keypoint moved since the "
+            "previous frame) and each other criterion's worst keypoint per frame, with the "
+            "frames each criterion flags shaded (a temporal jump counts fully only when a "
+            "keypoint moves away and back, so a fast real movement is rarely flagged). Then "
             "one row per keypoint: x (solid) and y (dashed) relative to their median, the "
-            "confidence as a grey line on the right axis, and red bands where any criterion flags "
-            "the frame. Smooth traces with high confidence are what a good model gives.",
+            "confidence as a grey line on the right axis, and red bands where any criterion "
+            "(low confidence included) flags the frame. Smooth traces with high confidence are what a good model gives.",
         )
     )
     sec.items.append(

@@ -3,9 +3,11 @@
 Each criterion is a per-frame, per-keypoint quantity in pixels (or, for confidence, in
 likelihood units):
 
-* ``jump``: a temporal spike, ``min(|p_t - p_t-1|, |p_t+1 - p_t|)``: the keypoint jumped to
-  frame t *and* back, which a real movement rarely does (a fast but real move is large on one
-  side only). The last frame uses its one step.
+* ``jump``: ``max(spike, step / 2)`` where ``spike = min(|p_t - p_t-1|, |p_t+1 - p_t|)``: the
+  keypoint jumped to frame t *and* back, which a real movement rarely does, and ``step =
+  |p_t - p_t-1|`` catches a jump that stays for a while (e.g. to the other paw) at half weight,
+  since a fast real movement is large on one side too. The first and last frames use their
+  one step as the spike.
 * ``pca_singleview`` / ``pca_multiview``: distance from the pose subspace fitted to the labels
   (:mod:`vidpose.predict.metrics`).
 * ``ensemble_std``: sqrt of the ensemble variance (mean of x and y), when the predictions come
@@ -72,9 +74,14 @@ class FrameScores:
         return np.nanmax(np.stack([np.nan_to_num(z, nan=0.0) for z in self.z.values()]), axis=0)
 
 
+def temporal_step(coords: np.ndarray) -> np.ndarray:
+    """(N, K, 2) -> (N - 1, K): the temporal norm, |p_t - p_t-1| for t = 1 .. N-1 (px)."""
+    return np.linalg.norm(np.diff(coords, axis=0), axis=2)
+
+
 def spike_magnitude(coords: np.ndarray) -> np.ndarray:
     """(N, K, 2) -> (N, K): how far each keypoint jumped to frame t and back (px)."""
-    step = np.linalg.norm(np.diff(coords, axis=0), axis=2)  # step[t-1] = |p_t - p_t-1|
+    step = temporal_step(coords)  # step[t-1] = |p_t - p_t-1|
     n = coords.shape[0]
     out = np.full(coords.shape[:2], np.nan)
     if n < 2:
@@ -83,6 +90,14 @@ def spike_magnitude(coords: np.ndarray) -> np.ndarray:
     out[0] = step[0]
     out[-1] = step[-1]
     return out
+
+
+def jump_magnitude(coords: np.ndarray) -> np.ndarray:
+    """(N, K, 2) -> (N, K): the ``jump`` criterion, max(spike, step / 2) (px); see above."""
+    out = spike_magnitude(coords)
+    step = np.full(coords.shape[:2], np.nan)
+    step[1:] = temporal_step(coords) / 2.0
+    return np.fmax(out, step)
 
 
 def robust_z(v: np.ndarray, floor: float) -> np.ndarray:
@@ -112,7 +127,7 @@ def frame_scores(poses: Poses, metrics: dict[str, pd.DataFrame] | None = None) -
         metrics: :func:`vidpose.predict.metrics.video_metrics` tables; their
             ``pca_*_error`` tables add the PCA criteria.
     """
-    values: dict[str, np.ndarray] = {"jump": spike_magnitude(poses.coords)}
+    values: dict[str, np.ndarray] = {"jump": jump_magnitude(poses.coords)}
     names: dict[str, list[str]] = {"jump": list(poses.keypoints)}
     units = {"jump": "px"}
     for name in ("pca_singleview", "pca_multiview"):

@@ -21,11 +21,11 @@ from matplotlib.figure import Figure
 from vidpose._atomic import atomic_path
 from vidpose.io.poses import Poses
 from vidpose.viz.colors import keypoint_colors
-from vidpose.viz.outliers import CRITERIA_TEXT, FrameScores
+from vidpose.viz.outliers import CRITERIA_TEXT, FrameScores, temporal_step
 
 DPI = 90
 SHORT = {
-    "jump": "jump",
+    "jump": "temporal norm",
     "pca_singleview": "PCA error",
     "pca_multiview": "view PCA err.",
     "ensemble_std": "ensemble std",
@@ -224,6 +224,8 @@ def plot_traces(
     any_flag = np.zeros(len(frames), dtype=bool)
     for ax, c in zip(axes[: len(crit)], crit, strict=True):
         v = scores.values[c]
+        if c == "jump":  # show the temporal norm itself; the spike criterion decides the flags
+            v = np.vstack([np.full((1, poses.n_keypoints), np.nan), temporal_step(poses.coords)])
         with np.errstate(all="ignore"):
             worst = np.where(
                 np.isnan(v).all(axis=1), np.nan, np.nanmax(np.nan_to_num(v, nan=-1), axis=1)
@@ -244,6 +246,8 @@ def plot_traces(
             color=shade[c],
         )
         ax.set_ylim(bottom=0)
+    for c in scores.z:  # the keypoint rows show every criterion's flags, confidence too
+        any_flag |= scores.flagged(c, z_threshold)
     lk = poses.likelihood
     for j in range(k):
         ax = axes[len(crit) + j]
