@@ -241,7 +241,8 @@ def video_section(
             "keypoint moves away and back, so a fast real movement is rarely flagged). Then "
             "one row per keypoint: x (solid) and y (dashed) relative to their median, the "
             "confidence as a grey line on the right axis, and red bands where any criterion "
-            "(low confidence included) flags the frame. Smooth traces with high confidence are what a good model gives.",
+            "(low confidence included) flags the frame. Smooth traces with high confidence are "
+            "what a good model gives.",
         )
     )
     sec.items.append(
