@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -108,11 +109,13 @@ def train(
     model_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TrainResult:
     """Train a model on a project; returns where it was written and its metrics.
 
     ``resume=True`` continues from ``MODEL_DIR/checkpoints/last.ckpt`` (the config saved there
-    wins over ``overrides``, so the resumed run is the same run).
+    wins over ``overrides``, so the resumed run is the same run). ``callbacks`` are extra
+    Lightning callbacks (profiling, custom logging).
     """
     project = load_project(project_dir)
     if resume:
@@ -132,7 +135,7 @@ def train(
         _validate_against_registries(cfg)
         model_dir = Path(model_dir or cfg.output.dir or default_model_dir(project.root))
     model_dir.mkdir(parents=True, exist_ok=True)
-    return _fit(project, cfg, model_dir, resume=resume, progress=progress)
+    return _fit(project, cfg, model_dir, resume=resume, progress=progress, callbacks=callbacks)
 
 
 def _validate_against_registries(cfg: VidposeConfig) -> None:
@@ -146,7 +149,13 @@ def _validate_against_registries(cfg: VidposeConfig) -> None:
 
 
 def _fit(
-    project: Project, cfg: VidposeConfig, model_dir: Path, *, resume: bool, progress: bool
+    project: Project,
+    cfg: VidposeConfig,
+    model_dir: Path,
+    *,
+    resume: bool,
+    progress: bool,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TrainResult:
     _quiet_lightning()
     t = cfg.training
@@ -244,9 +253,9 @@ def _fit(
         save_on_train_epoch_end=False,
         enable_version_counter=False,
     )
-    callbacks: list[L.Callback] = [best_cb, last_cb]
+    all_callbacks: list[L.Callback] = [best_cb, last_cb, *callbacks]
     if progress:
-        callbacks.append(L.pytorch.callbacks.RichProgressBar(leave=True))
+        all_callbacks.append(L.pytorch.callbacks.RichProgressBar(leave=True))
     # A resumed run logs into new folders: Lightning would otherwise delete the earlier logs.
     suffix = ""
     while (model_dir / "logs" / f"csv{suffix}").exists():
@@ -268,7 +277,7 @@ def _fit(
         limit_val_batches=1.0 if has_val else 0,
         num_sanity_val_steps=0,
         log_every_n_steps=min(t.log_every_n_steps, steps_per_epoch),
-        callbacks=callbacks,
+        callbacks=all_callbacks,
         logger=loggers,
         enable_progress_bar=progress,
         enable_model_summary=False,
