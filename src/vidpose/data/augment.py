@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import warp_affine
 
+from vidpose._device import device_vector
 from vidpose.data.batches import LabeledBatch
 from vidpose.errors import ConfigError, ProjectError
 
@@ -206,7 +207,7 @@ def _invert_affine(matrix: torch.Tensor) -> torch.Tensor:
     out = torch.zeros_like(matrix)
     out[..., 0, 0], out[..., 0, 1], out[..., 0, 2] = ia, ib, -(ia * tx + ib * ty)
     out[..., 1, 0], out[..., 1, 1], out[..., 1, 2] = ic, id_, -(ic * tx + id_ * ty)
-    out[..., 2, 2] = 1.0
+    out[..., 2, 2].fill_(1.0)  # fill_, not "= 1.0": that copies a host scalar and blocks
     return out
 
 
@@ -548,13 +549,31 @@ def resize_frames(
     return x.clamp_(0.0, 1.0).contiguous()
 
 
+def _hw_parts(hw, ref: torch.Tensor):
+    """(height, width) of a size given as a tuple (Python floats) or a (..., 2) tensor (moved to
+    ``ref``'s device and dtype); host arrays of many sizes are copied once."""
+    if isinstance(hw, torch.Tensor):
+        t = hw.to(device=ref.device, dtype=ref.dtype)
+        return t[..., 0], t[..., 1]
+    arr = np.asarray(hw, dtype=np.float64)
+    if arr.ndim == 1:
+        return float(arr[0]), float(arr[1])
+    t = torch.as_tensor(arr, dtype=ref.dtype).to(ref.device)
+    return t[..., 0], t[..., 1]
+
+
 def _xy_ratio(num_hw, den_hw, like):
     """(..., 2) ratio num/den of (height, width) sizes, as (x, y) factors shaped/typed like like."""
     if isinstance(like, torch.Tensor):
         dtype = like.dtype if like.is_floating_point() else torch.float32
-        num = torch.as_tensor(num_hw, dtype=dtype, device=like.device)
-        den = torch.as_tensor(den_hw, dtype=dtype, device=like.device)
-        return (num / den).flip(-1)
+        ref = torch.empty((), dtype=dtype, device=like.device)
+        nh, nw = _hw_parts(num_hw, ref)
+        dh, dw = _hw_parts(den_hw, ref)
+        x, y = nw / dw, nh / dh
+        if not isinstance(x, torch.Tensor) and not isinstance(y, torch.Tensor):
+            return device_vector((x, y), ref)
+        x, y = torch.broadcast_tensors(torch.as_tensor(x, device=ref.device), y)
+        return torch.stack([x, y], dim=-1).to(dtype)
     num = np.asarray(num_hw, dtype=np.float64)
     den = np.asarray(den_hw, dtype=np.float64)
     return (num / den)[..., ::-1]

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidpose._device import device_constant
 from vidpose.errors import ConfigError
 
 _P = TypeVar("_P", "PosePCA", "MultiviewPCA")
@@ -567,11 +568,11 @@ def safe_norm(v: Tensor, dim: int = -1) -> Tensor:
     return torch.where(positive, torch.where(positive, sq, torch.ones_like(sq)).sqrt(), 0.0)
 
 
-def _projection_residual_t(flat: Tensor, mean: np.ndarray, components: np.ndarray) -> Tensor:
-    """(..., D) float32 -> (..., D) residual off the affine subspace ``mean + span(components)``."""
-    # ascontiguousarray: torch cannot wrap arrays with negative strides (e.g. reversed eigvecs).
-    m = torch.as_tensor(np.ascontiguousarray(mean), dtype=torch.float32, device=flat.device)
-    u = torch.as_tensor(np.ascontiguousarray(components), dtype=torch.float32, device=flat.device)
+def _projection_residual_t(flat: Tensor, pca: PosePCA | MultiviewPCA) -> Tensor:
+    """(..., D) float32 -> (..., D) residual off the affine subspace ``mean + span(components)``
+    of ``pca`` (its arrays are copied to the device once, see device_constant)."""
+    m = device_constant(pca, "mean", pca.mean, flat.device, torch.float32)
+    u = device_constant(pca, "components", pca.components, flat.device, torch.float32)
     dev = flat - m
     return dev - (dev @ u) @ u.T
 
@@ -602,12 +603,12 @@ def pca_reconstruction_error(coords: Tensor | np.ndarray, pca: PosePCA) -> Tenso
         res = _projection_residual_np(flat, pca.mean, pca.components)
         return np.linalg.norm(res.reshape(x.shape), axis=-1)
     with torch.autocast(device_type=coords.device.type, enabled=False):
-        idx = torch.as_tensor(pca.keypoint_idx, device=coords.device)
+        idx = device_constant(pca, "keypoint_idx", pca.keypoint_idx, coords.device, torch.long)
         x = coords.float().index_select(-2, idx)
         if pca.translation_invariant:
             x = x - x.mean(dim=-2, keepdim=True)
         flat = x.reshape(*x.shape[:-2], -1)
-        res = _projection_residual_t(flat, pca.mean, pca.components)
+        res = _projection_residual_t(flat, pca)
         return safe_norm(res.reshape(x.shape))
 
 
@@ -631,8 +632,8 @@ def multiview_reconstruction_error(
         res = _projection_residual_np(flat, mv.mean, mv.components)
         return np.linalg.norm(res.reshape(x.shape), axis=-1)
     with torch.autocast(device_type=coords.device.type, enabled=False):
-        idx = torch.as_tensor(mv.view_matches.reshape(-1), device=coords.device)
+        idx = device_constant(mv, "matches", mv.view_matches.reshape(-1), coords.device, torch.long)
         x = coords.float().index_select(-2, idx)  # (B, M * V, 2)
         flat = x.reshape(*x.shape[:-2], n_parts, 2 * n_views)
-        res = _projection_residual_t(flat, mv.mean, mv.components)
+        res = _projection_residual_t(flat, mv)
         return safe_norm(res.reshape(*x.shape[:-2], n_parts, n_views, 2))

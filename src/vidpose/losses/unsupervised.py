@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vidpose._device import device_constant
 from vidpose.losses.pca import (
     MultiviewPCA,
     PosePCA,
@@ -138,9 +139,11 @@ def pca_loss(
         LossTerms with per_element (B, K_pca) = ReLU(err - pca.epsilon_px) px.
     """
     err = pca_reconstruction_error(coords_px, pca)
-    eps = torch.as_tensor(pca.epsilon_px, dtype=torch.float32, device=err.device)
+    eps = device_constant(pca, "epsilon_px", pca.epsilon_px, err.device, torch.float32)
     ok = _confident(confidence, coords_px[..., 0], min_confidence)
-    ok = ok.index_select(-1, torch.as_tensor(pca.keypoint_idx, device=ok.device))
+    ok = ok.index_select(
+        -1, device_constant(pca, "keypoint_idx", pca.keypoint_idx, ok.device, torch.long)
+    )
     return _masked_terms(torch.relu(err - eps), ok)
 
 
@@ -162,9 +165,9 @@ def multiview_pca_loss(
         LossTerms with per_element (B, M, V) = ReLU(err - mv.epsilon_px) px.
     """
     err = multiview_reconstruction_error(coords_px, mv)
-    eps = torch.as_tensor(mv.epsilon_px, dtype=torch.float32, device=err.device)
+    eps = device_constant(mv, "epsilon_px", mv.epsilon_px, err.device, torch.float32)
     ok = _confident(confidence, coords_px[..., 0], min_confidence)
-    idx = torch.as_tensor(mv.view_matches.reshape(-1), device=ok.device)
+    idx = device_constant(mv, "matches", mv.view_matches.reshape(-1), ok.device, torch.long)
     ok = ok.index_select(-1, idx).reshape(err.shape)
     return _masked_terms(torch.relu(err - eps), ok)
 

@@ -54,9 +54,16 @@ def normalize_imagenet(images: Tensor) -> Tensor:
     Returns:
         (B, 3, H, W) ``(images - mean) / std``, same dtype, device and memory format.
     """
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=images.dtype)
-    std = torch.tensor(IMAGENET_STD, device=images.device, dtype=images.dtype)
-    return (images - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    key = (str(images.device), images.dtype)
+    stats = _IMAGENET_ON.get(key)
+    if stats is None:  # once per device and dtype: a host-to-device copy blocks the CPU
+        mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype).to(images.device)
+        std = torch.tensor(IMAGENET_STD, dtype=images.dtype).to(images.device)
+        stats = _IMAGENET_ON[key] = (mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1))
+    return (images - stats[0]) / stats[1]
+
+
+_IMAGENET_ON: dict[tuple[str, torch.dtype], tuple[Tensor, Tensor]] = {}
 
 
 class Backbone(nn.Module):

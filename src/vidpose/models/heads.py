@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from vidpose._device import device_vector
 from vidpose.errors import ConfigError
 from vidpose.models.heatmaps import DEFAULT_WINDOW_RADIUS, decode_heatmaps
 
@@ -389,7 +390,7 @@ class RegressionHead(Head):
         """(B, in_channels, h, w) -> HeadOutput, heatmaps None; input size is (h, w) * stride."""
         b, _, h, w = features.shape
         u = self.mlp(features.mean(dim=(-2, -1))).float().view(b, self.n_keypoints, 2)
-        size = torch.tensor([w * self.stride, h * self.stride], device=u.device, dtype=u.dtype)
+        size = device_vector((w * self.stride, h * self.stride), u)
         coords = (u + 1.0) / 2.0 * size - 0.5
         confidence = torch.ones(b, self.n_keypoints, device=u.device, dtype=torch.float32)
         return HeadOutput(coords, confidence, None, None)

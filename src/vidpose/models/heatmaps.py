@@ -45,6 +45,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vidpose._device import device_vector
+
 DEFAULT_SIGMA = 2.0
 """Default Gaussian target width, in heatmap cells (8 input px at heatmap stride 4)."""
 
@@ -218,7 +220,7 @@ def soft_argmax(
     if radius is None:
         h, w = probs.shape[-2:]
         big = float(max(h, w))
-        middle = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], device=probs.device)
+        middle = device_vector(((w - 1) / 2.0, (h - 1) / 2.0), probs)
         center = middle.expand(*probs.shape[:2], 2)
         return _windowed_moments(probs, center, big)[1]
     center = _argmax_xy(probs)

@@ -214,7 +214,10 @@ class PoseModule(L.LightningModule):
             for name, value in unsup.items():
                 total = total + self.unsup_weights[name] * ramp * value
                 self.log(f"train/{name}", value.detach(), batch_size=clip.n_frames)
-            self.log("train/ramp", ramp, batch_size=1)
+            every = self._trainer.log_every_n_steps if self._trainer is not None else 1
+            if self.global_step % max(1, every) == 0:
+                # A Python float becomes a device tensor: a blocking copy, so only when logged.
+                self.log("train/ramp", ramp, batch_size=1)
         else:
             sup, _ = self.supervised_step(batch)
             labeled = batch.labeled if isinstance(batch, ContextBatch) else batch
