@@ -179,27 +179,14 @@ def _load_rgb_resized(path: Path, input_hw: tuple[int, int]) -> tuple[torch.Tens
 def _read_video_frames(
     video: Path, indices: list[int], input_hw: tuple[int, int]
 ) -> dict[int, torch.Tensor]:
-    """Frames ``indices`` of ``video`` resized to ``input_hw``; runs of adjacent indices are read
-    as one clip. Frames that fail to decode are left out of the result."""
-    from vidpose.video import open_video
+    """Frames ``indices`` of ``video`` (see :func:`vidpose.video.read_frames`) at ``input_hw``."""
+    from vidpose.video import read_frames
 
-    out: dict[int, torch.Tensor] = {}
-    idx = sorted(set(indices))
-    runs: list[list[int]] = []
-    for i in idx:
-        if runs and i - runs[-1][-1] <= 8:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    with open_video(video, reader="pyav", device="cpu") as reader:
-        for run in runs:
-            batch = reader.read_clip(run[0], run[-1] - run[0] + 1)
-            frames = torch.from_numpy(np.ascontiguousarray(batch.frames)).permute(0, 3, 1, 2)
-            frames = resize_uint8(frames, input_hw)
-            for i in run:
-                if batch.valid[i - run[0]]:
-                    out[i] = frames[i - run[0]]
-    return out
+    frames = read_frames(video, indices)
+    if not frames:
+        return {}
+    stacked = torch.from_numpy(np.stack(list(frames.values()))).permute(0, 3, 1, 2)
+    return dict(zip(frames, resize_uint8(stacked, input_hw), strict=True))
 
 
 def _videos_by_folder(

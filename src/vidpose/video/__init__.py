@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import numpy as np
+
 from vidpose.errors import ReaderUnavailableError, VideoError
 from vidpose.video.base import (
     FrameBatch,
@@ -39,6 +41,7 @@ __all__ = [
     "frames_to_uint8_rgb",
     "open_video",
     "probe_video",
+    "read_frames",
     "register_reader",
 ]
 
@@ -130,3 +133,28 @@ def probe_video(path: str | Path) -> VideoInfo:
 
     with PyAVReader(path) as r:
         return r.info
+
+
+def read_frames(path: str | Path, indices, max_gap: int = 8) -> dict[int, np.ndarray]:
+    """Frames ``indices`` of a video, decoded on the CPU: index -> (H, W, 3) uint8 RGB.
+
+    Indices at most ``max_gap`` apart are read as one clip (decoding through a short gap is
+    cheaper than seeking again). Frames that fail to decode are left out of the result.
+
+    Raises:
+        VideoError: as :func:`open_video`, or an index outside the video.
+    """
+    runs: list[list[int]] = []
+    for i in sorted({int(i) for i in indices}):
+        if runs and i - runs[-1][-1] <= max_gap:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    out: dict[int, np.ndarray] = {}
+    with open_video(path, reader="pyav", device="cpu") as reader:
+        for run in runs:
+            batch = reader.read_clip(run[0], run[-1] - run[0] + 1)
+            for i in run:
+                if batch.valid[i - run[0]]:
+                    out[i] = np.asarray(batch.frames[i - run[0]])
+    return out

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vidpose._atomic import atomic_path
 from vidpose.errors import VidposeError
 from vidpose.io import read_poses
 from vidpose.io.poses import Poses
@@ -73,8 +74,6 @@ class _Collector:
     def add(self, fig, name: str, caption: str) -> Figure:
         png = plots.figure_png(fig)
         path = self.folder / f"{name}.png"
-        from vidpose._atomic import atomic_path
-
         with atomic_path(path) as tmp:
             tmp.write_bytes(png)
         self.paths.append(path)
@@ -87,11 +86,12 @@ def _labeled_predictions(members: list[Path]) -> tuple[Poses, str] | None:
     tables = [t for t in tables if t.exists()]
     if not tables:
         return None
-    first = read_poses(tables[0])
-    if len(tables) == 1:
+    members = [read_poses(t) for t in tables]
+    first = members[0]
+    if len(members) == 1:
         return first, "the model"
-    coords = np.stack([read_poses(t).coords for t in tables])
-    lk = np.stack([read_poses(t).likelihood for t in tables])
+    coords = np.stack([m.coords for m in members])
+    lk = np.stack([m.likelihood for m in members])
     pred = Poses(
         coords=np.nanmedian(coords, axis=0),
         likelihood=np.nanmean(lk, axis=0),

@@ -20,7 +20,7 @@ from PIL import Image
 from vidpose._atomic import atomic_path
 from vidpose.errors import VideoError, VidposeError
 from vidpose.project.load import LABELED_DATA_DIR, find_videos
-from vidpose.video import open_video
+from vidpose.video import probe_video, read_frames
 
 
 @dataclass
@@ -84,33 +84,31 @@ def extract_frames(
     for video_name, group in frames.groupby("video", sort=True):
         video = resolve_video(project_dir, str(video_name))
         folder = project_dir / LABELED_DATA_DIR / video.stem
-        with open_video(video, reader="pyav", device="cpu") as reader:
-            n = reader.info.n_frames
-            wanted = sorted({int(f) for f in group["frame"]})
-            beyond = [f for f in wanted if f >= n]
-            if beyond:
-                raise VideoError(
-                    f"{video}: has {n} frames (0..{n - 1}) but frame {beyond[0]} was asked for"
-                )
-            width = _digit_width(folder, n)
-            targets: dict[int, bool] = {}  # frame -> is a centre frame
-            for f in wanted:
-                targets[f] = True
-                for d in range(1, context + 1):
-                    for j in (f - d, f + d):
-                        if 0 <= j < n:
-                            targets.setdefault(j, False)
-            for f in sorted(targets):
-                path = folder / f"img{f:0{width}d}.png"
-                if path.exists():
-                    result.existing.append(path)
-                    continue
-                batch = reader.read_clip(f, 1)
-                if not batch.valid[0]:
-                    raise VideoError(f"{video}: frame {f} cannot be decoded")
-                folder.mkdir(parents=True, exist_ok=True)
-                _save_png(np.asarray(batch.frames[0]), path)
-                (result.written if targets[f] else result.neighbours).append(path)
+        n = probe_video(video).n_frames
+        wanted = sorted({int(f) for f in group["frame"]})
+        beyond = [f for f in wanted if f >= n]
+        if beyond:
+            raise VideoError(
+                f"{video}: has {n} frames (0..{n - 1}) but frame {beyond[0]} was asked for"
+            )
+        width = _digit_width(folder, n)
+        targets: dict[int, bool] = {}  # frame -> is a centre frame
+        for f in wanted:
+            targets[f] = True
+            for d in range(1, context + 1):
+                for j in (f - d, f + d):
+                    if 0 <= j < n:
+                        targets.setdefault(j, False)
+        paths = {f: folder / f"img{f:0{width}d}.png" for f in sorted(targets)}
+        todo = [f for f, path in paths.items() if not path.exists()]
+        result.existing += [paths[f] for f in paths if f not in todo]
+        decoded = read_frames(video, todo)
+        for f in todo:
+            if f not in decoded:
+                raise VideoError(f"{video}: frame {f} cannot be decoded")
+            folder.mkdir(parents=True, exist_ok=True)
+            _save_png(decoded[f], paths[f])
+            (result.written if targets[f] else result.neighbours).append(paths[f])
         listing = group.copy()
         listing.insert(0, "image", [f"img{int(f):0{width}d}.png" for f in listing["frame"]])
         list_path = folder / "frames_to_label.csv"

@@ -1,7 +1,7 @@
 """Diagnostic figures (matplotlib, non-interactive Agg canvas; no pyplot state is touched).
 
-Every function returns a :class:`matplotlib.figure.Figure`; :func:`save_figure` writes it as
-PNG atomically. Keypoint colours come from :mod:`vidpose.viz.colors`, so a keypoint has the
+Every function returns a :class:`matplotlib.figure.Figure`; :func:`figure_png` renders it as
+PNG bytes. Keypoint colours come from :mod:`vidpose.viz.colors`, so a keypoint has the
 same colour here as in labeled videos.
 
 Labeled frames: :func:`plot_keypoint_errors`, :func:`plot_error_vs_confidence`,
@@ -13,12 +13,10 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from vidpose._atomic import atomic_path
 from vidpose.io.poses import Poses
 from vidpose.viz.colors import keypoint_colors
 from vidpose.viz.outliers import CRITERIA_TEXT, FrameScores, temporal_step
@@ -32,25 +30,11 @@ SHORT = {
 }
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG, atomically; returns the path."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    return path
-
-
 def figure_png(fig: Figure) -> bytes:
     """``fig`` as PNG bytes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
-
-
-def labeled_errors(pred: Poses, labels: Poses) -> np.ndarray:
-    """(N, K) pixel error of predictions against labels (rows in the same order); NaN where
-    the keypoint is not labeled."""
-    return np.linalg.norm(pred.coords - labels.coords, axis=2)
 
 
 def _eval_rows(split: np.ndarray) -> tuple[np.ndarray, str]:
