@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidpose.data.synthetic import synthesize_project
 from vidpose.io import read_poses
 from vidpose.predict import load_model
 from vidpose.smooth import smooth_poses
+from vidpose.synthetic import synthesize_project
 from vidpose.train.ensemble import train_ensemble
 
 

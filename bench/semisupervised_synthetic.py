@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidpose.data.synthetic import synthesize_project
 from vidpose.io import read_poses
 from vidpose.predict import load_model
+from vidpose.synthetic import synthesize_project
 from vidpose.train import train
 
 JUMP_PX = 20.0

@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def tiny_project_src(tmp_path_factory) -> Path:
-    from vidpose.data.synthetic import synthesize_project
+    from vidpose.synthetic import synthesize_project
 
     out = tmp_path_factory.mktemp("tiny") / "project"
     synthesize_project(

@@ -25,7 +25,7 @@ _LAZY = {
     "write_poses": "vidpose.io",
     "load_project": "vidpose.project",
     "check_project": "vidpose.project",
-    "synthesize_project": "vidpose.data.synthetic",
+    "synthesize_project": "vidpose.synthetic",
     "train": "vidpose.train",
     "load_model": "vidpose.predict",
     "PoseModel": "vidpose.predict",

@@ -17,7 +17,7 @@ err_console = Console(stderr=True)
 
 
 def _cmd_synthesize(args: argparse.Namespace) -> int:
-    from vidpose.data.synthetic import synthesize_project
+    from vidpose.synthetic import synthesize_project
 
     t0 = time.perf_counter()
     proj = synthesize_project(

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidpose.model_dir import ModelDir
+
 # ~2 minutes of training on a 2-core CPU; the GPU budget is larger.
 CPU_OVERRIDES = [
     "model.backbone=resnet18",
@@ -66,10 +68,10 @@ def run_demo(
     progress: bool = True,
     log=print,
 ) -> DemoResult:
-    from vidpose.data.synthetic import synthesize_project
     from vidpose.io import read_poses, write_poses
     from vidpose.predict import load_model
     from vidpose.predict.metrics import write_video_metrics
+    from vidpose.synthetic import synthesize_project
     from vidpose.train import train
     from vidpose.viz.evaluate import evaluate
     from vidpose.viz.labeled_video import label_video, load_skeleton
@@ -80,14 +82,15 @@ def run_demo(
     # Running the demo again replaces its own earlier output (and nothing else).
     previous = out_dir / "project"
     again = (previous / "vidpose.yaml").exists() and (previous / "ground_truth").is_dir()
-    if (out_dir / "model" / "model.json").exists():
-        shutil.rmtree(out_dir / "model")
+    model_dir = ModelDir(out_dir / "model")
+    if model_dir.has_model():
+        shutil.rmtree(model_dir.path)
     proj = synthesize_project(previous, seed=0, overwrite=again)
     log(f"synthesized {proj.project_dir} in {time.perf_counter() - t0:.1f} s")
 
     base = GPU_OVERRIDES if on_gpu else CPU_OVERRIDES
     ov = [*base, f"training.device={'cuda' if on_gpu else 'cpu'}", *(overrides or [])]
-    result = train(proj.project_dir, ov, model_dir=out_dir / "model", progress=progress)
+    result = train(proj.project_dir, ov, model_dir=model_dir.path, progress=progress)
     test = result.metrics.get("test", {})
     log(
         f"trained in {result.train_seconds:.1f} s ({result.steps} steps); "
@@ -97,7 +100,7 @@ def run_demo(
     model = load_model(result.model_dir, device="cuda" if on_gpu else "cpu")
     held_out = proj.videos[-1]
     poses = model.predict_video(held_out, progress=progress)
-    pred_path = result.model_dir / "videos" / f"{held_out.stem}.csv"
+    pred_path = model_dir.videos / f"{held_out.stem}.csv"
     write_poses(poses, pred_path)
     write_video_metrics(poses, result.model_dir, pred_path.parent, held_out.stem)
     truth = read_poses(proj.ground_truth[-1])

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidpose.data.augment import resize_frames
 from vidpose.data.batches import UnlabeledClip
+from vidpose.data.geometry import resize_frames
 from vidpose.data.unlabeled import ClipLoader, ClipSampler
 from vidpose.errors import ConfigError, ReaderUnavailableError, VideoError
 from vidpose.video import FrameBatch, VideoInfo, probe_video
@@ -205,7 +205,7 @@ def test_loader_gpu_readers_need_a_cuda_device(videos):
     for name in ("nvdec", "dali"):
         with pytest.raises(ReaderUnavailableError, match=f"the {name} reader delivers frames"):
             ClipLoader(videos, 4, (16, 16), reader=name, device="cpu")
-    with pytest.raises(ReaderUnavailableError, match="unknown video reader 'nope'"):
+    with pytest.raises(ReaderUnavailableError, match=r"unlabeled\.reader: unknown reader 'nope'"):
         ClipLoader(videos, 4, (16, 16), reader="nope", device="cpu")
 
 
@@ -220,7 +220,8 @@ def test_loader_redraws_clips_with_undecodable_frames(videos, monkeypatch):
             return batch
 
     spec = video_base.ReaderSpec("damaged", DamagedReader, priority=-1, gpu=False, help="test")
-    monkeypatch.setitem(video_base._READERS, "damaged", spec)
+    video_base.READERS.names()  # loads the built-in readers first
+    monkeypatch.setitem(video_base.READERS._specs, "damaged", spec)
     loader = ClipLoader(
         videos, 4, (16, 16), reader="damaged", device="cpu", steps_per_epoch=30, max_retries=10
     )
@@ -245,7 +246,8 @@ def test_loader_worker_errors_reach_the_consumer(videos, monkeypatch):
             raise VideoError(f"{self.path}: broken on purpose")
 
     spec = video_base.ReaderSpec("broken", BrokenReader, priority=-1, gpu=False, help="test")
-    monkeypatch.setitem(video_base._READERS, "broken", spec)
+    video_base.READERS.names()
+    monkeypatch.setitem(video_base.READERS._specs, "broken", spec)
     loader = ClipLoader(videos, 4, (16, 16), reader="broken", device="cpu", steps_per_epoch=3)
     with pytest.raises(VideoError, match="broken on purpose"):
         list(loader)

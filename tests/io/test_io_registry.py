@@ -5,25 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidpose.errors import LabelsError
+from vidpose.errors import ConfigError, LabelsError
+from vidpose.io import (
+    FORMATS as REGISTRY,
+)
 from vidpose.io import (
     Poses,
-    available_formats,
     detect_format,
     read_poses,
     register_format,
     write_poses,
 )
 
-FORMATS = sorted(available_formats())
-EXTENSION = {name: fmt.extensions[0] for name, fmt in available_formats().items()}
+FORMATS = REGISTRY.names()
+EXTENSION = {f.name: f.extensions[0] for f in REGISTRY}
 
 
 def test_builtin_formats_are_registered():
-    formats = available_formats()
-    assert {"csv", "dlc_h5"} <= set(formats)
-    assert ".csv" in formats["csv"].extensions
-    assert ".h5" in formats["dlc_h5"].extensions
+    assert {"csv", "dlc_h5"} <= set(REGISTRY.names())
+    assert ".csv" in REGISTRY.get("csv").extensions
+    assert ".h5" in REGISTRY.get("dlc_h5").extensions
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -93,7 +94,7 @@ def test_extension_decides_when_content_is_unclear(tmp_path):
 
 
 def test_unknown_format_is_reported(labels_table, tmp_path):
-    with pytest.raises(ValueError, match=r"\.txt.*known: csv"):
+    with pytest.raises(ConfigError, match=r"\.txt.*use one of \.csv"):
         write_poses(labels_table, tmp_path / "t.txt")
     path = tmp_path / "t.txt"
     path.write_text("hello\n")
@@ -101,7 +102,7 @@ def test_unknown_format_is_reported(labels_table, tmp_path):
         read_poses(path)
     write_poses(labels_table, path, format="csv")
     assert read_poses(path, format="csv").equals(labels_table)
-    with pytest.raises(ValueError, match="unknown pose table format 'xlsx'"):
+    with pytest.raises(ConfigError, match="format: unknown format 'xlsx'"):
         read_poses(path, format="xlsx")
 
 
@@ -123,7 +124,7 @@ def test_registering_a_clashing_extension_fails():
 
     with pytest.raises(ValueError, match=r"\.csv.*already used by 'csv'"):
         register_format(Other)
-    assert "other_csv" not in available_formats()
+    assert "other_csv" not in REGISTRY
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -133,7 +134,7 @@ def test_failed_write_leaves_old_file_and_no_temp_file(
     path = tmp_path / f"table{EXTENSION[fmt]}"
     write_poses(labels_table, path)
     before = path.read_bytes()
-    fmt_cls = available_formats()[fmt].cls
+    fmt_cls = REGISTRY.get(fmt).cls
     real_save = fmt_cls.save
 
     def half_then_crash(poses, tmp):

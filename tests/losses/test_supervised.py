@@ -14,11 +14,10 @@ import torch
 
 from vidpose.errors import ConfigError
 from vidpose.losses import (
+    SUPERVISED_LOSSES,
     SupervisedInputs,
     check_supervised_loss,
-    get_supervised_loss,
     heatmap_loss,
-    list_supervised_losses,
     pixel_error,
     regression_loss,
 )
@@ -121,16 +120,16 @@ def test_pixel_error_torch_and_numpy():
 
 
 def test_registry_names_and_compatibility_checks():
-    assert {"heatmap_mse", "heatmap_kl", "regression_l1"} <= set(list_supervised_losses())
-    with pytest.raises(ConfigError, match=r"'heatmap_l2'.*heatmap_kl"):
-        get_supervised_loss("heatmap_l2")
+    assert {"heatmap_mse", "heatmap_kl", "regression_l1"} <= set(SUPERVISED_LOSSES.names())
+    with pytest.raises(ConfigError, match=r"model.supervised_loss.*'heatmap_l2'.*heatmap_kl"):
+        SUPERVISED_LOSSES.get("heatmap_l2")
     with pytest.raises(ConfigError, match="regression_l1"):
         check_supervised_loss("heatmap_mse", head_produces_heatmaps=False)
     assert check_supervised_loss("regression_l1", head_produces_heatmaps=False).name == (
         "regression_l1"
     )
-    assert get_supervised_loss("heatmap_kl").needs_heatmaps
-    assert not get_supervised_loss("regression_l1").needs_heatmaps
+    assert SUPERVISED_LOSSES.get("heatmap_kl").needs_heatmaps
+    assert not SUPERVISED_LOSSES.get("regression_l1").needs_heatmaps
 
 
 def test_registered_losses_equal_the_functions():
@@ -141,8 +140,8 @@ def test_registered_losses_equal_the_functions():
     visible = torch.tensor([[True, False]])
     inputs = SupervisedInputs(coords, target_px, visible, logits, target)
     for kind in ("mse", "kl"):
-        got = get_supervised_loss(f"heatmap_{kind}")(inputs)
+        got = SUPERVISED_LOSSES.get(f"heatmap_{kind}")(inputs)
         assert torch.equal(got, heatmap_loss(logits, target, visible, kind))
-    assert get_supervised_loss("regression_l1")(inputs).item() == pytest.approx(3.0)
+    assert SUPERVISED_LOSSES.get("regression_l1")(inputs).item() == pytest.approx(3.0)
     with pytest.raises(ConfigError, match="needs predicted and target heatmaps"):
-        get_supervised_loss("heatmap_mse")(SupervisedInputs(coords, target_px, visible))
+        SUPERVISED_LOSSES.get("heatmap_mse")(SupervisedInputs(coords, target_px, visible))

@@ -6,22 +6,24 @@ drifts and turns smoothly, optionally with one injected jump or an off-subspace 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from vidpose.config import VidposeConfig
 from vidpose.errors import ConfigError
 from vidpose.losses.pca import fit_multiview_pca, fit_pose_pca
 from vidpose.losses.registry import (
-    UnsupervisedContext,
+    UNSUPERVISED_LOSSES,
+    LossSetup,
     UnsupervisedInputs,
-    available_unsupervised_losses,
-    build_unsupervised_context,
-    check_loss_prerequisites,
-    get_unsupervised_loss,
+    UnsupervisedLoss,
+    build_unsupervised_losses,
     ramp_weight,
+    register_unsupervised_loss,
 )
 from vidpose.losses.unsupervised import (
     LossTerms,
@@ -220,26 +222,37 @@ def test_losses_compute_in_float32_under_half_inputs():
 
 
 def test_available_losses():
-    assert available_unsupervised_losses() == [
+    assert UNSUPERVISED_LOSSES.names() == [
         "pca_multiview",
         "pca_singleview",
         "temporal",
         "unimodal",
     ]
-    for name in available_unsupervised_losses():
-        assert get_unsupervised_loss(name).help
+    for spec in UNSUPERVISED_LOSSES:
+        assert spec.help and spec.weight > 0
 
 
-def _full_context_and_inputs() -> tuple[UnsupervisedContext, UnsupervisedInputs, torch.Tensor]:
-    """Context fitted to rigid labels (as views: keypoints 0-2 and 3-5) and a clip whose frames
-    5-7 are scrambled by 15 px noise, so that every loss is positive."""
-    labels = rigid_labels()
-    ctx = build_unsupervised_context(
-        available_unsupervised_losses(),
-        labels_px=labels,
-        view_matches=[[0, 3], [1, 4], [2, 5]],
-        temporal_epsilon_px=2.0,
+def _setup(**kw) -> LossSetup:
+    """Rigid labels (as views: keypoints 0-2 and 3-5), a heatmap head."""
+    base = dict(
+        labels_px=rigid_labels(),
+        keypoints=[f"k{i}" for i in range(K)],
+        view_matches=np.array([[0, 3], [1, 4], [2, 5]]),
+        head_has_heatmaps=True,
     )
+    return LossSetup(**{**base, **kw})
+
+
+def _build(names, setup=None, **overrides):
+    sections = VidposeConfig().losses
+    for key, value in overrides.items():
+        name, field = key.split("__")
+        setattr(getattr(sections, name), field, value)
+    return build_unsupervised_losses(names, sections, setup or _setup())
+
+
+def _full_inputs() -> tuple[UnsupervisedInputs, torch.Tensor]:
+    """A clip whose frames 5-7 are scrambled by 15 px noise, so that every loss is positive."""
     clip = rigid_clip()
     clip[5:8] += np.random.default_rng(0).normal(size=(3, K, 2)) * 15  # three scrambled poses
     coords = tensor(clip, grad=True)
@@ -250,13 +263,15 @@ def _full_context_and_inputs() -> tuple[UnsupervisedContext, UnsupervisedInputs,
         heatmap_logits=logits,
         coords_hm=torch.full((12, K, 2), 7.0),
     )
-    return ctx, inputs, logits
+    return inputs, logits
 
 
-@pytest.mark.parametrize("name", available_unsupervised_losses())
+@pytest.mark.parametrize("name", UNSUPERVISED_LOSSES.names())
 def test_every_registered_loss_forward_backward(name):
-    ctx, inputs, logits = _full_context_and_inputs()
-    terms = get_unsupervised_loss(name)(inputs, ctx)
+    (built,) = _build([name], temporal__epsilon_px=2.0)
+    assert built.weight == UNSUPERVISED_LOSSES.get(name).weight
+    inputs, logits = _full_inputs()
+    terms = built.loss(inputs)
     assert terms.loss.ndim == 0 and torch.isfinite(terms.loss) and terms.loss.item() > 0
     assert int(terms.count) > 0 and terms.mask.shape == terms.per_element.shape
     terms.loss.backward()
@@ -264,68 +279,62 @@ def test_every_registered_loss_forward_backward(name):
     assert grad is not None and grad.abs().sum() > 0
 
 
-def test_missing_inputs_at_call_time_raise():
-    with pytest.raises(ConfigError, match=r"'pca_singleview' needs \['pca'\]"):
-        get_unsupervised_loss("pca_singleview")(
-            UnsupervisedInputs(coords_px=tensor(rigid_clip())), UnsupervisedContext()
-        )
-    with pytest.raises(ConfigError, match="'unimodal' needs"):
-        get_unsupervised_loss("unimodal")(
-            UnsupervisedInputs(coords_px=tensor(rigid_clip())), UnsupervisedContext()
-        )
+def test_a_loss_gets_its_own_parameters_and_weight_from_its_config_section():
+    (built,) = _build(["temporal"], temporal__weight=0.5, temporal__epsilon_px=3.0)
+    assert built.weight == 0.5 and built.loss.params.epsilon_px == 3.0
+    (pca,) = _build(["pca_singleview"], pca_singleview__components=1)
+    assert pca.loss.pca.n_components == 1 and "pose_pca" in pca.loss.fitted()
 
 
-def test_build_context_fits_only_what_is_needed():
-    ctx = build_unsupervised_context(["temporal"], labels_px=rigid_labels())
-    assert ctx.pose_pca is None and ctx.multiview_pca is None
-    ctx = build_unsupervised_context(["pca_singleview"], labels_px=rigid_labels())
-    assert ctx.pose_pca is not None and ctx.multiview_pca is None
+def test_registering_a_loss_needs_a_weight_and_defaults_for_its_parameters():
+    @dataclasses.dataclass
+    class NoDefault:
+        tolerance_px: float
 
-
-def _facts(**kw):
-    base = dict(n_train_labels=50, n_keypoints=6, has_view_matches=True, head_has_heatmaps=True)
-    return {**base, **kw}
-
-
-def test_prerequisites_pass_and_return_the_losses():
-    losses = check_loss_prerequisites(["temporal", "unimodal"], **_facts())
-    assert [loss.name for loss in losses] == ["temporal", "unimodal"]
+    with pytest.raises(TypeError, match="every parameter needs a default"):
+        register_unsupervised_loss("bone_length_test", params=NoDefault, weight=0.01)
+    with pytest.raises(TypeError):
+        register_unsupervised_loss("bone_length_test")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="already registered"):
+        register_unsupervised_loss("temporal", weight=0.1)(type("X", (UnsupervisedLoss,), {}))
 
 
 @pytest.mark.parametrize(
-    ("names", "facts", "message"),
+    ("names", "setup", "message"),
     [
         (
             ["pca_multiview"],
-            {"has_view_matches": False},
+            {"view_matches": None},
             "model.losses includes pca_multiview but vidpose.yaml has no view_matches",
         ),
         (
             ["unimodal"],
             {"head_has_heatmaps": False},
-            "model.losses includes unimodal but the model's head produces no heatmaps",
+            "model.losses includes unimodal but the model's head makes no heatmaps",
         ),
         (
             ["pca_singleview"],
-            {"n_train_labels": 1},
+            {"labels_px": rigid_labels()[:1]},
             "includes pca_singleview but pose PCA needs at least 2 labeled training frames "
             "and there are 1",
         ),
-        (["pca_singleview"], {"n_keypoints": 1}, "at least 2 keypoints and the project has 1"),
-        (["pca_multiview"], {"n_train_labels": 3}, "at least 4 labeled training frames"),
-        (["smoothness"], {}, r"unknown unsupervised loss 'smoothness'; choose from \["),
+        (
+            ["pca_singleview"],
+            {"pca_keypoint_idx": [2]},
+            "at least 2 keypoints and the project has 1",
+        ),
+        (["pca_multiview"], {"labels_px": rigid_labels()[:3]}, "at least 4 labeled training"),
+        (["smoothness"], {}, r"unknown unsupervised loss 'smoothness'.*choose one of"),
     ],
 )
-def test_prerequisite_messages(names, facts, message):
+def test_prerequisite_messages(names, setup, message):
     with pytest.raises(ConfigError, match=message):
-        check_loss_prerequisites(names, **_facts(**facts))
+        _build(names, _setup(**setup))
 
 
 def test_prerequisites_report_every_problem_at_once():
     with pytest.raises(ConfigError) as info:
-        check_loss_prerequisites(
-            ["pca_multiview", "unimodal"], **_facts(has_view_matches=False, head_has_heatmaps=False)
-        )
+        _build(["pca_multiview", "unimodal"], _setup(view_matches=None, head_has_heatmaps=False))
     assert "pca_multiview" in str(info.value) and "unimodal" in str(info.value)
 
 

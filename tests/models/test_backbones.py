@@ -12,12 +12,10 @@ import torchvision
 
 from vidpose.errors import ConfigError
 from vidpose.models import (
+    BACKBONES,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    backbone_help,
     build_backbone,
-    get_backbone_spec,
-    list_backbones,
     normalize_imagenet,
 )
 
@@ -25,13 +23,13 @@ from vidpose.models import (
 def test_required_backbones_are_registered():
     required = {"resnet18", "resnet34", "resnet50", "resnet101"}
     required |= {"efficientnet_b0", "efficientnet_b1", "efficientnet_b2"}
-    assert required <= set(list_backbones())
+    assert required <= set(BACKBONES.names())
 
 
-@pytest.mark.parametrize("name", list_backbones())
+@pytest.mark.parametrize("name", BACKBONES.names())
 def test_backbone_matches_its_registration(name, get_backbone):
     """Declared stride/channels equal the real output; intermediates have their strides."""
-    spec = get_backbone_spec(name)
+    spec = BACKBONES.get(name)
     bb = get_backbone(name)
     assert (bb.stride, bb.channels) == (spec.stride, spec.channels) == (32, spec.channels)
     assert bb.name == name
@@ -49,11 +47,12 @@ def test_unknown_backbone_lists_the_allowed_names():
         build_backbone("resnet5")
 
 
-def test_backbone_help_has_one_line_per_backbone_with_metadata():
-    lines = backbone_help().splitlines()
-    assert len(lines) == len(list_backbones())
-    r50 = next(line for line in lines if line.startswith("resnet50 "))
-    assert "2048" in r50 and "stride 32" in r50 and "resnet" in r50
+def test_backbone_listing_has_one_row_per_backbone_with_metadata():
+    rows = BACKBONES.rows()
+    assert [r[0] for r in rows] == BACKBONES.names()
+    _, details, help_ = next(r for r in rows if r[0] == "resnet50")
+    assert "2048" in details and "stride 32" in details and "resnet" in details
+    assert "ResNet-50" in help_
 
 
 def test_normalize_imagenet_values_and_memory_format():

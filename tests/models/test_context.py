@@ -1,7 +1,7 @@
 """The temporal-context network: windows, edge padding, one backbone pass per frame, selection.
 
 A tiny ResNet-18 context network (K=2, W=5, 32 x 32 inputs, random weights, eval mode) on random
-frames: the reference for every frame t is ``forward_window`` on frames
+frames: the reference for every frame t is ``forward_windows`` on frames
 ``clamp(t-2..t+2, 0, N-1)`` (edge padding), computed independently.
 """
 
@@ -13,8 +13,8 @@ import torch
 from vidpose.errors import ConfigError
 from vidpose.models import (
     ContextPoseNetwork,
+    FrameStream,
     HeadOutput,
-    SlidingWindow,
     attach_head,
     build_network,
     select_more_confident,
@@ -60,31 +60,29 @@ def test_edge_padded_windows_clamp_at_both_ends():
 
 @pytest.mark.parametrize("n_frames, batch", [(11, 4), (11, 11), (2, 1), (1, 3), (5, 2)])
 @torch.no_grad()
-def test_sliding_window_equals_edge_padded_windows_with_one_backbone_pass_per_frame(
+def test_frame_stream_equals_edge_padded_windows_with_one_backbone_pass_per_frame(
     net, n_frames, batch
 ):
     torch.manual_seed(1)
     frames = torch.rand(n_frames, 3, S, S)
-    expected = net.forward_window(frames[edge_padded_windows(n_frames, W)])
+    expected = net.forward_windows(frames[edge_padded_windows(n_frames, W)]).combined
 
     calls = _counting(net)
-    window = SlidingWindow(net)
+    stream = FrameStream(net)
     outs = []
     for s in range(0, n_frames, batch):
-        out = window.push(net.forward_features(frames[s : s + batch]))
+        out = stream.push(frames[s : s + batch])
         if out is not None:
             outs.append(out)
-    last = window.finish()
+    last = stream.finish()
     assert last is not None
     outs.append(last)
     assert sum(calls) == n_frames
-    for name in ("single", "context", "combined"):
-        got = torch.cat([getattr(o, name).coords for o in outs])
-        ref = getattr(expected, name).coords
-        assert got.shape == ref.shape == (n_frames, K, 2)
-        torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
-    conf = torch.cat([o.combined.confidence for o in outs])
-    torch.testing.assert_close(conf, expected.combined.confidence, atol=1e-5, rtol=1e-4)
+    got = torch.cat([o.coords for o in outs])
+    assert got.shape == expected.coords.shape == (n_frames, K, 2)
+    torch.testing.assert_close(got, expected.coords, atol=1e-4, rtol=1e-4)
+    conf = torch.cat([o.confidence for o in outs])
+    torch.testing.assert_close(conf, expected.confidence, atol=1e-5, rtol=1e-4)
 
 
 @torch.no_grad()
@@ -94,7 +92,7 @@ def test_forward_sequence_gives_the_full_window_centres(net):
     seq = net.forward_sequence(net.forward_features(frames))
     assert seq.combined.coords.shape == (3, K, 2)  # centres 2, 3, 4
     windows = torch.stack([frames[t - 2 : t + 3] for t in (2, 3, 4)])
-    ref = net.forward_window(windows)
+    ref = net.forward_windows(windows)
     torch.testing.assert_close(seq.context.coords, ref.context.coords, atol=1e-4, rtol=1e-4)
 
 
@@ -102,9 +100,9 @@ def test_forward_sequence_gives_the_full_window_centres(net):
 def test_window_frame_order_matters_and_single_head_sees_only_the_centre(net):
     torch.manual_seed(3)
     frames = torch.rand(1, W, 3, S, S)
-    a = net.forward_window(frames)
+    a = net.forward_windows(frames)
     shuffled = frames[:, [4, 3, 2, 1, 0]]  # same centre, neighbours reversed
-    b = net.forward_window(shuffled)
+    b = net.forward_windows(shuffled)
     torch.testing.assert_close(a.single.heatmaps, b.single.heatmaps)
     assert not torch.allclose(a.context.heatmaps, b.context.heatmaps)
 
@@ -142,7 +140,7 @@ def test_select_more_confident_takes_each_keypoint_from_the_surer_head():
 @torch.no_grad()
 def test_combined_output_is_the_per_keypoint_selection(net):
     torch.manual_seed(4)
-    both = net.forward_window(torch.rand(3, W, 3, S, S))
+    both = net.forward_windows(torch.rand(3, W, 3, S, S))
     ref = select_more_confident(both.single, both.context)
     torch.testing.assert_close(both.combined.coords, ref.coords)
     assert net(torch.rand(3, W, 3, S, S)).coords.shape == (3, K, 2)
@@ -150,14 +148,14 @@ def test_combined_output_is_the_per_keypoint_selection(net):
 
 def test_window_shape_and_context_frames_are_checked(net):
     with pytest.raises(ValueError, match=r"\(B, 5, 3, H, W\)"):
-        net.forward_window(torch.rand(2, 3, 3, S, S))
+        net.forward_windows(torch.rand(2, 3, 3, S, S))
     with pytest.raises(ConfigError, match="context_frames=4"):
         build_network("resnet18", "heatmap_context", 2, context_frames=4)
 
 
 def test_context_head_trains_both_decoders(net):
     net.train()
-    both = net.forward_window(torch.rand(2, W, 3, S, S))
+    both = net.forward_windows(torch.rand(2, W, 3, S, S))
     (
         both.single.heatmaps.float().pow(2).mean() + both.context.heatmaps.float().pow(2).mean()
     ).backward()

@@ -8,15 +8,13 @@ import torch
 
 from vidpose.errors import ConfigError
 from vidpose.models import (
+    BACKBONES,
+    HEADS,
     HeadOutput,
     PoseNetwork,
     attach_head,
     build_head,
     decode_heatmaps,
-    get_head_spec,
-    head_help,
-    list_backbones,
-    list_heads,
 )
 
 K = 3
@@ -27,7 +25,7 @@ def _check_output(out: HeadOutput, head_name: str, batch: int, size: int) -> Non
     assert out.coords.shape == (batch, K, 2) and out.coords.dtype == torch.float32
     assert out.confidence.shape == (batch, K) and out.confidence.dtype == torch.float32
     assert ((out.confidence >= 0) & (out.confidence <= 1)).all()
-    if get_head_spec(head_name).produces_heatmaps:
+    if HEADS.get(head_name).produces_heatmaps:
         hs = out.heatmap_stride
         assert out.heatmaps.shape == (batch, K, size // hs, size // hs)
     else:
@@ -55,24 +53,24 @@ def _train_step(net: PoseNetwork, head_name: str) -> None:
 
 # The backbone dominates the cost, so the full backbone x head cross runs on features only;
 # each backbone trains end to end with every heatmap head, each head with resnet18.
-HEATMAP_HEADS = [h for h in list_heads() if get_head_spec(h).produces_heatmaps]
+HEATMAP_HEADS = [h for h in HEADS.names() if HEADS.get(h).produces_heatmaps]
 
 
 @pytest.mark.parametrize("head_name", HEATMAP_HEADS)
-@pytest.mark.parametrize("backbone_name", list_backbones())
+@pytest.mark.parametrize("backbone_name", BACKBONES.names())
 def test_every_backbone_trains_with_every_heatmap_head(backbone_name, head_name, get_backbone):
     torch.manual_seed(0)
     _train_step(attach_head(get_backbone(backbone_name), head_name, K), head_name)
 
 
-@pytest.mark.parametrize("head_name", list_heads())
+@pytest.mark.parametrize("head_name", HEADS.names())
 def test_every_head_trains_with_resnet18(head_name, get_backbone):
     torch.manual_seed(0)
     _train_step(attach_head(get_backbone("resnet18"), head_name, K), head_name)
 
 
-@pytest.mark.parametrize("head_name", list_heads())
-@pytest.mark.parametrize("backbone_name", list_backbones())
+@pytest.mark.parametrize("head_name", HEADS.names())
+@pytest.mark.parametrize("backbone_name", BACKBONES.names())
 def test_every_head_fits_every_backbone(backbone_name, head_name, get_backbone):
     """Head on random features shaped like the backbone's for a 64 x 64 input (all stages for
     multiscale heads); gradients reach the features it uses."""
@@ -116,11 +114,10 @@ def test_unknown_head_lists_the_allowed_names():
         build_head("heatmapp", 16, 32, 2)
 
 
-def test_head_help_lists_every_head_with_options():
-    text = head_help()
-    for name in list_heads():
-        assert name in text
-    assert "heatmap_stride=4" in text and "hidden=256" in text
+def test_head_listing_shows_every_head_with_its_options():
+    rows = {name: details for name, details, _ in HEADS.rows()}
+    assert set(rows) == set(HEADS.names()) >= {"heatmap", "heatmap_fpn", "heatmap_context"}
+    assert "hidden=256" in rows["regression"] and "context_frames=5" in rows["heatmap_context"]
 
 
 def test_heatmap_head_coords_are_the_decoded_heatmaps():

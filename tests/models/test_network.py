@@ -8,7 +8,14 @@ import torch
 
 from vidpose.errors import ConfigError
 from vidpose.losses import heatmap_loss, pixel_error
-from vidpose.models import PoseNetwork, build_network, gaussian_targets_px
+from vidpose.models import (
+    HEADS,
+    FrameStream,
+    PoseNetwork,
+    attach_head,
+    build_network,
+    gaussian_targets_px,
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +117,39 @@ def test_tiny_network_overfits_dots_to_sub_2px():
     assert err.mean() < 2.0, err
     assert err.max() < 4.0, err
     assert out.confidence.mean() > 0.8
+
+
+@pytest.mark.parametrize("head", HEADS.names())
+@torch.no_grad()
+def test_every_network_offers_the_one_interface_training_and_prediction_use(get_backbone, head):
+    """For any head: labeled windows + a clip in one pass, windows alone, a frame stream and
+    unrelated images agree with each other (eval mode, so batch composition does not matter)."""
+    torch.manual_seed(0)
+    net = attach_head(get_backbone("resnet18"), head, 2).eval()
+    w = net.context_frames
+    windows = torch.rand(3, w, 3, 32, 32)
+    clip = torch.rand(w + 5, 3, 32, 32)
+    labeled, on_clip = net.forward_train(windows, clip)
+    assert labeled.combined.coords.shape == (3, 2, 2) and len(labeled.decoders) >= 1
+    assert on_clip is not None and on_clip.combined.coords.shape == (6, 2, 2)
+    assert len(on_clip.decoders) == len(labeled.decoders)
+    ref = net.forward_windows(windows).combined
+    torch.testing.assert_close(labeled.combined.coords, ref.coords, atol=1e-4, rtol=1e-4)
+    assert net.forward_train(windows)[1] is None
+
+    # The stream's frame t equals the window t-W//2..t+W//2 of the clip (edge-padded).
+    half = w // 2
+    idx = (torch.arange(len(clip))[:, None] + torch.arange(-half, half + 1)).clamp(0, len(clip) - 1)
+    expected = net.forward_windows(clip[idx]).combined.coords
+    stream = FrameStream(net)
+    outs = [stream.push(clip[:4]), stream.push(clip[4:]), stream.finish()]
+    got = torch.cat([o.coords for o in outs if o is not None])
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    # Full-window clip predictions are the stream's predictions of the same frames.
+    torch.testing.assert_close(
+        on_clip.combined.coords, got[half : len(clip) - half], atol=1e-4, rtol=1e-4
+    )
+
+    images = torch.rand(2, 3, 32, 32)
+    expected = net.forward_windows(images[:, None].expand(2, w, 3, 32, 32)).combined.coords
+    torch.testing.assert_close(net.forward_images(images).coords, expected, atol=1e-4, rtol=1e-4)

@@ -59,7 +59,7 @@ def test_predictions_are_in_original_pixels(tiny_model, tiny_video):
     import torch
     import torch.nn.functional as F
 
-    from vidpose.data.augment import input_to_orig
+    from vidpose.data.geometry import input_to_orig
 
     frames = _frames(tiny_video)[:8]
     big = np.repeat(np.repeat(frames, 3, axis=1), 2, axis=2)  # 192 x 128: not the input size

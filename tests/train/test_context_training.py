@@ -16,13 +16,17 @@ import pytest
 import torch
 from PIL import Image
 
-from vidpose.data.augment import AugmentSettings
-from vidpose.data.batches import LabeledBatch
+from vidpose.build import build_network_from_config, optimizer_factory, schedule_from_config
+from vidpose.config import AugmentConfig, VidposeConfig, compose_config
+from vidpose.data.augment import augment_labeled
+from vidpose.data.batches import LabeledBatch, UnlabeledClip
 from vidpose.data.labeled import load_labeled, neighbour_paths
 from vidpose.errors import ConfigError
 from vidpose.io.poses import Poses
+from vidpose.losses import SUPERVISED_LOSSES, LossSetup, build_unsupervised_losses
 from vidpose.train import train
-from vidpose.train.datamodule import augment_windows
+from vidpose.train.datamodule import TrainBatch
+from vidpose.train.module import PoseModule
 
 TINY = [
     "model.backbone=resnet18",
@@ -80,7 +84,7 @@ def test_load_labeled_caches_windows_and_warns_once_about_missing_neighbours(fra
     assert torch.equal(data.images, data.windows[:, 2])
     assert data.context_frames == 5
     plain = load_labeled(labels, [frames_dir / n for n in names], (8, 8), split)
-    assert plain.windows is None and torch.equal(plain.images, data.images)
+    assert plain.windows.shape == (3, 1, 3, 8, 8) and torch.equal(plain.images, data.images)
 
 
 def test_augment_windows_applies_one_transform_to_every_frame_of_a_sample():
@@ -94,15 +98,28 @@ def test_augment_windows_applies_one_transform_to_every_frame_of_a_sample():
         visible=torch.ones(b, 1, dtype=torch.bool),
         frame_index=torch.arange(b),
         orig_hw=torch.full((b, 2), s),
+        windows=windows,
     )
-    settings = AugmentSettings(rotation_deg=30.0, noise_std=0.0, blur_prob=0.5)
+    settings = AugmentConfig(rotation_deg=30.0, noise_std=0.0, blur_prob=0.5)
     gen = torch.Generator().manual_seed(1)
-    out = augment_windows(batch, windows, settings, None, gen)
+    out = augment_labeled(batch, settings, None, gen)
     assert out.windows.shape == windows.shape
     for k in range(w):  # every frame got its sample's transform, and it did change them
         torch.testing.assert_close(out.windows[:, k], out.windows[:, 2])
     assert not torch.allclose(out.windows[:, 2], windows[:, 2], atol=1e-2)
-    assert torch.equal(out.labeled.images, out.windows[:, 2])
+    assert torch.equal(out.images, out.windows[:, 2])
+    # Without neighbours the same draws give the same centre frames.
+    plain = augment_labeled(
+        LabeledBatch(
+            batch.images, batch.keypoints, batch.visible, batch.frame_index, batch.orig_hw
+        ),
+        settings,
+        None,
+        torch.Generator().manual_seed(1),
+    )
+    assert plain.windows is None
+    torch.testing.assert_close(plain.images, out.images)
+    torch.testing.assert_close(plain.keypoints, out.keypoints)
 
 
 def test_tiny_context_model_trains_and_predicts_a_video_one_backbone_pass_per_frame(
@@ -125,7 +142,7 @@ def test_tiny_context_model_trains_and_predicts_a_video_one_backbone_pass_per_fr
     assert np.isfinite(res.metrics["train"]["pixel_error_mean"])
 
     model = load_model(res.model_dir, device="cpu")
-    assert model.is_context
+    assert model.network.context_frames == 5
     calls: list[int] = []
     inner = model.network.forward_features
 
@@ -188,22 +205,27 @@ def test_clip_shorter_than_the_context_window_is_a_clear_config_error(tiny_proje
         )
 
 
+def _module(cfg: VidposeConfig, losses: list[str] = (), compile: bool = False) -> PoseModule:
+    """A PoseModule for 2 keypoints, built from ``cfg`` as training builds it."""
+    network = build_network_from_config(cfg, 2)
+    setup = LossSetup(labels_px=np.zeros((4, 2, 2)), keypoints=["a", "b"])
+    return PoseModule(
+        network,
+        SUPERVISED_LOSSES.get(cfg.model.supervised_loss),
+        build_unsupervised_losses(list(losses), cfg.losses, setup),
+        optimizer_factory(cfg.training, schedule_from_config(cfg.training, 10, 1)),
+        sigma=cfg.model.sigma,
+        compile=compile,
+    )
+
+
+@pytest.mark.filterwarnings(r"ignore:You are trying to `self.log\(\)`")
 def test_context_semisupervised_step_runs_the_backbone_once_on_windows_and_clip():
     """B=2 windows of W=5 and a T=7 clip: one backbone call on 2*5 + 7 frames; the clip
     yields T - W + 1 = 3 predictions per decoder."""
-    from dataclasses import asdict
-
-    from vidpose.config import compose_config
-    from vidpose.data.batches import UnlabeledClip
-    from vidpose.losses.registry import UnsupervisedContext
-    from vidpose.train.datamodule import ContextBatch
-    from vidpose.train.module import PoseModule
-
     torch.manual_seed(0)
-    cfg = compose_config({}, [*TINY, "model.losses=[temporal]", "unlabeled.clip_length=7"])
-    module = PoseModule(
-        asdict(cfg), ["a", "b"], 10, 1, UnsupervisedContext(temporal_min_confidence=0)
-    )
+    cfg = compose_config({}, [*TINY, "unlabeled.clip_length=7", "losses.temporal.min_confidence=0"])
+    module = _module(cfg, ["temporal"])
     calls: list[int] = []
     inner = module.network.forward_features
 
@@ -212,12 +234,12 @@ def test_context_semisupervised_step_runs_the_backbone_once_on_windows_and_clip(
         return inner(images)
 
     module.network.forward_features = counting  # type: ignore[method-assign]
-    seen: list[int] = []
+    seen: list[list[int]] = []
     losses = module.unsupervised_losses
 
-    def spy(out, clip):
-        seen.append(int(out.coords.shape[0]))
-        return losses(out, clip)
+    def spy(outs, clip):
+        seen.append([int(o.coords.shape[0]) for o in outs])
+        return losses(outs, clip)
 
     module.unsupervised_losses = spy  # type: ignore[method-assign]
     windows = torch.rand(2, 5, 3, 64, 64)
@@ -227,12 +249,13 @@ def test_context_semisupervised_step_runs_the_backbone_once_on_windows_and_clip(
         visible=torch.ones(2, 2, dtype=torch.bool),
         frame_index=torch.arange(2),
         orig_hw=torch.full((2, 2), 64),
+        windows=windows,
     )
     clip = UnlabeledClip(torch.rand(7, 3, 64, 64), 0, 0, (64, 64), torch.eye(3))
-    sup, unsup = module._context_semisupervised_step(ContextBatch(labeled, windows), clip)
+    total = module.training_step(TrainBatch(labeled, clip), 0)
     assert calls == [17]
-    assert seen == [3, 3]
-    assert torch.isfinite(sup) and set(unsup) == {"temporal"} and torch.isfinite(unsup["temporal"])
+    assert seen == [[3, 3]]
+    assert torch.isfinite(total) and total.requires_grad
 
 
 def _project_windows(project: Path, **kw):
@@ -310,21 +333,15 @@ def test_images_numbered_as_a_sequence_are_not_each_others_neighbours(tmp_path):
 
 
 def test_training_compile_compiles_the_network_in_place_keeping_parameter_names(monkeypatch):
-    from dataclasses import asdict
-
-    from vidpose.config import compose_config
-    from vidpose.losses.registry import UnsupervisedContext
     from vidpose.models.network import PoseNetwork
-    from vidpose.train.module import PoseModule
 
     compiled: list[dict] = []
     monkeypatch.setattr(
         PoseNetwork, "compile", lambda self, **kw: compiled.append(kw), raising=False
     )
-    plain = [*TINY, "model.head=heatmap_fpn"]
-    for flag, n in (("false", 0), ("true", 1)):
-        cfg = compose_config({}, [*plain, f"training.compile={flag}"])
-        module = PoseModule(asdict(cfg), ["a", "b"], 10, 1, UnsupervisedContext())
+    cfg = compose_config({}, [*TINY, "model.head=heatmap_fpn"])
+    for flag, n in ((False, 0), (True, 1)):
+        module = _module(cfg, compile=flag)
         assert len(compiled) == n
     assert compiled == [{"dynamic": False}]
     assert not any("_orig_mod" in k for k in module.state_dict())

@@ -18,12 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-import vidpose.video
-from vidpose.data.augment import AugmentSettings, _warp_images, resize_frames
+from vidpose.config import AugmentConfig as AugmentSettings
+from vidpose.data import dali_clips
+from vidpose.data.augment import _warp_images
+from vidpose.data.dali_clips import dali_matrix
+from vidpose.data.geometry import resize_frames
 from vidpose.data.unlabeled import ClipLoader, ClipSampler
 from vidpose.errors import ReaderUnavailableError
-from vidpose.video import available_readers, dali_reader, nvdec_reader, open_video, probe_video
-from vidpose.video.dali_reader import dali_matrix
+from vidpose.video import READERS, dali_reader, nvdec_reader, open_video, probe_video
 from vidpose.video.nvdec_reader import nv12_to_rgb, resolve_cuda_device
 from vidpose.video.pyav_reader import PyAVReader
 
@@ -76,11 +78,12 @@ def hide(monkeypatch, *modules: str) -> None:
 
 
 def test_gpu_backends_are_registered_above_pyav():
-    readers = available_readers()
-    assert list(readers)[:3] == ["nvdec", "dali", "pyav"]
-    assert (readers["nvdec"].priority, readers["nvdec"].gpu) == (30, True)
-    assert (readers["dali"].priority, readers["dali"].gpu) == (20, True)
-    assert vidpose.video.backend_import_errors() == {}
+    assert READERS.names()[:3] == ["nvdec", "dali", "pyav"]
+    assert (READERS.get("nvdec").priority, READERS.get("nvdec").gpu) == (30, True)
+    assert (READERS.get("dali").priority, READERS.get("dali").gpu) == (20, True)
+    assert READERS.import_errors == {}
+    # random training clips prefer threaded PyAV
+    assert max(READERS, key=lambda s: s.clip_priority).name == "pyav"
 
 
 def test_missing_pynvvideocodec_says_what_to_install(mp4_video, monkeypatch, forget_imports):
@@ -212,7 +215,7 @@ def test_dali_cpu_reader_frame_identity(vp9_video, ids):
 def test_dali_cpu_clip_pipeline_positions_geometry_and_photometry(vp9_video):
     info = probe_video(vp9_video)
     geometry_only = AugmentSettings(brightness=0.0, contrast=0.0, noise_std=0.0, rotation_deg=25)
-    pipe = dali_reader.dali_clip_pipeline(
+    pipe = dali_clips.dali_clip_pipeline(
         [info, info], 6, 3, (48, 64), geometry_only, seed=4, backend="cpu", steps_per_epoch=2
     )
     sampler = ClipSampler([info, info], 6, seed=4)
@@ -239,7 +242,7 @@ def test_dali_cpu_clip_pipeline_positions_geometry_and_photometry(vp9_video):
             scale_max=1.0,
             translate_fraction=0.0,
         )
-        pipe = dali_reader.dali_clip_pipeline(
+        pipe = dali_clips.dali_clip_pipeline(
             [info], 6, 2, (48, 64), photometric, seed=1, backend="cpu"
         )
         draw = pipe._make_draw(0)
@@ -253,7 +256,7 @@ def test_dali_cpu_clip_pipeline_positions_geometry_and_photometry(vp9_video):
 
 @needs_dali
 def test_dali_cpu_clip_pipeline_shuffle_gives_consecutive_frames(vp9_video, ids):
-    pipe = dali_reader.dali_clip_pipeline(
+    pipe = dali_clips.dali_clip_pipeline(
         [vp9_video],
         5,
         4,
@@ -358,7 +361,7 @@ def test_dali_gpu_reader_frame_identity(mp4_video, ids):
 @pytest.mark.parametrize("sampling", ["uniform", "shuffle"])
 def test_dali_gpu_clip_pipeline(mp4_video, ids, sampling):
     info = probe_video(mp4_video)
-    pipe = dali_reader.dali_clip_pipeline(
+    pipe = dali_clips.dali_clip_pipeline(
         [info], 6, 2, (48, 64), AugmentSettings(enabled=False), seed=0, sampling=sampling
     )
     batch = next(pipe)
@@ -367,7 +370,7 @@ def test_dali_gpu_clip_pipeline(mp4_video, ids, sampling):
     for clip, start in zip(batch.frames, batch.start_frame):
         pixels = (clip.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
         assert ids(pixels).tolist() == list(range(start, start + 6))
-    augmented = dali_reader.dali_clip_pipeline([info], 6, 2, (32, 32), seed=0, sampling=sampling)
+    augmented = dali_clips.dali_clip_pipeline([info], 6, 2, (32, 32), seed=0, sampling=sampling)
     batch = next(augmented)
     assert batch.frames.shape == (2, 6, 3, 32, 32)
     assert float(batch.frames.min()) >= 0.0 and float(batch.frames.max()) <= 1.0

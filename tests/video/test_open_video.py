@@ -6,25 +6,26 @@ import numpy as np
 import pytest
 import torch
 
-import vidpose.video
 from vidpose.errors import ReaderUnavailableError, VideoError
-from vidpose.video import VideoInfo, VideoReader, available_readers, open_video, probe_video
+from vidpose.video import READERS, VideoInfo, VideoReader, open_video, probe_video
 from vidpose.video import base as video_base
 from vidpose.video.pyav_reader import PyAVReader
 
 
 def test_pyav_is_registered():
-    readers = available_readers()
-    assert "pyav" in readers
-    spec = readers["pyav"]
+    assert "pyav" in READERS
+    spec = READERS.get("pyav")
     assert spec.factory is PyAVReader and spec.gpu is False and spec.priority == 10
     assert spec.help
 
 
 def test_missing_gpu_backends_are_skipped_and_explained():
-    errors = vidpose.video.backend_import_errors()
+    READERS.names()
     for name in ("nvdec", "dali"):
-        assert name in errors or name in available_readers()
+        assert name in READERS.import_errors or name in READERS
+    assert "nope" not in READERS
+    with pytest.raises(ReaderUnavailableError, match=r"reader: unknown reader 'nope'.*pyav"):
+        open_video(__file__, reader="nope")
 
 
 @pytest.mark.parametrize("device", [None, "cpu"])
@@ -40,7 +41,7 @@ def test_named_reader(mp4_video):
 
 
 def test_unknown_reader_lists_registered(mp4_video):
-    with pytest.raises(ReaderUnavailableError, match=r"'quantum'.*available: .*pyav"):
+    with pytest.raises(ReaderUnavailableError, match=r"'quantum'.*choose one of auto, .*pyav"):
         open_video(mp4_video, reader="quantum")
 
 
@@ -53,8 +54,9 @@ def test_auto_falls_back_from_an_unavailable_backend(mp4_video, monkeypatch):
             tried.append(device)
             raise ReaderUnavailableError("no CUDA device")
 
+    READERS.names()
     monkeypatch.setitem(
-        video_base._READERS,
+        READERS._specs,
         "fakegpu",
         video_base.ReaderSpec("fakegpu", NoGpuReader, priority=100, gpu=True, help="test"),
     )

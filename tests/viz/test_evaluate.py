@@ -95,5 +95,5 @@ def test_cli_evaluate_uses_existing_predictions_and_rejects_a_non_model(trained,
     _, model_dir = trained
     assert main(["evaluate", str(model_dir)]) == 0  # the predictions written above
     assert (model_dir / "report.html").exists()
-    with pytest.raises(VidposeError, match="is not a model directory"):
+    with pytest.raises(VidposeError, match="is not a vidpose model directory"):
         evaluate(tmp_path)

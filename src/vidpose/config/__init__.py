@@ -6,18 +6,20 @@ Compose once at the edge, then pass the typed :class:`VidposeConfig` (or its sec
     cfg = compose_config(settings.config, ["training.max_epochs=50"], project_file=path)
     cfg.training.max_epochs  # 50
 
-Layers: packaged ``defaults.yaml`` -> project ``vidpose.yaml`` ``config:`` -> command line.
+Layers: the schema's defaults -> project ``vidpose.yaml`` ``config:`` -> command line.
 See :mod:`vidpose.config.compose` for the override grammar and :mod:`vidpose.config.schema`
 for every key.
 """
 
 from vidpose.config.compose import (
+    changed_keys,
     compose_config,
     compose_sweep,
     config_help,
     default_config,
     expand_sweep,
     load_config,
+    migrate_legacy,
     save_config,
     to_dict,
     to_yaml,
@@ -35,8 +37,8 @@ from vidpose.config.schema import (
     UnlabeledConfig,
     VidposeConfig,
     find_issues,
+    get_key,
     schema_fields,
-    validate_choices,
 )
 
 __all__ = [
@@ -51,16 +53,18 @@ __all__ = [
     "TrainingConfig",
     "UnlabeledConfig",
     "VidposeConfig",
+    "changed_keys",
     "compose_config",
     "compose_sweep",
     "config_help",
     "default_config",
     "expand_sweep",
     "find_issues",
+    "get_key",
     "load_config",
+    "migrate_legacy",
     "save_config",
     "schema_fields",
     "to_dict",
     "to_yaml",
-    "validate_choices",
 ]

@@ -2,10 +2,10 @@
 
 Layers, later wins::
 
-    packaged defaults (vidpose/config/defaults.yaml)
+    the schema's defaults (vidpose.config.schema)
     -> the project's vidpose.yaml ``config:`` section
     -> command-line overrides (Hydra grammar: ``a.b=1``, ``model.losses=[temporal,unimodal]``,
-       ``losses.weights={temporal:2.0}``, ``~losses.weights.unimodal``)
+       ``losses.temporal={weight:0.01,epsilon_px:10}``)
 
 Each layer is checked key by key against the schema in :mod:`vidpose.config.schema` before it
 is applied, so an unknown key or a value of the wrong type fails with a :class:`ConfigError`
@@ -22,7 +22,6 @@ import os
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +34,21 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vidpose._atomic import atomic_write_text
 from vidpose.config.schema import (
+    LEGACY_KEYS,
     FieldSpec,
     Issue,
     VidposeConfig,
     find_issues,
+    get_key,
     schema_fields,
     sections,
     strip_optional,
-    suggest,
 )
 from vidpose.errors import ConfigError
+from vidpose.registry import suggest
 
-SOURCE_DEFAULTS = "packaged defaults (vidpose/config/defaults.yaml)"
+SOURCE_DEFAULTS = "defaults"
 SOURCE_CLI = "command line"
-_DEFAULTS_RESOURCE = "defaults.yaml"
 
 
 @dataclasses.dataclass
@@ -79,7 +79,26 @@ def _kind(key: str) -> str | None:
     return None
 
 
+def _legacy(key: str) -> tuple[str, ...] | None:
+    """The keys that replaced ``key`` of an earlier vidpose (empty: removed); None if not one."""
+    if key.startswith("losses.weights."):
+        return (f"losses.{key.rpartition('.')[2]}.weight",)
+    return LEGACY_KEYS.get(key)
+
+
 def _unknown_key(key: str, source: str, origin: str) -> ConfigError:
+    legacy = _legacy(key)
+    if legacy is not None:
+        now = (
+            f"it is now {' and '.join(repr(k) for k in legacy)}"
+            if legacy
+            else "it was removed (it had no effect)"
+            if key != "losses.weights"
+            else "each loss's weight is now losses.<name>.weight, e.g. losses.temporal.weight"
+        )
+        return ConfigError(
+            f"config key {key!r} ({source}: {origin}) is from an earlier vidpose: {now}"
+        )
     # A top-level typo is a section name; deeper ones are leaf keys.
     known = list(sections()) if "." not in key else list(schema_fields())
     leaf = key.rpartition(".")[2]
@@ -219,8 +238,8 @@ def _override_assignments(ov: Override) -> list[_Assignment]:
         raise ConfigError(f"override {text!r} ({SOURCE_CLI}): '@package' is not supported")
     if ov.is_sweep_override():
         raise ConfigError(
-            f"override {text!r} ({SOURCE_CLI}) is a sweep over several values; run with "
-            f"--multirun to train one model per value, or write a list as {key}=[a,b]"
+            f"override {text!r} ({SOURCE_CLI}) gives several values; `vidpose train` takes one "
+            f"value per key (a list value is written {key}=[a,b])"
         )
     kind = _kind(key)
     if kind is None:
@@ -281,9 +300,9 @@ def expand_sweep(overrides: Sequence[str]) -> list[list[str]]:
 class _Composer:
     """Applies layers to a structured DictConfig and remembers which layer set each key."""
 
-    def __init__(self) -> None:
-        self.cfg: DictConfig = OmegaConf.structured(VidposeConfig)
-        self.sources: dict[str, str] = {}
+    def __init__(self, base: VidposeConfig | None = None, base_source: str = "") -> None:
+        self.cfg: DictConfig = OmegaConf.structured(base or VidposeConfig)
+        self.sources: dict[str, str] = {k: base_source for k in schema_fields()} if base else {}
 
     def apply(self, assignments: Iterable[_Assignment], *, merge_mappings: bool = True) -> None:
         """Set each key in order; ``merge_mappings=False`` replaces mapping fields whole."""
@@ -343,16 +362,9 @@ class _Composer:
 
     def _describe(self, cfg: VidposeConfig, issue: Issue) -> str:
         values = "; ".join(
-            f"{k}={_show(_lookup(cfg, k))} from {self.source_of(k)}" for k in issue.keys
+            f"{k}={_show(get_key(cfg, k))} from {self.source_of(k)}" for k in issue.keys
         )
         return f"{issue.keys[0]} {issue.message} [{values}]"
-
-
-def _lookup(cfg: VidposeConfig, key: str) -> Any:
-    obj: Any = cfg
-    for part in key.split("."):
-        obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
-    return obj
 
 
 def _show(value: Any) -> str:
@@ -375,18 +387,15 @@ def _read_yaml_mapping(text: str, where: str) -> dict[str, Any]:
     return data
 
 
-def _defaults_layer() -> list[_Assignment]:
-    text = resources.files("vidpose.config").joinpath(_DEFAULTS_RESOURCE).read_text("utf-8")
-    return _flatten(_read_yaml_mapping(text, SOURCE_DEFAULTS), "", SOURCE_DEFAULTS)
-
-
 def compose_config(
     project_settings_config: Mapping[str, Any] | None = None,
     overrides: Sequence[str] = (),
     *,
     project_file: str | os.PathLike | None = None,
+    base: VidposeConfig | None = None,
+    base_source: str = "saved config",
 ) -> VidposeConfig:
-    """The validated config: packaged defaults, then project settings, then overrides.
+    """The validated config: defaults, then project settings, then overrides.
 
     Args:
         project_settings_config: the ``config:`` mapping of the project's ``vidpose.yaml``
@@ -394,13 +403,14 @@ def compose_config(
         overrides: command-line overrides in Hydra grammar, applied in order. Sweeps are
             refused here: expand them first with :func:`expand_sweep`.
         project_file: path of that ``vidpose.yaml``, named in error messages.
+        base: start from this config instead of the defaults (a resumed run's saved config);
+            ``base_source`` names it in error messages.
 
     Raises:
         ConfigError: naming the dotted key, the layer it came from, and what was expected.
     """
     project_source = f"{project_file or 'vidpose.yaml'}, config section"
-    composer = _Composer()
-    composer.apply(_defaults_layer())
+    composer = _Composer(base, base_source)
     composer.apply(_flatten(dict(project_settings_config or {}), "", project_source))
     for ov in _parse(overrides):
         composer.apply(_override_assignments(ov))
@@ -445,32 +455,41 @@ def to_yaml(cfg: VidposeConfig, *, comments: bool = False) -> str:
     """YAML text of a resolved config, in schema order; :func:`load_config` reads it back exactly.
 
     Args:
-        comments: append each key's help as a comment (as in the packaged defaults).
+        comments: append each key's help as a comment (``vidpose train --help-config``
+            shows the same, with defaults).
     """
     lines: list[str] = []
     specs = schema_fields()
-    for section, (_, section_help) in sections().items():
-        if comments:
-            lines += [""] if lines else []
-            lines.append(f"{section}:  # {section_help}")
-        else:
-            lines.append(f"{section}:")
-        for name in (f.name for f in dataclasses.fields(getattr(cfg, section))):
-            value = _yaml_value(getattr(getattr(cfg, section), name))
-            line = f"  {name}: {value}"
+
+    def emit(obj: Any, path: str, depth: int) -> None:
+        pad = "  " * depth
+        for f in dataclasses.fields(obj):
+            key = f"{path}.{f.name}" if path else f.name
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                if comments and depth == 0 and lines:
+                    lines.append("")
+                head = f"{pad}{f.name}:"
+                lines.append(f"{head}  # {sections()[key][1]}" if comments else head)
+                emit(value, key, depth + 1)
+                continue
+            line = f"{pad}{f.name}: {_yaml_value(value)}"
             if comments:
-                spec = specs[f"{section}.{name}"]
+                spec = specs[key]
                 choices = f" [{'|'.join(map(str, spec.choices))}]" if spec.choices else ""
-                line = f"{line:<34}  # {spec.help}{choices}"
+                line = f"{line:<36}  # {spec.help}{choices}"
             lines.append(line)
+
+    emit(cfg, "", 0)
     return "\n".join(lines) + "\n"
 
 
 def load_config(path: str | os.PathLike) -> VidposeConfig:
     """Read a resolved ``config.yaml`` (e.g. a model directory's) and validate it.
 
-    Keys missing from the file take the packaged defaults, so that a model directory written by
-    an older vidpose still loads; unknown keys are errors.
+    Keys missing from the file take the defaults and renamed keys of earlier versions are
+    migrated (:func:`migrate_legacy`), so that a model directory written by an older vidpose
+    still loads; unknown keys are errors.
     """
     path = Path(path)
     try:
@@ -478,11 +497,39 @@ def load_config(path: str | os.PathLike) -> VidposeConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
     composer = _Composer()
-    composer.apply(_defaults_layer())
+    data = migrate_legacy(_read_yaml_mapping(text, str(path)))
     # A resolved file states each mapping in full: an entry it lacks was deleted, not forgotten.
-    layer = _flatten(_read_yaml_mapping(text, str(path)), "", str(path))
+    layer = _flatten(data, "", str(path))
     composer.apply(layer, merge_mappings=False)
     return composer.finish()
+
+
+def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config of an earlier vidpose with its keys renamed to today's (removed ones
+    dropped), so that older model directories still load."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if key == "losses.weights" and isinstance(v, Mapping):
+                for name, w in v.items():
+                    flat[f"losses.{name}.weight"] = w
+            elif isinstance(v, Mapping) and key in sections():
+                walk(v, key + ".")
+            else:
+                for new in _legacy(key) if _legacy(key) is not None else (key,):
+                    flat[new] = v
+
+    walk(data, "")
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
 
 
 def save_config(cfg: VidposeConfig, path: str | os.PathLike) -> None:
@@ -493,6 +540,16 @@ def save_config(cfg: VidposeConfig, path: str | os.PathLike) -> None:
 def to_dict(cfg: VidposeConfig) -> dict[str, Any]:
     """Nested plain dict of ``cfg`` (for loggers' hyperparameter tables)."""
     return dataclasses.asdict(cfg)
+
+
+def changed_keys(a: VidposeConfig, b: VidposeConfig) -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every key whose value differs, schema order."""
+    out = []
+    for key in schema_fields():
+        va, vb = get_key(a, key), get_key(b, key)
+        if va != vb:
+            out.append((key, va, vb))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,12 +566,12 @@ def config_help() -> str:
     for section, (_, section_help) in sections().items():
         lines.append(f"{section}: {section_help}")
         for spec in specs.values():
-            if spec.key.startswith(section + "."):
+            if spec.key.rpartition(".")[0] == section:
                 lines.append(f"  {spec.key} = {_yaml_value(spec.default)}   [{spec.expected}]")
                 lines.append(f"      {spec.help}")
         lines.append("")
     lines.append(
         "Examples: training.max_epochs=50  model.losses=[temporal,pca_singleview]  "
-        "losses.weights={temporal:2.0}  training.lr=1e-3,3e-4 (with --multirun)"
+        "losses.temporal.weight=0.01  losses.temporal={weight:0.01,epsilon_px:10}"
     )
     return "\n".join(lines)

@@ -36,23 +36,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import warp_affine
 
-from vidpose._device import device_vector
+from vidpose.config.schema import AugmentConfig
 from vidpose.data.batches import LabeledBatch
-from vidpose.errors import ConfigError, ProjectError
+from vidpose.errors import ProjectError
 
 __all__ = [
-    "AugmentSettings",
     "augment_clip",
     "augment_labeled",
     "flip_permutation",
-    "input_to_orig",
-    "orig_to_input",
-    "resize_frames",
     "sample_affine",
     "unwarp_coords",
     "warp_coords",
@@ -60,85 +55,21 @@ __all__ = [
 ]
 
 
-@dataclass
-class AugmentSettings:
-    """The ``augment`` section of the training config.
-
-    ``strength`` multiplies every magnitude (rotation, scale and translation ranges, brightness,
-    contrast, blur sigma, noise std) but no probability; ``strength=0`` leaves only flips.
-
-    Attributes:
-        enabled: False turns augmentation off entirely.
-        rotation_deg: rotation angle drawn uniformly in [-rotation_deg, rotation_deg] degrees.
-        scale_min, scale_max: isotropic zoom factor range (>1 enlarges the content).
-        translate_fraction: shift drawn uniformly in +-fraction of the width / height.
-        hflip_prob, vflip_prob: probability of a horizontal / vertical mirror.
-        brightness: intensity gain drawn in [1 - brightness, 1 + brightness] (black stays
-            black, as it does when a camera's exposure or gain changes).
-        contrast: factor drawn in [1 - contrast, 1 + contrast], about the image mean.
-        blur_prob: probability of a Gaussian blur.
-        blur_sigma_max: blur sigma drawn uniformly in [0, blur_sigma_max] input pixels.
-        noise_std: standard deviation of additive per-pixel Gaussian noise.
-        strength: multiplier of all magnitudes.
-    """
-
-    enabled: bool = True
-    rotation_deg: float = 15.0
-    scale_min: float = 0.85
-    scale_max: float = 1.15
-    translate_fraction: float = 0.05
-    hflip_prob: float = 0.0
-    vflip_prob: float = 0.0
-    brightness: float = 0.2
-    contrast: float = 0.2
-    blur_prob: float = 0.2
-    blur_sigma_max: float = 1.5
-    noise_std: float = 0.02
-    strength: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("hflip_prob", "vflip_prob", "blur_prob"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ConfigError(f"augment.{name}: expected a probability in [0, 1], got {p}")
-        for name in (
-            "rotation_deg",
-            "translate_fraction",
-            "brightness",
-            "contrast",
-            "blur_sigma_max",
-            "noise_std",
-            "strength",
-        ):
-            v = getattr(self, name)
-            if not v >= 0.0:
-                raise ConfigError(f"augment.{name}: expected a number >= 0, got {v}")
-        if not 0.0 < self.scale_min <= self.scale_max:
-            raise ConfigError(
-                f"augment.scale_min / scale_max: expected 0 < scale_min <= scale_max, got "
-                f"{self.scale_min} / {self.scale_max}"
-            )
-        for name in ("brightness", "contrast"):
-            v = getattr(self, name)
-            if v * self.strength >= 1.0:
-                raise ConfigError(
-                    f"augment.{name} * augment.strength must be < 1 (a factor <= 0 would blank "
-                    f"or invert the image), got {v} * {self.strength}"
-                )
-
-    def _scale_range(self) -> tuple[float, float]:
-        s = self.strength
-        return 1.0 + (self.scale_min - 1.0) * s, 1.0 + (self.scale_max - 1.0) * s
-
-    def _blur_radius(self) -> int:
-        sigma = self.blur_sigma_max * self.strength
-        if self.blur_prob <= 0.0 or sigma <= 0.0:
-            return 0
-        return math.ceil(3.0 * sigma)
-
-
 # ---------------------------------------------------------------------------------------------
 # keypoint identities under mirroring
+
+
+def _scale_range(settings: AugmentConfig) -> tuple[float, float]:
+    s = settings.strength
+    return 1.0 + (settings.scale_min - 1.0) * s, 1.0 + (settings.scale_max - 1.0) * s
+
+
+def _blur_radius(settings: AugmentConfig) -> int:
+    """Half-width of the blur kernel at the largest sigma; 0 when blur is off."""
+    sigma = settings.blur_sigma_max * settings.strength
+    if settings.blur_prob <= 0.0 or sigma <= 0.0:
+        return 0
+    return math.ceil(3.0 * sigma)
 
 
 def flip_permutation(
@@ -270,12 +201,12 @@ class _Draws:
 
 
 def _matrices_from_uniform(
-    u: torch.Tensor, input_hw: tuple[int, int], settings: AugmentSettings, allow_flips: bool
+    u: torch.Tensor, input_hw: tuple[int, int], settings: AugmentConfig, allow_flips: bool
 ) -> torch.Tensor:
     h, w = input_hw
     s = settings.strength
     angle = (2.0 * u[:, 0] - 1.0) * math.radians(settings.rotation_deg * s)
-    lo, hi = settings._scale_range()
+    lo, hi = _scale_range(settings)
     scale = lo + (hi - lo) * u[:, 1]
     tx = (2.0 * u[:, 2] - 1.0) * settings.translate_fraction * s * w
     ty = (2.0 * u[:, 3] - 1.0) * settings.translate_fraction * s * h
@@ -300,7 +231,7 @@ def _matrices_from_uniform(
 def _draw(
     n: int,
     input_hw: tuple[int, int],
-    settings: AugmentSettings,
+    settings: AugmentConfig,
     generator: torch.Generator | None,
     device: torch.device,
     allow_flips: bool,
@@ -320,7 +251,7 @@ def _draw(
 def sample_affine(
     n: int,
     input_hw: tuple[int, int],
-    settings: AugmentSettings,
+    settings: AugmentConfig,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     allow_flips: bool = True,
@@ -358,6 +289,7 @@ def warp_labeled(
 
     Samples whose matrix mirrors (negative determinant) have their keypoints re-indexed by
     ``flip_perm``; keypoints that land outside the frame become invisible with zero coordinates.
+    A batch with ``windows`` has every frame of a sample's window warped by its matrix.
 
     Args:
         batch: the batch to transform.
@@ -365,7 +297,10 @@ def warp_labeled(
         flip_perm: (K,) int64 from :func:`flip_permutation`; None means mirroring changes no
             keypoint's identity.
     """
-    images = _warp_images(batch.images, matrices)
+    windows = batch.as_windows()
+    b, w = windows.shape[:2]
+    warped = _warp_images(windows.flatten(0, 1), matrices.repeat_interleave(w, dim=0))
+    warped = warped.unflatten(0, (b, w))
     kp = warp_coords(batch.keypoints, matrices)
     visible = batch.visible
     if flip_perm is not None:
@@ -377,11 +312,12 @@ def warp_labeled(
     visible = visible & _in_frame(kp, batch.input_hw)
     kp = torch.where(visible[..., None], kp, torch.zeros_like(kp))
     return LabeledBatch(
-        images=images,
+        images=warped[:, w // 2],
         keypoints=kp,
         visible=visible,
         frame_index=batch.frame_index,
         orig_hw=batch.orig_hw,
+        windows=None if batch.windows is None else warped,
     )
 
 
@@ -419,7 +355,7 @@ def _photometric(
     images: torch.Tensor,
     draws: _Draws,
     mean: torch.Tensor,
-    settings: AugmentSettings,
+    settings: AugmentConfig,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """Contrast about ``mean`` ((N,) or scalar), brightness gain, blur, noise; clamped to [0, 1]."""
@@ -428,7 +364,7 @@ def _photometric(
     m = mean.reshape(-1, 1, 1, 1) if mean.ndim else mean
     # ((x - m) * c + m) * g as one fused pass over the images (this is memory-bound)
     out = torch.addcmul(m * (1.0 - c) * g, images, c * g)
-    radius = settings._blur_radius()
+    radius = _blur_radius(settings)
     if radius > 0:
         if out.device.type == "cpu":
             # On CPU, skip the images that draw no blur (most of them by default); on an
@@ -450,7 +386,7 @@ def _photometric(
 
 def augment_labeled(
     batch: LabeledBatch,
-    settings: AugmentSettings,
+    settings: AugmentConfig,
     flip_perm: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> LabeledBatch:
@@ -459,28 +395,40 @@ def augment_labeled(
     Per sample: rotation about the image centre, isotropic scale, translation, optional flips
     (mirrored samples re-index keypoints by ``flip_perm``), then contrast, brightness, blur with
     probability ``blur_prob``, and Gaussian noise, clamped to [0, 1]. Keypoints follow the
-    geometry exactly; those pushed outside the frame become invisible.
+    geometry exactly; those pushed outside the frame become invisible. A batch with ``windows``
+    gets one draw per sample shared by the W frames of its window (pixel noise alone is drawn
+    per frame), so neighbours stay aligned with the labeled frame.
 
     Args:
-        batch: images (B, 3, H, W) float32 in [0, 1], keypoints (B, K, 2) input pixels.
+        batch: images (B, 3, H, W) (and windows (B, W, 3, H, W)) float32 in [0, 1], keypoints
+            (B, K, 2) input pixels.
         settings: magnitudes and probabilities; ``enabled=False`` returns ``batch`` itself.
         flip_perm: (K,) from :func:`flip_permutation`; None means mirroring swaps nothing.
         generator: makes the result reproducible; may live on another device than the batch.
     """
     if not settings.enabled:
         return batch
-    draws = _draw(
-        batch.batch_size, batch.input_hw, settings, generator, batch.images.device, allow_flips=True
-    )
+    b, w = batch.as_windows().shape[:2]
+    draws = _draw(b, batch.input_hw, settings, generator, batch.images.device, allow_flips=True)
     out = warp_labeled(batch, draws.matrices, flip_perm)
-    mean = out.images.mean(dim=(1, 2, 3))
-    out.images = _photometric(out.images, draws, mean, settings, generator)
+    flat = out.as_windows().flatten(0, 1)
+    per_frame = _Draws(
+        matrices=draws.matrices,
+        brightness=draws.brightness.repeat_interleave(w),
+        contrast=draws.contrast.repeat_interleave(w),
+        blur_sigma=draws.blur_sigma.repeat_interleave(w),
+    )
+    mean = flat.reshape(b, -1).mean(dim=1).repeat_interleave(w)
+    frames = _photometric(flat, per_frame, mean, settings, generator).unflatten(0, (b, w))
+    out.images = frames[:, w // 2]
+    if out.windows is not None:
+        out.windows = frames
     return out
 
 
 def augment_clip(
     frames: torch.Tensor,
-    settings: AugmentSettings,
+    settings: AugmentConfig,
     generator: torch.Generator | None = None,
     allow_flips: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -516,126 +464,3 @@ def augment_clip(
     )
     out = _photometric(warped, shared, warped.mean(), settings, generator)
     return out, draws.matrices[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# resizing and original <-> input pixel coordinates
-
-
-def resize_frames(
-    frames: np.ndarray | torch.Tensor,
-    input_hw: tuple[int, int],
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """RGB frames to model input: (B, H0, W0, 3) uint8 -> (B, 3, H, W) float32 in [0, 1].
-
-    Bilinear with antialiasing (``align_corners=False``, i.e. pixel-centre aligned, matching
-    :func:`orig_to_input`). The uint8 frames are moved to ``device`` (default: where they are)
-    before conversion, so a host-to-device copy moves 1 byte per value, not 4.
-    """
-    if isinstance(frames, np.ndarray):
-        frames = torch.from_numpy(np.ascontiguousarray(frames))
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (B, H0, W0, 3) RGB, got {tuple(frames.shape)}")
-    if device is not None:
-        frames = frames.to(device, non_blocking=True)
-    x = frames.permute(0, 3, 1, 2).to(torch.float32)
-    if frames.dtype == torch.uint8:
-        x = x / 255.0
-    if tuple(x.shape[-2:]) != tuple(input_hw):
-        x = F.interpolate(
-            x, size=tuple(input_hw), mode="bilinear", align_corners=False, antialias=True
-        )
-    return x.clamp_(0.0, 1.0).contiguous()
-
-
-def _hw_parts(hw, ref: torch.Tensor):
-    """(height, width) of a size given as a tuple (Python floats) or a (..., 2) tensor (moved to
-    ``ref``'s device and dtype); host arrays of many sizes are copied once."""
-    if isinstance(hw, torch.Tensor):
-        t = hw.to(device=ref.device, dtype=ref.dtype)
-        return t[..., 0], t[..., 1]
-    arr = np.asarray(hw, dtype=np.float64)
-    if arr.ndim == 1:
-        return float(arr[0]), float(arr[1])
-    t = torch.as_tensor(arr, dtype=ref.dtype).to(ref.device)
-    return t[..., 0], t[..., 1]
-
-
-def _xy_ratio(num_hw, den_hw, like):
-    """(..., 2) ratio num/den of (height, width) sizes, as (x, y) factors shaped/typed like like."""
-    if isinstance(like, torch.Tensor):
-        dtype = like.dtype if like.is_floating_point() else torch.float32
-        ref = torch.empty((), dtype=dtype, device=like.device)
-        nh, nw = _hw_parts(num_hw, ref)
-        dh, dw = _hw_parts(den_hw, ref)
-        x, y = nw / dw, nh / dh
-        if not isinstance(x, torch.Tensor) and not isinstance(y, torch.Tensor):
-            return device_vector((x, y), ref)
-        x, y = torch.broadcast_tensors(torch.as_tensor(x, device=ref.device), y)
-        return torch.stack([x, y], dim=-1).to(dtype)
-    num = np.asarray(num_hw, dtype=np.float64)
-    den = np.asarray(den_hw, dtype=np.float64)
-    return (num / den)[..., ::-1]
-
-
-def orig_to_input(coords, orig_hw, input_hw):
-    """Original-frame pixels -> model-input pixels: ``x_in = (x_orig + 0.5) * W / W0 - 0.5``.
-
-    Args:
-        coords: (..., 2) (x, y), numpy array or tensor; NaN passes through.
-        orig_hw: (H0, W0), or an array / tensor (..., 2) broadcastable against coords, e.g.
-            ``orig_hw[:, None, :]`` for coords (B, K, 2) with one size per frame.
-        input_hw: (H, W) of the model input (same broadcasting).
-
-    Returns:
-        (..., 2) coordinates of the same kind as coords (numpy float64, or the tensor's dtype).
-    """
-    if not isinstance(coords, torch.Tensor):
-        coords = np.asarray(coords, dtype=np.float64)
-    return (coords + 0.5) * _xy_ratio(input_hw, orig_hw, coords) - 0.5
-
-
-def input_to_orig(coords, orig_hw, input_hw):
-    """Model-input pixels -> original-frame pixels; the inverse of :func:`orig_to_input`."""
-    if not isinstance(coords, torch.Tensor):
-        coords = np.asarray(coords, dtype=np.float64)
-    return (coords + 0.5) * _xy_ratio(orig_hw, input_hw, coords) - 0.5
-
-
-def augment_windows(
-    batch: LabeledBatch,
-    windows: torch.Tensor,
-    settings: AugmentSettings,
-    flip_perm: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[LabeledBatch, torch.Tensor]:
-    """Augment B windows of W frames: one geometric and photometric draw per sample, shared by
-    its W frames (pixel noise alone is drawn per frame); keypoints follow the centre frame.
-
-    Args:
-        batch: the centre frames' labeled batch (its images are replaced by the augmented
-            centre frames).
-        windows: (B, W, 3, H, W_img) float32 in [0, 1].
-        settings, flip_perm, generator: as for :func:`augment_labeled`.
-
-    Returns:
-        The augmented labeled batch and the augmented windows (B, W, 3, H, W_img).
-    """
-    if not settings.enabled:
-        return batch, windows
-    b, w = windows.shape[:2]
-    draws = _draw(b, batch.input_hw, settings, generator, windows.device, allow_flips=True)
-    labeled = warp_labeled(batch, draws.matrices, flip_perm)
-    flat = _warp_images(windows.flatten(0, 1), draws.matrices.repeat_interleave(w, dim=0))
-    per_frame = _Draws(
-        matrices=draws.matrices,
-        brightness=draws.brightness.repeat_interleave(w),
-        contrast=draws.contrast.repeat_interleave(w),
-        blur_sigma=draws.blur_sigma.repeat_interleave(w),
-    )
-    mean = flat.reshape(b, -1).mean(dim=1).repeat_interleave(w)
-    flat = _photometric(flat, per_frame, mean, settings, generator)
-    out = flat.unflatten(0, (b, w))
-    labeled.images = out[:, w // 2]
-    return labeled, out

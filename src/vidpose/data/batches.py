@@ -26,6 +26,9 @@ class LabeledBatch:
         visible: (B, K) bool; False for keypoints that are unlabeled or outside the frame.
         frame_index: (B,) int64 rows into the labels table the frames come from.
         orig_hw: (B, 2) int64 original (height, width) of each frame, before resizing.
+        windows: (B, W, 3, H, W_img) float32 each frame with its W - 1 neighbours (the frame
+            at ``W // 2``, so ``images`` is ``windows[:, W // 2]``), for networks that look
+            at several frames; None when only the frames themselves were loaded.
     """
 
     images: torch.Tensor
@@ -33,6 +36,7 @@ class LabeledBatch:
     visible: torch.Tensor
     frame_index: torch.Tensor
     orig_hw: torch.Tensor
+    windows: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         # Shape checks only: reading values would force a device sync on every step.
@@ -48,6 +52,14 @@ class LabeledBatch:
             raise ValueError(f"frame_index must be ({b},), got {tuple(self.frame_index.shape)}")
         if tuple(self.orig_hw.shape) != (b, 2):
             raise ValueError(f"orig_hw must be ({b}, 2), got {tuple(self.orig_hw.shape)}")
+        if self.windows is not None and (
+            self.windows.ndim != 5 or self.windows.shape[0] != b or self.windows.shape[2] != 3
+        ):
+            raise ValueError(f"windows must be ({b}, W, 3, H, W), got {tuple(self.windows.shape)}")
+
+    def as_windows(self) -> torch.Tensor:
+        """(B, W, 3, H, W_img) windows; (B, 1, 3, H, W_img) when no neighbours were loaded."""
+        return self.images[:, None] if self.windows is None else self.windows
 
     @property
     def batch_size(self) -> int:
@@ -66,6 +78,9 @@ class LabeledBatch:
             visible=self.visible.to(device, non_blocking=non_blocking),
             frame_index=self.frame_index.to(device, non_blocking=non_blocking),
             orig_hw=self.orig_hw.to(device, non_blocking=non_blocking),
+            windows=None
+            if self.windows is None
+            else self.windows.to(device, non_blocking=non_blocking),
         )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vidpose.data.augment import orig_to_input
+from vidpose.data.geometry import orig_to_input
 from vidpose.errors import ProjectError
 from vidpose.io.poses import Poses
 
@@ -33,29 +33,31 @@ class LabeledData:
     """Every labeled frame of a project at model input size.
 
     Attributes:
-        images: (N, 3, H, W) uint8 RGB at the model input size.
+        windows: (N, W, 3, H, W_img) uint8 RGB at the model input size: each labeled frame
+            with its W - 1 neighbours (the frame at ``W // 2``); W = 1 for single-frame models.
         keypoints: (N, K, 2) float32 input-pixel coordinates; 0 where missing.
         visible: (N, K) bool.
         orig_hw: (N, 2) int64 original (height, width) of each image.
         split: (N,) str, one of "train" | "val" | "test".
         labels: the labels table the rows come from.
-        windows: (N, W, 3, H, W_img) uint8 each frame with its W - 1 neighbours (frame t at
-            ``W // 2``), or None when no context model asked for them; ``images`` is then the
-            view ``windows[:, W // 2]``.
     """
 
-    images: torch.Tensor
+    windows: torch.Tensor
     keypoints: torch.Tensor
     visible: torch.Tensor
     orig_hw: torch.Tensor
     split: np.ndarray
     labels: Poses
-    windows: torch.Tensor | None = None
+
+    @property
+    def images(self) -> torch.Tensor:
+        """(N, 3, H, W) uint8: the labeled frames themselves (a view of ``windows``)."""
+        return self.windows[:, self.context_frames // 2]
 
     @property
     def context_frames(self) -> int:
-        """W, the frames per sample (1 without neighbours)."""
-        return 1 if self.windows is None else int(self.windows.shape[1])
+        """W, the frames per sample."""
+        return int(self.windows.shape[1])
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -238,18 +240,16 @@ def load_labeled(
         windows[i, w // 2], orig_hw[i] = _load_rgb_resized(path, input_hw)
     if w > 1:
         _fill_neighbours(windows, paths, input_hw, videos or [])
-    images = windows[:, w // 2]
     coords = orig_to_input(labels.coords, orig_hw[:, None, :], input_hw)
     visible = ~np.isnan(coords).any(axis=2)
     coords = np.where(visible[..., None], coords, 0.0)
     return LabeledData(
-        images=images,
+        windows=windows,
         keypoints=torch.from_numpy(coords.astype(np.float32)),
         visible=torch.from_numpy(visible),
         orig_hw=torch.from_numpy(orig_hw),
         split=np.asarray(split, dtype=object),
         labels=labels,
-        windows=windows if w > 1 else None,
     )
 
 

@@ -15,11 +15,12 @@ training device. How depends on the reader:
   with cores); the main thread copies them to the device (from pinned memory) and resizes them
   there. Clips come in step order whatever the number of threads.
 - a GPU reader (``"nvdec"``): clips are decoded on the device, in the calling thread.
-- ``"dali"``: a :func:`~vidpose.video.dali_reader.dali_clip_pipeline` decodes *and augments*
-  the clips inside DALI; each clip carries the matrix used (``clip.matrix``).
+- a reader with a clip pipeline in :data:`CLIP_PIPELINES` (``"dali"``:
+  :mod:`vidpose.data.dali_clips`): the pipeline decodes *and augments* the clips; each clip
+  carries the matrix used (``clip.matrix``).
 
-With pyav and nvdec the clips are not augmented (``clip.matrix`` is None): the training step
-calls :func:`~vidpose.data.augment.augment_clip` on them. So a training step can do::
+Other readers do not augment (``clip.matrix`` is None): the training step calls
+:func:`~vidpose.data.augment.augment_clip` on them. So a training step can do::
 
     if clip.matrix is None:
         frames, matrix = augment_clip(clip.frames, settings)
@@ -34,19 +35,56 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from vidpose.data.augment import AugmentSettings, resize_frames
+from vidpose.config.schema import AugmentConfig
 from vidpose.data.batches import UnlabeledClip
+from vidpose.data.geometry import resize_frames
 from vidpose.errors import ConfigError, ReaderUnavailableError, VideoError
-from vidpose.video import VideoInfo, VideoReader, available_readers, open_video
+from vidpose.registry import Registry
+from vidpose.video import READER_CHOICES, READERS, VideoInfo, VideoReader, open_video
 
-__all__ = ["ClipLoader", "ClipPlan", "ClipSampler"]
+__all__ = ["CLIP_PIPELINES", "ClipLoader", "ClipPlan", "ClipSampler", "register_clip_pipeline"]
+
+
+class ClipSource(Protocol):
+    """One epoch's worth of clips at a time from a clip pipeline (see :data:`CLIP_PIPELINES`)."""
+
+    def epoch(self, epoch: int) -> Iterator[UnlabeledClip]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClipPipelineSpec:
+    """A reader's own pipeline that decodes *and augments* training clips.
+
+    Attributes:
+        name: the reader it belongs to (``unlabeled.reader``).
+        check: ``check(device)`` raises ReaderUnavailableError when it cannot run here.
+        open: ``open(loader) -> ClipSource`` for a :class:`ClipLoader`'s videos and settings.
+        help: one line.
+    """
+
+    name: str
+    check: Callable[[torch.device], None]
+    open: Callable[[ClipLoader], ClipSource]
+    help: str
+
+
+CLIP_PIPELINES: Registry[ClipPipelineSpec] = Registry(
+    "clip pipeline", key="unlabeled.reader", modules=("vidpose.data.dali_clips",)
+)
+"""Readers whose training clips come from a pipeline of their own rather than ``read_clip``."""
+
+
+def register_clip_pipeline(spec: ClipPipelineSpec) -> ClipPipelineSpec:
+    return CLIP_PIPELINES.add(spec)
 
 
 @dataclass(frozen=True)
@@ -148,20 +186,17 @@ class ClipLoader:
         videos: the project's videos.
         clip_length: T, frames per clip.
         input_hw: (H, W) the frames are resized to.
-        reader: "auto" (threaded PyAV, measured fastest for random clips; a GPU reader only
-            when PyAV cannot open the video and the clips go to CUDA),
-            "pyav", "nvdec", "dali", or any registered reader name.
+        reader: "auto" (the usable reader of highest ``clip_priority``: threaded PyAV,
+            measured fastest for random clips), or a name in :data:`~vidpose.video.READERS`.
         device: where clips are delivered (None: CUDA when available, else CPU).
         seed: base seed of the clip positions (and of DALI's augmentation).
         steps_per_epoch: clips per epoch.
-        augment: augmentation applied by the DALI pipeline (``reader="dali"`` only; None means
-            :class:`~vidpose.data.augment.AugmentSettings` defaults). Other readers do not
-            augment.
+        augment: augmentation applied by a clip pipeline (:data:`CLIP_PIPELINES`; None means
+            the :class:`~vidpose.config.AugmentConfig` defaults). Other readers do not augment.
         prefetch: clips decoded ahead of the consumer (CPU readers).
         workers: decoding threads (CPU readers); None = half the CPU cores, at most 4. Each
             keeps its own open reader per video.
-        dali_sampling: "uniform" or "shuffle", see
-            :func:`~vidpose.video.dali_reader.dali_clip_pipeline`.
+        pipeline_options: extra options of the clip pipeline (e.g. DALI's ``sampling``).
         max_retries: redraws of a clip that holds undecodable frames before giving it anyway.
 
     Raises:
@@ -180,10 +215,10 @@ class ClipLoader:
         seed: int = 0,
         steps_per_epoch: int = 100,
         *,
-        augment: AugmentSettings | None = None,
+        augment: AugmentConfig | None = None,
         prefetch: int = 4,
         workers: int | None = None,
-        dali_sampling: str = "uniform",
+        pipeline_options: dict[str, Any] | None = None,
         max_retries: int = 3,
     ) -> None:
         if steps_per_epoch < 1:
@@ -205,61 +240,51 @@ class ClipLoader:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.seed = int(seed)
         self.steps_per_epoch = int(steps_per_epoch)
-        self.augment = augment
+        self.augment = AugmentConfig() if augment is None else augment
         self.prefetch = max(int(prefetch), int(workers))
         self.workers = int(workers)
-        self.dali_sampling = dali_sampling
+        self.pipeline_options = dict(pipeline_options or {})
         self.max_retries = int(max_retries)
         self.epoch = 0
         self._readers: dict[int, VideoReader] = {}  # video index -> reader (worker 0's too)
         self._worker_readers: list[dict[int, VideoReader]] = [self._readers]
-        self._dali: Any = None
-        self._dali_epoch: int | None = None  # the epoch the DALI pipeline will give next
+        self._source: ClipSource | None = None
         self._warned_invalid = False
         self.reader = self._resolve_reader(reader)
-        self._gpu_reader = self.reader != "dali" and available_readers()[self.reader].gpu
+        self._pipeline = self.reader in CLIP_PIPELINES
+        self._gpu_reader = not self._pipeline and READERS.get(self.reader).gpu
 
     # -- set-up ------------------------------------------------------------------------------
 
     def _resolve_reader(self, reader: str) -> str:
-        readers = available_readers()
         on_gpu = self.device.type == "cuda"
         if reader != "auto":
-            if reader not in readers:
+            if reader not in READERS:
                 raise ReaderUnavailableError(
-                    f"unknown video reader {reader!r}; available: {', '.join(readers)}"
+                    READERS.unknown(reader, "unlabeled.reader", READER_CHOICES)
                 )
-            if readers[reader].gpu and not on_gpu:
+            if READERS.get(reader).gpu and not on_gpu:
                 raise ReaderUnavailableError(
                     f"the {reader} reader delivers frames on a CUDA device, but the clips were "
                     f"asked for on {self.device}"
                 )
             # Fail here, not at the first training step, when the reader cannot run.
-            if reader == "dali":
-                from vidpose.video.dali_reader import import_dali
-                from vidpose.video.nvdec_reader import resolve_cuda_device
-
-                import_dali()
-                resolve_cuda_device(self.device, "dali")
+            if reader in CLIP_PIPELINES:
+                CLIP_PIPELINES.get(reader).check(self.device)
             else:
-                device = str(self.device) if readers[reader].gpu else None
+                device = str(self.device) if READERS.get(reader).gpu else None
                 self._readers[0] = open_video(self.videos[0].path, reader=reader, device=device)
             return reader
         first = self.videos[0].path
-        # Random clips, unlike sequential prediction, favour threaded PyAV: on an H100 host
-        # (16 cores, 250-frame keyframe spacing) it gave 758 augmented clip frames/s against
-        # nvdec's 456 and DALI's 57 (uniform positions), and it decodes in background threads
-        # while the GPU trains. GPU readers stay available by name or when PyAV cannot open.
-        order = sorted(readers.values(), key=lambda spec: spec.name != "pyav")
-        for spec in order:
+        for spec in sorted(READERS, key=lambda spec: -spec.clip_priority):
             if spec.gpu and not on_gpu:
                 continue
             try:
                 r = spec.factory(first, device=str(self.device))
             except ReaderUnavailableError:
                 continue
-            if spec.name == "dali":
-                r.close()  # DALI clips come from its own pipeline
+            if spec.name in CLIP_PIPELINES:
+                r.close()  # its clips come from its own pipeline
             else:
                 self._readers[0] = r
             return spec.name
@@ -290,8 +315,10 @@ class ClipLoader:
 
     def __iter__(self) -> Iterator[UnlabeledClip]:
         epoch = self.epoch
-        if self.reader == "dali":
-            clips = self._iter_dali(epoch)
+        if self._pipeline:
+            if self._source is None:
+                self._source = CLIP_PIPELINES.get(self.reader).open(self)
+            clips = self._source.epoch(epoch)
         elif self._gpu_reader:
             clips = self._iter_direct(epoch)
         else:
@@ -300,16 +327,15 @@ class ClipLoader:
         self.epoch = epoch + 1
 
     def close(self) -> None:
-        """Close every open reader and the DALI pipeline."""
+        """Close every open reader and the clip pipeline."""
         for readers in self._worker_readers:
             for r in readers.values():
                 r.close()
             readers.clear()
         del self._worker_readers[1:]
-        if self._dali is not None:
-            self._dali.close()
-            self._dali = None
-            self._dali_epoch = None
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
     def __enter__(self) -> ClipLoader:
         return self
@@ -409,38 +435,3 @@ class ClipLoader:
                 cond.notify_all()
             for t in threads:
                 t.join()
-
-    def _iter_dali(self, epoch: int) -> Iterator[UnlabeledClip]:
-        from vidpose.video.dali_reader import DaliClipPipeline
-
-        if self._dali is None or self._dali_epoch != epoch:
-            if self._dali is not None:
-                self._dali.close()
-            self._dali_epoch = None
-            self._dali = DaliClipPipeline(
-                self.videos,
-                self.clip_length,
-                1,
-                self.input_hw,
-                AugmentSettings() if self.augment is None else self.augment,
-                self.seed,
-                self.device,
-                sampling=self.dali_sampling,  # type: ignore[arg-type]
-                steps_per_epoch=self.steps_per_epoch,
-                start_epoch=epoch,
-                step=None,
-                initial_fill=64,
-                num_threads=4,
-                backend="gpu",
-            )
-        self._dali_epoch = None  # unknown until the epoch is complete
-        for _ in range(self.steps_per_epoch):
-            b = next(self._dali)
-            yield UnlabeledClip(
-                frames=b.frames[0],
-                video_index=int(b.video_index[0]),
-                start_frame=int(b.start_frame[0]),
-                orig_hw=(int(b.orig_hw[0, 0]), int(b.orig_hw[0, 1])),
-                matrix=b.matrices[0],
-            )
-        self._dali_epoch = epoch + 1

@@ -6,7 +6,7 @@ Public API::
     write_poses(poses, path, format=None) -> None # atomic; format from extension
     read_labels_folder(project_dir) -> Poses      # DeepLabCut labeled-data/<video>/ layout
     duplicate_frames(poses) -> list[(row, frame)]
-    available_formats() -> {name: PoseFormat}
+    FORMATS                                       # the format registry
 
 Formats live one per module (``csv_format``, ``dlc_h5``) and are registered in
 :mod:`vidpose.io.registry`, whose docstring says how to add one.
@@ -17,22 +17,24 @@ from vidpose.io.dlc_folder import read_labels_folder
 from vidpose.io.ops import concat_poses, duplicate_frames
 from vidpose.io.poses import Poses
 from vidpose.io.registry import (
+    FORMATS,
     PoseFormat,
-    available_formats,
     detect_format,
+    output_format,
     read_poses,
     register_format,
     write_poses,
 )
 
 __all__ = [
+    "FORMATS",
     "LabelsError",
     "PoseFormat",
     "Poses",
-    "available_formats",
     "concat_poses",
     "detect_format",
     "duplicate_frames",
+    "output_format",
     "read_labels_folder",
     "read_poses",
     "register_format",

@@ -12,24 +12,21 @@ How to add a format:
    this format), ``load(path: Path) -> Poses`` (raise :class:`~vidpose.errors.LabelsError`
    naming the file and row on bad input) and ``save(poses: Poses, path: Path) -> None`` (write
    straight to ``path``; :func:`write_poses` makes it atomic).
-2. Add the module to :data:`BUILTIN_FORMAT_MODULES` below, so that the registry is complete
-   however ``vidpose.io`` was imported.
+2. Add the module to the ``modules`` of :data:`FORMATS` below, so that the registry is
+   complete however ``vidpose.io`` was imported.
 3. Add it to the round-trip tests in ``tests/io/test_registry.py``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from vidpose._atomic import atomic_path
-from vidpose.errors import LabelsError
+from vidpose.errors import ConfigError, LabelsError
 from vidpose.io.poses import Poses
-
-BUILTIN_FORMAT_MODULES: tuple[str, ...] = ("vidpose.io.csv_format", "vidpose.io.dlc_h5")
-"""Modules whose import registers the built-in formats; imported on first registry lookup."""
+from vidpose.registry import Registry
 
 _SNIFF_BYTES = 4096
 
@@ -40,7 +37,7 @@ class PoseFormat:
 
     name: str
     extensions: tuple[str, ...]
-    description: str
+    help: str
     cls: type
 
     def sniff(self, head: bytes) -> bool:
@@ -53,7 +50,12 @@ class PoseFormat:
         self.cls.save(poses, path)
 
 
-_FORMATS: dict[str, PoseFormat] = {}
+FORMATS: Registry[PoseFormat] = Registry(
+    "format",
+    key="format",
+    modules=("vidpose.io.csv_format", "vidpose.io.dlc_h5"),
+    columns=lambda f: ", ".join(f.extensions),
+)
 
 
 def register_format(cls: type) -> type:
@@ -63,46 +65,23 @@ def register_format(cls: type) -> type:
     for attr in ("sniff", "load", "save"):
         if not callable(getattr(cls, attr, None)):
             raise TypeError(f"pose format {name!r} must define a static method {attr}()")
-    if name in _FORMATS and _FORMATS[name].cls is not cls:
-        raise ValueError(f"pose format {name!r} is already registered")
-    for other in _FORMATS.values():
+    for other in FORMATS:
         clash = set(extensions) & set(other.extensions)
-        if other.name != name and clash:
+        if clash:
             raise ValueError(
                 f"pose format {name!r}: extensions {sorted(clash)} already used by {other.name!r}"
             )
-    _FORMATS[name] = PoseFormat(name, extensions, cls.description, cls)
+    FORMATS.add(PoseFormat(name, extensions, cls.description, cls))
     return cls
 
 
-def _registry() -> dict[str, PoseFormat]:
-    for module in BUILTIN_FORMAT_MODULES:
-        importlib.import_module(module)
-    return _FORMATS
-
-
-def available_formats() -> dict[str, PoseFormat]:
-    """Registered formats by name (a copy)."""
-    return dict(_registry())
-
-
 def _known() -> str:
-    return "; ".join(
-        f"{f.name} ({', '.join(f.extensions)}): {f.description}" for f in _registry().values()
-    )
-
-
-def get_format(name: str) -> PoseFormat:
-    """The format registered as ``name``; ValueError listing the known ones otherwise."""
-    formats = _registry()
-    if name not in formats:
-        raise ValueError(f"unknown pose table format {name!r}; known: {_known()}")
-    return formats[name]
+    return "; ".join(f"{f.name} ({', '.join(f.extensions)}): {f.help}" for f in FORMATS)
 
 
 def _by_extension(path: Path) -> PoseFormat | None:
     suffix = path.suffix.lower()
-    for fmt in _registry().values():
+    for fmt in FORMATS:
         if suffix in fmt.extensions:
             return fmt
     return None
@@ -117,7 +96,7 @@ def detect_format(path: str | os.PathLike) -> PoseFormat:
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
-    sniffed = [f for f in _registry().values() if f.sniff(head)]
+    sniffed = [f for f in FORMATS if f.sniff(head)]
     if len(sniffed) == 1:
         return sniffed[0]
     fmt = _by_extension(path)
@@ -134,7 +113,7 @@ def read_poses(path: str | os.PathLike, format: str | None = None) -> Poses:
 
     Args:
         path: the file to read.
-        format: a registered format name (see :func:`available_formats`); by default it is
+        format: a name in :data:`FORMATS` (``vidpose list formats``); by default it is
             recognised from the file's content, then its extension.
 
     Raises:
@@ -145,8 +124,27 @@ def read_poses(path: str | os.PathLike, format: str | None = None) -> Poses:
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise LabelsError(f"{path} {what}")
-    fmt = get_format(format) if format is not None else detect_format(path)
+    fmt = FORMATS.get(format, key="format") if format is not None else detect_format(path)
     return fmt.load(path)
+
+
+def output_format(path: str | os.PathLike, format: str | None = None) -> PoseFormat:
+    """The format :func:`write_poses` would write ``path`` in; checks an output name before any
+    work is done.
+
+    Raises:
+        ConfigError: unknown ``format``, or no format owns the extension of ``path``.
+    """
+    if format is not None:
+        return FORMATS.get(format, key="format")
+    fmt = _by_extension(Path(path))
+    if fmt is None:
+        raise ConfigError(
+            f"{path}: no pose table format uses the extension {Path(path).suffix!r}; "
+            f"use one of {', '.join(e for f in FORMATS for e in f.extensions)} "
+            f"(known formats: {_known()})"
+        )
+    return fmt
 
 
 def write_poses(poses: Poses, path: str | os.PathLike, format: str | None = None) -> None:
@@ -155,17 +153,12 @@ def write_poses(poses: Poses, path: str | os.PathLike, format: str | None = None
     Args:
         poses: the table to write.
         path: destination; parent folders are created.
-        format: a registered format name; by default chosen from the extension of ``path``.
+        format: a name in :data:`FORMATS`; by default chosen from the extension of ``path``.
+
+    Raises:
+        ConfigError: no format for ``path`` (see :func:`output_format`).
     """
     path = Path(path)
-    if format is not None:
-        fmt = get_format(format)
-    else:
-        fmt = _by_extension(path)
-        if fmt is None:
-            raise ValueError(
-                f"{path}: no pose table format uses the extension {path.suffix!r}; "
-                f"pass format=... (known: {_known()})"
-            )
+    fmt = output_format(path, format)
     with atomic_path(path) as tmp:
         fmt.save(poses, tmp)

@@ -1,8 +1,9 @@
 """Losses: pure functions of tensors with shapes in their docstrings.
 
 The training module only weighs and sums them. Supervised losses: :mod:`vidpose.losses.supervised`;
-unsupervised ones: :mod:`vidpose.losses.unsupervised`, their registry and prerequisites:
-:mod:`vidpose.losses.registry`, pose subspaces: :mod:`vidpose.losses.pca`.
+unsupervised ones: :mod:`vidpose.losses.unsupervised` (the functions),
+:mod:`vidpose.losses.builtin` (each registered with its parameters and default weight),
+:mod:`vidpose.losses.registry` (how to add one); pose subspaces: :mod:`vidpose.losses.pca`.
 """
 
 from vidpose.losses.pca import (
@@ -14,23 +15,22 @@ from vidpose.losses.pca import (
     pca_reconstruction_error,
 )
 from vidpose.losses.registry import (
-    UnsupervisedContext,
+    UNSUPERVISED_LOSSES,
+    LossSetup,
     UnsupervisedInputs,
     UnsupervisedLoss,
-    available_unsupervised_losses,
-    build_unsupervised_context,
-    check_loss_prerequisites,
-    get_unsupervised_loss,
+    UnsupervisedLossSpec,
+    WeightedLoss,
+    build_unsupervised_losses,
     ramp_weight,
     register_unsupervised_loss,
 )
 from vidpose.losses.supervised import (
+    SUPERVISED_LOSSES,
     SupervisedInputs,
     SupervisedLoss,
     check_supervised_loss,
-    get_supervised_loss,
     heatmap_loss,
-    list_supervised_losses,
     pixel_error,
     register_supervised_loss,
     regression_loss,
@@ -45,24 +45,23 @@ from vidpose.losses.unsupervised import (
 )
 
 __all__ = [
+    "SUPERVISED_LOSSES",
+    "UNSUPERVISED_LOSSES",
+    "LossSetup",
     "LossTerms",
     "MultiviewPCA",
     "PosePCA",
     "SupervisedInputs",
     "SupervisedLoss",
-    "UnsupervisedContext",
     "UnsupervisedInputs",
     "UnsupervisedLoss",
-    "available_unsupervised_losses",
-    "build_unsupervised_context",
-    "check_loss_prerequisites",
+    "UnsupervisedLossSpec",
+    "WeightedLoss",
+    "build_unsupervised_losses",
     "check_supervised_loss",
     "fit_multiview_pca",
     "fit_pose_pca",
-    "get_supervised_loss",
-    "get_unsupervised_loss",
     "heatmap_loss",
-    "list_supervised_losses",
     "multiview_pca_loss",
     "multiview_reconstruction_error",
     "pca_loss",

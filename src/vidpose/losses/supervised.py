@@ -22,7 +22,7 @@ directly its confidence.
   mean with one keypoint 21 px off. On small maps (16 x 16) both converge alike.
 
 Registry: the training module picks a loss by name (``heatmap_mse``, ``heatmap_kl``,
-``regression_l1``) with :func:`get_supervised_loss`; ``needs_heatmaps`` says whether the model's
+``regression_l1``) in :data:`SUPERVISED_LOSSES`; ``needs_heatmaps`` says whether the model's
 head must produce heatmaps (check with :func:`check_supervised_loss` when building the model).
 To add one::
 
@@ -34,7 +34,6 @@ To add one::
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -44,6 +43,7 @@ import torch
 from torch import Tensor
 
 from vidpose.errors import ConfigError
+from vidpose.registry import Registry, first_line
 
 _EPS = 1e-12
 
@@ -191,7 +191,11 @@ class SupervisedLoss:
         return self.fn(inputs)
 
 
-_LOSSES: dict[str, SupervisedLoss] = {}
+SUPERVISED_LOSSES: Registry[SupervisedLoss] = Registry(
+    "supervised loss",
+    key="model.supervised_loss",
+    columns=lambda s: "needs heatmaps" if s.needs_heatmaps else "",
+)
 
 
 def register_supervised_loss(
@@ -200,38 +204,20 @@ def register_supervised_loss(
     """Decorator registering ``fn(SupervisedInputs) -> Tensor`` under ``name``."""
 
     def deco(fn: Callable[[SupervisedInputs], Tensor]) -> Callable[[SupervisedInputs], Tensor]:
-        if name in _LOSSES:
-            raise ValueError(f"supervised loss '{name}' is already registered")
-        doc = inspect.getdoc(fn) or ""
-        _LOSSES[name] = SupervisedLoss(name, fn, needs_heatmaps, doc.splitlines()[0] if doc else "")
+        SUPERVISED_LOSSES.add(SupervisedLoss(name, fn, needs_heatmaps, first_line(fn.__doc__)))
         return fn
 
     return deco
 
 
-def list_supervised_losses() -> list[str]:
-    """Registered supervised loss names, sorted."""
-    return sorted(_LOSSES)
-
-
-def get_supervised_loss(name: str) -> SupervisedLoss:
-    """The loss registered under ``name``; ConfigError listing the allowed names otherwise."""
-    try:
-        return _LOSSES[name]
-    except KeyError:
-        raise ConfigError(
-            f"losses.supervised: unknown loss {name!r}; choose one of {list_supervised_losses()}"
-        ) from None
-
-
 def check_supervised_loss(name: str, head_produces_heatmaps: bool) -> SupervisedLoss:
     """The loss ``name``, after checking the head can feed it (ConfigError otherwise)."""
-    loss = get_supervised_loss(name)
+    loss = SUPERVISED_LOSSES.get(name)
     if loss.needs_heatmaps and not head_produces_heatmaps:
         raise ConfigError(
-            f"losses.supervised={name} needs heatmaps but the model's head produces none; "
+            f"model.supervised_loss={name} needs heatmaps but the model's head produces none; "
             f"use a heatmap head or one of "
-            f"{[n for n in list_supervised_losses() if not _LOSSES[n].needs_heatmaps]}"
+            f"{[s.name for s in SUPERVISED_LOSSES if not s.needs_heatmaps]}"
         )
     return loss
 

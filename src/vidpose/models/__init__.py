@@ -2,7 +2,8 @@
 
 Pure torch building blocks; the Lightning training module composes them. Coordinates are
 (x, y) in model-input pixels with the pixel-centre convention described in
-:mod:`vidpose.models.heatmaps`.
+:mod:`vidpose.models.heatmaps`. Every network has the interface of
+:mod:`vidpose.models.network` (labeled windows, clips, unrelated images, a frame stream).
 
 Typical use::
 
@@ -12,14 +13,12 @@ Typical use::
 """
 
 from vidpose.models.backbones import (
+    BACKBONES,
     IMAGENET_MEAN,
     IMAGENET_STD,
     Backbone,
     BackboneSpec,
-    backbone_help,
     build_backbone,
-    get_backbone_spec,
-    list_backbones,
     normalize_imagenet,
     register_backbone,
 )
@@ -27,20 +26,16 @@ from vidpose.models.context import (
     ContextHeatmapHead,
     ContextOutput,
     ContextPoseNetwork,
-    SlidingWindow,
-    head_config_options,
     select_more_confident,
 )
 from vidpose.models.heads import (
+    HEADS,
     Head,
     HeadOutput,
     HeadSpec,
     HeatmapHead,
     RegressionHead,
     build_head,
-    get_head_spec,
-    head_help,
-    list_heads,
     register_head,
 )
 from vidpose.models.heatmaps import (
@@ -55,11 +50,19 @@ from vidpose.models.heatmaps import (
     soft_argmax,
     spatial_softmax,
 )
-from vidpose.models.network import PoseNetwork, attach_head, build_network
+from vidpose.models.network import (
+    FrameStream,
+    NetworkOutput,
+    PoseNetwork,
+    attach_head,
+    build_network,
+)
 
 __all__ = [
+    "BACKBONES",
     "DEFAULT_SIGMA",
     "DEFAULT_WINDOW_RADIUS",
+    "HEADS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Backbone",
@@ -67,30 +70,24 @@ __all__ = [
     "ContextHeatmapHead",
     "ContextOutput",
     "ContextPoseNetwork",
+    "FrameStream",
     "Head",
     "HeadOutput",
     "HeadSpec",
     "HeatmapHead",
+    "NetworkOutput",
     "PoseNetwork",
     "RegressionHead",
-    "SlidingWindow",
     "attach_head",
-    "backbone_help",
     "build_backbone",
     "build_head",
     "build_network",
     "decode_heatmaps",
     "gaussian_targets",
     "gaussian_targets_px",
-    "get_backbone_spec",
-    "get_head_spec",
-    "head_config_options",
-    "head_help",
     "heatmap_confidence",
     "heatmap_to_input",
     "input_to_heatmap",
-    "list_backbones",
-    "list_heads",
     "normalize_imagenet",
     "register_backbone",
     "register_head",

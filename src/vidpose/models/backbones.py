@@ -7,8 +7,8 @@ W/stride)`` (``stride`` is 32 for all built-in backbones), so any head fits any 
 that want higher-resolution features (none of the built-in heads do yet).
 
 The registry is the single source of the allowed names, their help text (the builder's
-docstring) and metadata (stride, channels, family): :func:`list_backbones`,
-:func:`backbone_help`, :func:`get_backbone_spec`. The built-in entries are defined in this
+docstring) and metadata (stride, channels, family): ``BACKBONES.names()``,
+``vidpose list backbones``, ``BACKBONES.get(name)``. The built-in entries are defined in this
 module, so importing it is enough to see all of them.
 
 How to add a backbone::
@@ -26,17 +26,16 @@ that the declared stride and channels match what it really outputs.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from vidpose.errors import ConfigError
+from vidpose.registry import Registry, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 """Per-channel RGB mean of ImageNet, for images in [0, 1]."""
@@ -132,7 +131,11 @@ class BackboneSpec:
     help: str
 
 
-_BACKBONES: dict[str, BackboneSpec] = {}
+BACKBONES: Registry[BackboneSpec] = Registry(
+    "backbone",
+    key="model.backbone",
+    columns=lambda s: f"{s.family:<13} stride {s.stride:<3} channels {s.channels:<5}",
+)
 
 
 def register_backbone(
@@ -141,52 +144,26 @@ def register_backbone(
     """Decorator registering ``builder(pretrained: bool) -> Backbone`` under ``name``."""
 
     def deco(builder: Callable[[bool], Backbone]) -> Callable[[bool], Backbone]:
-        if name in _BACKBONES:
-            raise ValueError(f"backbone '{name}' is already registered")
-        doc = inspect.getdoc(builder) or ""
-        _BACKBONES[name] = BackboneSpec(
-            name, builder, stride, channels, family, doc.splitlines()[0] if doc else ""
+        BACKBONES.add(
+            BackboneSpec(name, builder, stride, channels, family, first_line(builder.__doc__))
         )
         return builder
 
     return deco
 
 
-def list_backbones() -> list[str]:
-    """Registered backbone names, sorted."""
-    return sorted(_BACKBONES)
-
-
-def get_backbone_spec(name: str) -> BackboneSpec:
-    """The spec registered under ``name``; ConfigError listing the allowed names otherwise."""
-    try:
-        return _BACKBONES[name]
-    except KeyError:
-        raise ConfigError(
-            f"model.backbone: unknown backbone {name!r}; choose one of {list_backbones()}"
-        ) from None
-
-
-def backbone_help() -> str:
-    """One line per registered backbone: name, family, stride, channels, help."""
-    return "\n".join(
-        f"{s.name:<16} {s.family:<13} stride {s.stride:<3} channels {s.channels:<5} {s.help}"
-        for s in (_BACKBONES[n] for n in list_backbones())
-    )
-
-
 def build_backbone(name: str, pretrained: bool = False) -> Backbone:
     """Build the backbone registered under ``name``.
 
     Args:
-        name: a name from :func:`list_backbones`.
+        name: a name in :data:`BACKBONES`.
         pretrained: load ImageNet weights (from the torch hub cache, downloading them if
             needed); raises ConfigError when they cannot be had.
 
     Returns:
         The backbone, with ``stride`` and ``channels`` as registered.
     """
-    spec = get_backbone_spec(name)
+    spec = BACKBONES.get(name)
     backbone = spec.builder(pretrained)
     backbone.name = spec.name
     return backbone
@@ -204,6 +181,10 @@ def _torchvision_model(registry_name: str, tv_name: str, pretrained: bool) -> nn
         ConfigError: the weights are neither in the torch hub cache nor downloadable; the
             message says where to put the file, or to set ``model.pretrained=false``.
     """
+    # Imported here, not at the top: torchvision's import pulls in torch._dynamo (seconds),
+    # which commands that never build a network (check, smooth, label-video) should not pay.
+    import torchvision
+
     ctor = getattr(torchvision.models, tv_name)
     if not pretrained:
         return ctor(weights=None)

@@ -15,40 +15,37 @@ Both decoders are trained (the sum of their supervised losses). At prediction ev
 takes the coordinates, confidence and heatmap of whichever decoder is more confident about it
 (:func:`select_more_confident`; the context decoder wins ties).
 
-Interfaces (``W`` = ``context_frames``; images float RGB in [0, 1])::
+:class:`ContextPoseNetwork` implements the network interface of
+:mod:`vidpose.models.network` (``W`` = ``context_frames``; images float RGB in [0, 1])::
 
     net = build_network("resnet18", "heatmap_context", n_keypoints=K, context_frames=5)
-    out = net(frames)                          # frames (B, W, 3, H, W_img) -> HeadOutput
-    both = net.forward_window(frames)          # -> ContextOutput(single, context, combined)
+    both = net.forward_windows(frames)         # frames (B, W, 3, H, W_img) -> ContextOutput
     feats = net.forward_features(images)       # images (N, 3, H, W_img) -> {stride: (N, C, h, w)}
     both = net.forward_from_features(window)   # window: W feature dicts of B frames each
     both = net.forward_sequence(feats)         # N consecutive frames -> N - W + 1 centres
 
-``net(images)`` with 4-D images runs the single-frame decoder alone, so the head also fits the
-registry-wide single-image tests. :class:`SlidingWindow` turns a stream of per-frame features
-(video batches) into one prediction per frame, edge-padded at both ends, holding at most
-``batch + W - 1`` frames' features.
+A :class:`ContextOutput` is a :class:`~vidpose.models.network.NetworkOutput` whose decoders are
+``[single, context]``. ``net(images)`` with 4-D images runs the single-frame decoder alone, so
+the head also fits the registry-wide single-image tests; ``net.forward_images(images)`` gives
+each unrelated image its own edge-padded window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from vidpose.errors import ConfigError
-from vidpose.models.heads import HeadOutput, MultiScaleHeatmapHead, get_head_spec, register_head
+from vidpose.models.heads import HeadOutput, MultiScaleHeatmapHead, register_head
 from vidpose.models.heatmaps import DEFAULT_WINDOW_RADIUS
-from vidpose.models.network import PoseNetwork
+from vidpose.models.network import NetworkOutput, PoseNetwork, slice_features
 
 Features = dict[int, Tensor]
 
 
-@dataclass
-class ContextOutput:
+class ContextOutput(NetworkOutput):
     """Both decoders' outputs for B centre frames, and the per-keypoint selection.
 
     Attributes:
@@ -57,9 +54,16 @@ class ContextOutput:
         combined: per keypoint, the more confident of the two (see :func:`select_more_confident`).
     """
 
-    single: HeadOutput
-    context: HeadOutput
-    combined: HeadOutput
+    def __init__(self, single: HeadOutput, context: HeadOutput, combined: HeadOutput) -> None:
+        super().__init__([single, context], combined)
+
+    @property
+    def single(self) -> HeadOutput:
+        return self.decoders[0]
+
+    @property
+    def context(self) -> HeadOutput:
+        return self.decoders[1]
 
 
 def select_more_confident(single: HeadOutput, context: HeadOutput) -> HeadOutput:
@@ -186,19 +190,16 @@ class ContextPoseNetwork(PoseNetwork):
         """W per-frame feature dicts (each ``{stride: (B, C_s, h, w)}``, oldest first)."""
         return self.head.forward_window(window)
 
-    def forward_window(self, frames: Tensor) -> ContextOutput:
-        """frames (B, W, 3, H, W_img) float RGB in [0, 1] -> outputs for the B centre frames.
-
-        The backbone runs once on all B * W frames.
-        """
-        if frames.ndim != 5 or frames.shape[1] != self.context_frames:
-            raise ValueError(
-                f"frames must be (B, {self.context_frames}, 3, H, W), got {tuple(frames.shape)}"
-            )
-        b, w = frames.shape[:2]
-        feats = _as_dict(self.forward_features(frames.flatten(0, 1)), self.stride)
+    def forward_window_features(self, features: Features | Tensor, b: int) -> ContextOutput:
+        feats = _as_dict(features, self.stride)
+        w = self.context_frames
         window = [{s: f.unflatten(0, (b, w))[:, k] for s, f in feats.items()} for k in range(w)]
         return self.forward_from_features(window)
+
+    def forward_windows(self, windows: Tensor) -> ContextOutput:
+        out = super().forward_windows(windows)
+        assert isinstance(out, ContextOutput)
+        return out
 
     def forward_sequence(self, features: Features | Tensor) -> ContextOutput:
         """Features of N consecutive frames -> outputs for the N - W + 1 full-window centres.
@@ -214,73 +215,39 @@ class ContextPoseNetwork(PoseNetwork):
         window = [{s: f[k : k + m] for s, f in feats.items()} for k in range(self.context_frames)]
         return self.forward_from_features(window)
 
+    def forward_train(
+        self, windows: Tensor, clip: Tensor | None = None
+    ) -> tuple[ContextOutput, ContextOutput | None]:
+        """Both decoders on B labeled windows and, with a clip of T frames, on its T - W + 1
+        full-window centres, from one backbone pass over the B * W + T frames.
+
+        The clip's centres come from overlapping windows of the same per-frame features, so
+        consecutive predictions never straddle two separately computed windows.
+        """
+        self._check_windows(windows)
+        b, w = windows.shape[:2]
+        frames = windows.flatten(0, 1)
+        if clip is not None:
+            frames = torch.cat([frames, clip.to(frames.dtype)])
+        feats = self.forward_features(frames)
+        labeled = self.forward_window_features(slice_features(feats, slice(0, b * w)), b)
+        if clip is None:
+            return labeled, None
+        return labeled, self.forward_sequence(slice_features(feats, slice(b * w, None)))
+
+    def forward_images(self, images: Tensor) -> HeadOutput:
+        feats = self.forward_features(images)
+        return self.forward_from_features([feats] * self.context_frames).combined
+
     def forward(self, images: Tensor) -> HeadOutput:
         """(B, W, 3, H, W_img) windows -> the combined HeadOutput of the B centre frames;
         (B, 3, H, W_img) single images -> the single-frame decoder's HeadOutput."""
         if images.ndim == 5:
-            return self.forward_window(images).combined
+            return self.forward_windows(images).combined
         return super().forward(images)
 
 
 ContextHeatmapHead.network_cls = ContextPoseNetwork  # type: ignore[attr-defined]
-
-
-def head_config_options(head: str, **model_fields: Any) -> dict[str, Any]:
-    """The ``model`` config fields (e.g. ``context_frames``) that the head ``head`` accepts
-    as options, to pass on to :func:`~vidpose.models.build_network`."""
-    options = get_head_spec(head).options
-    return {k: v for k, v in model_fields.items() if k in options}
-
-
-def _repeat(features: Features, index: int, times: int) -> Features:
-    return {s: f[index : index + 1].expand(times, *f.shape[1:]) for s, f in features.items()}
-
-
-def _cat(a: Features | None, b: Features) -> Features:
-    return b if a is None else {s: torch.cat([a[s], b[s]]) for s in b}
-
-
-class SlidingWindow:
-    """One context prediction per frame from a stream of per-frame features.
-
-    Push the backbone features of consecutive frames in batches (:meth:`push`), then call
-    :meth:`finish`. Each call returns the outputs of the frames whose windows became complete,
-    in frame order (None if none did). The first and last frames are edge-padded: frames before
-    the start repeat frame 0, frames after the end repeat the last frame. At most
-    ``batch + W - 1`` frames' features are held, whatever the stream's length.
-    """
-
-    def __init__(self, network: ContextPoseNetwork) -> None:
-        self.network = network
-        self.half = network.context_frames // 2
-        self._buf: Features | None = None
-
-    def _emit(self) -> ContextOutput | None:
-        assert self._buf is not None
-        n = next(iter(self._buf.values())).shape[0]
-        if n < 2 * self.half + 1:
-            return None
-        out = self.network.forward_sequence(self._buf)
-        self._buf = {s: f[n - 2 * self.half :] for s, f in self._buf.items()}
-        return out
-
-    def push(self, features: Features | Tensor) -> ContextOutput | None:
-        """Features ``{stride: (B, C_s, h, w)}`` of the next B frames."""
-        features = _as_dict(features, self.network.stride)
-        if self._buf is None:
-            features = _cat(_repeat(features, 0, self.half), features)
-        self._buf = _cat(self._buf, features)
-        return self._emit()
-
-    def finish(self) -> ContextOutput | None:
-        """Outputs of the last W // 2 frames (edge-padded); resets the stream."""
-        if self._buf is None:
-            return None
-        n = next(iter(self._buf.values())).shape[0]
-        self._buf = _cat(self._buf, _repeat(self._buf, n - 1, self.half))
-        out = self._emit()
-        self._buf = None
-        return out
 
 
 def edge_padded_windows(n_frames: int, context_frames: int) -> Tensor:

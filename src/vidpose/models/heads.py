@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from vidpose._device import device_vector
 from vidpose.errors import ConfigError
 from vidpose.models.heatmaps import DEFAULT_WINDOW_RADIUS, decode_heatmaps
+from vidpose.registry import Registry, first_line
 
 
 @dataclass
@@ -107,8 +108,17 @@ class HeadSpec:
     help: str
 
 
-_HEADS: dict[str, HeadSpec] = {}
+def _head_columns(s: HeadSpec) -> str:
+    opts = ", ".join(f"{k}={v!r}" for k, v in s.options.items() if k not in _FILLED_IN)
+    return f"heatmaps: {'yes' if s.produces_heatmaps else 'no ':<4} options: {opts or 'none'}"
+
+
+HEADS: Registry[HeadSpec] = Registry(
+    "head", key="model.head", modules=("vidpose.models.context",), columns=_head_columns
+)
 _BASE_ARGS = ("self", "in_channels", "stride", "n_keypoints")
+# Options that build_network fills in from the backbone and the config, not the user.
+_FILLED_IN = ("heatmap_stride", "feature_channels")
 H = TypeVar("H", bound=type[Head])
 
 
@@ -116,56 +126,26 @@ def register_head(name: str, *, produces_heatmaps: bool) -> Callable[[H], H]:
     """Class decorator registering a :class:`Head` subclass under ``name``."""
 
     def deco(cls: H) -> H:
-        if name in _HEADS:
-            raise ValueError(f"head '{name}' is already registered")
         params = inspect.signature(cls.__init__).parameters
         options = {p: v.default for p, v in params.items() if p not in _BASE_ARGS}
-        doc = inspect.getdoc(cls) or ""
-        _HEADS[name] = HeadSpec(
-            name, cls, produces_heatmaps, options, doc.splitlines()[0] if doc else ""
-        )
+        HEADS.add(HeadSpec(name, cls, produces_heatmaps, options, first_line(cls.__doc__)))
         return cls
 
     return deco
-
-
-def list_heads() -> list[str]:
-    """Registered head names, sorted."""
-    return sorted(_HEADS)
-
-
-def get_head_spec(name: str) -> HeadSpec:
-    """The spec registered under ``name``; ConfigError listing the allowed names otherwise."""
-    try:
-        return _HEADS[name]
-    except KeyError:
-        raise ConfigError(
-            f"model.head: unknown head {name!r}; choose one of {list_heads()}"
-        ) from None
-
-
-def head_help() -> str:
-    """One line per registered head: name, options with defaults, help."""
-    lines = []
-    for n in list_heads():
-        s = _HEADS[n]
-        opts = ", ".join(f"{k}={v!r}" for k, v in s.options.items())
-        lines.append(f"{n:<12} {s.help} Options: {opts or 'none'}.")
-    return "\n".join(lines)
 
 
 def build_head(name: str, in_channels: int, stride: int, n_keypoints: int, **options: Any) -> Head:
     """Build the head registered under ``name``.
 
     Args:
-        name: a name from :func:`list_heads`.
+        name: a name in :data:`HEADS`.
         in_channels: backbone output channels.
         stride: backbone output stride.
         n_keypoints: K.
-        **options: the head's own options (see :func:`head_help`); unknown ones are a
+        **options: the head's own options (``vidpose list heads``); unknown ones are a
             ConfigError naming the allowed ones.
     """
-    spec = get_head_spec(name)
+    spec = HEADS.get(name)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         raise ConfigError(

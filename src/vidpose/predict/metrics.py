@@ -12,7 +12,6 @@ per keypoint (px):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from vidpose.losses.pca import (
     pca_reconstruction_error,
 )
 from vidpose.losses.unsupervised import temporal_norm
+from vidpose.model_dir import ModelDir
 
 
 def video_metrics(poses: Poses, model_dir: Path | None) -> dict[str, pd.DataFrame]:
@@ -37,10 +37,7 @@ def video_metrics(poses: Poses, model_dir: Path | None) -> dict[str, pd.DataFram
             temporal_norm(poses.coords), index=frames, columns=poses.keypoints
         )
     }
-    info_path = model_dir / "unsupervised.json" if model_dir is not None else None
-    if info_path is None or not info_path.exists():
-        return out
-    info = json.loads(info_path.read_text())
+    info = ModelDir(model_dir).read_unsupervised() if model_dir is not None else {}
     if info.get("pose_pca"):
         pca = PosePCA.from_dict(info["pose_pca"])
         err = pca_reconstruction_error(poses.coords, pca)

@@ -5,16 +5,14 @@ the network) -> host-to-device copy -> resize on the device -> forward in bf16 /
 on CUDA -> coordinates mapped to original-frame pixels on the device -> one host copy per batch.
 Memory is bounded by the queue, whatever the video's length.
 
-Temporal-context models (:class:`~vidpose.models.ContextPoseNetwork`) run the backbone once per
-frame and keep the last W - 1 frames' features across batches
-(:class:`~vidpose.models.SlidingWindow`), so each frame's prediction sees frames t-W//2..t+W//2
-(edge-padded at the video's ends) at the cost of one backbone pass per frame.
-``predict_images`` treats its images as unrelated: each one is its own whole window.
+Every network goes through one :class:`~vidpose.models.FrameStream`: the backbone runs once per
+frame and a network with a temporal window of W frames keeps the last W - 1 frames' features
+across batches, so each frame's prediction sees frames t-W//2..t+W//2 (edge-padded at the
+video's ends). ``predict_images`` treats its images as unrelated: each one is its own window.
 """
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -22,7 +20,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,17 +27,13 @@ import torch.nn.functional as F
 
 from vidpose._device import resolve_device
 from vidpose._progress import FramesProgress
+from vidpose.build import build_network_from_config
 from vidpose.config import VidposeConfig, load_config
-from vidpose.data.augment import input_to_orig
+from vidpose.data.geometry import input_to_orig
 from vidpose.errors import ConfigError, VidposeError
 from vidpose.io.poses import Poses
-from vidpose.models import (
-    ContextOutput,
-    ContextPoseNetwork,
-    SlidingWindow,
-    build_network,
-    head_config_options,
-)
+from vidpose.model_dir import ModelDir, ModelDirError
+from vidpose.models import FrameStream, PoseNetwork
 from vidpose.video import open_video
 from vidpose.video.base import FrameBatch, format_frame_ranges
 
@@ -67,7 +60,7 @@ class PoseModel:
 
     def __init__(
         self,
-        network: torch.nn.Module,
+        network: PoseNetwork,
         cfg: VidposeConfig,
         keypoints: list[str],
         device: torch.device,
@@ -84,16 +77,12 @@ class PoseModel:
         if precision not in ("32", "bf16", "16"):
             raise ConfigError(f"precision must be auto, 32, bf16 or 16, got {precision!r}")
         self.precision = precision
-        self.channels_last = cfg.training.channels_last
-        network = network.to(device).eval()
-        if self.channels_last:
-            network = network.to(memory_format=torch.channels_last)
-        self.network = network
-        self._forward: Callable = network
+        self.network = network.to(device).eval()
+        self._features: Callable | None = None  # None: the network's own forward_features
 
     def compile(self) -> None:
-        """Compile the network with torch.compile (pays off on long videos on CUDA)."""
-        self._forward = torch.compile(self.network, dynamic=False)
+        """Compile the backbone pass with torch.compile (pays off on long videos on CUDA)."""
+        self._features = torch.compile(self.network.forward_features, dynamic=False)
 
     @property
     def _autocast(self):
@@ -101,11 +90,6 @@ class PoseModel:
         return torch.autocast(
             self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
         )
-
-    @property
-    def is_context(self) -> bool:
-        """Whether the network predicts each frame from a window of frames."""
-        return isinstance(self.network, ContextPoseNetwork)
 
     def _prepare(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(B, H0, W0, 3) uint8 -> (B, 3, H, W) float network input on the device, (H0, W0)."""
@@ -116,40 +100,34 @@ class PoseModel:
             x = F.interpolate(
                 x, size=self.input_hw, mode="bilinear", align_corners=False, antialias=True
             )
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         return x, orig_hw
 
     @torch.inference_mode()
     def _infer(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, H0, W0, 3) uint8 on any device -> (coords (B,K,2) orig px, conf (B,K)) on device."""
+        """Unrelated images (B, H0, W0, 3) uint8 on any device -> (coords (B, K, 2) orig px,
+        conf (B, K)) on the device."""
         x, orig_hw = self._prepare(frames_u8)
         with self._autocast:
-            if self.is_context:  # unrelated images: each is its own edge-padded window
-                feats = self.network.forward_features(x)
-                out = self.network.forward_from_features([feats] * self.network.context_frames)
-                out = out.combined
-            else:
-                out = self._forward(x)
+            out = self.network.forward_images(x)
         coords = input_to_orig(out.coords.float(), orig_hw, self.input_hw)
         return coords, out.confidence.float()
 
     @torch.inference_mode()
     def _infer_stream(
-        self, frames_u8: torch.Tensor | None, window: SlidingWindow, orig_hw: tuple[int, int]
+        self, frames_u8: torch.Tensor | None, stream: FrameStream, orig_hw: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Push the next frames (None: the end of the video) through a context sliding window;
-        coords (M, K, 2) in original px and confidence (M, K) of the frames it completed."""
+        """Push the next frames of a video (None: its end) through ``stream``; coords (M, K, 2)
+        in original px and confidence (M, K) of the frames it completed."""
         with self._autocast:
             if frames_u8 is None:
-                out: ContextOutput | None = window.finish()
+                out = stream.finish()
             else:
                 x, orig_hw = self._prepare(frames_u8)
-                out = window.push(self.network.forward_features(x))
+                out = stream.push(x)
         if out is None:
             return None
-        coords = input_to_orig(out.combined.coords.float(), orig_hw, self.input_hw)
-        return coords, out.combined.confidence.float()
+        coords = input_to_orig(out.coords.float(), orig_hw, self.input_hw)
+        return coords, out.confidence.float()
 
     def predict_images(self, images: np.ndarray, batch_size: int | None = None) -> Poses:
         """Predict keypoints on (N, H, W), (N, H, W, 1) or (N, H, W, 3) uint8 images."""
@@ -181,13 +159,16 @@ class PoseModel:
         path: str | Path,
         *,
         batch_size: int | None = None,
-        reader: str = "auto",
+        reader: str | None = None,
         progress: bool = False,
         stats: list[PredictStats] | None = None,
     ) -> Poses:
-        """Predict every frame of a video; NaN rows (and a warning) for undecodable frames."""
+        """Predict every frame of a video; NaN rows (and a warning) for undecodable frames.
+
+        ``batch_size`` and ``reader`` default to the model's ``predict.*`` config."""
         path = Path(path)
         bs = batch_size or self.cfg.predict.batch_size
+        reader = reader or self.cfg.predict.reader
         with open_video(path, reader=reader, device=self.device) as vr:
             n = vr.info.n_frames
             coords = np.full((n, len(self.keypoints), 2), np.nan)
@@ -196,8 +177,8 @@ class PoseModel:
             t0 = time.perf_counter()
             done = 0
             bar = FramesProgress(path.name, n) if progress else None
-            # Context models: frames pushed into the sliding window and not yet predicted.
-            window = SlidingWindow(self.network) if self.is_context else None
+            stream = FrameStream(self.network, self._features)
+            # Frames pushed into the stream and not predicted yet (a window's last W // 2).
             pending_idx = np.zeros(0, dtype=np.int64)
             pending_ok = np.zeros(0, dtype=bool)
             orig_hw = (0, 0)
@@ -216,25 +197,20 @@ class PoseModel:
                 ok = np.asarray(batch.valid, dtype=bool)
                 invalid.extend(idx[~ok].tolist())
                 done += len(idx)
-                if window is None:
-                    c, p = self._infer(frames)
-                    coords[idx[ok]] = c.cpu().numpy()[ok]
-                    conf[idx[ok]] = p.cpu().numpy()[ok]
-                else:
-                    orig_hw = (int(frames.shape[1]), int(frames.shape[2]))
-                    pending_idx = np.concatenate([pending_idx, idx])
-                    pending_ok = np.concatenate([pending_ok, ok])
-                    res = self._infer_stream(frames, window, orig_hw)
-                    if res is not None:
-                        m = len(res[0])
-                        i, o = pending_idx[:m], pending_ok[:m]
-                        coords[i[o]] = res[0].cpu().numpy()[o]
-                        conf[i[o]] = res[1].cpu().numpy()[o]
-                        pending_idx, pending_ok = pending_idx[m:], pending_ok[m:]
+                orig_hw = (int(frames.shape[1]), int(frames.shape[2]))
+                pending_idx = np.concatenate([pending_idx, idx])
+                pending_ok = np.concatenate([pending_ok, ok])
+                res = self._infer_stream(frames, stream, orig_hw)
+                if res is not None:
+                    m = len(res[0])
+                    i, o = pending_idx[:m], pending_ok[:m]
+                    coords[i[o]] = res[0].cpu().numpy()[o]
+                    conf[i[o]] = res[1].cpu().numpy()[o]
+                    pending_idx, pending_ok = pending_idx[m:], pending_ok[m:]
                 if bar is not None:
                     bar.advance(len(idx))
-            if window is not None and len(pending_idx):
-                res = self._infer_stream(None, window, orig_hw)
+            if len(pending_idx):
+                res = self._infer_stream(None, stream, orig_hw)
                 assert res is not None and len(res[0]) == len(pending_idx)
                 o = pending_ok
                 coords[pending_idx[o]] = res[0].cpu().numpy()[o]
@@ -318,34 +294,44 @@ def _prefetch(it: Iterator[FrameBatch], depth: int) -> Iterator[FrameBatch]:
 def load_model(
     model_dir: str | Path,
     *,
-    device: str = "auto",
-    precision: str = "auto",
+    device: str | None = None,
+    precision: str | None = None,
     checkpoint: str = "best",
 ) -> PoseModel:
-    """Load ``MODEL_DIR/checkpoints/<checkpoint>.ckpt`` with the config saved beside it."""
-    model_dir = Path(model_dir)
-    cfg_path = model_dir / "config.yaml"
-    info_path = model_dir / "model.json"
-    ckpt = model_dir / "checkpoints" / f"{checkpoint}.ckpt"
-    for p in (cfg_path, info_path, ckpt):
-        if not p.exists():
-            raise VidposeError(
-                f"{p} not found: {model_dir} is not a complete vidpose model "
-                "directory (train one with `vidpose train`)"
-            )
-    cfg = load_config(cfg_path)
-    info: dict[str, Any] = json.loads(info_path.read_text())
-    network = build_network(
-        backbone=cfg.model.backbone,
-        head=cfg.model.head,
-        n_keypoints=len(info["keypoints"]),
-        pretrained=False,
-        heatmap_stride=cfg.model.heatmap_stride,
-        **head_config_options(cfg.model.head, context_frames=cfg.model.context_frames),
-    )
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    prefix = "network."
-    network.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+    """Load ``MODEL_DIR/checkpoints/<checkpoint>.ckpt`` with the config saved beside it.
+
+    ``device`` and ``precision`` default to the model's ``predict.*`` config.
+
+    Raises:
+        ModelDirError: the directory is not a complete model, or a file of it is damaged.
+    """
+    md = ModelDir(model_dir)
+    md.require_complete()
+    cfg = load_config(md.config)
+    record = md.read_record()
+    network = build_network_from_config(cfg, len(record.keypoints), pretrained=False)
+    ckpt = md.checkpoint(checkpoint)
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        prefix = "network."
+        network.load_state_dict(
+            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        )
+    except Exception as exc:  # truncated file, not a checkpoint, weights of another network
+        raise ModelDirError(
+            f"{ckpt}: cannot be loaded ({type(exc).__name__}: {_first_line(exc)}); the "
+            "checkpoint is damaged or belongs to another network"
+        ) from exc
     return PoseModel(
-        network, cfg, info["keypoints"], resolve_device(device), precision, model_dir=model_dir
+        network,
+        cfg,
+        record.keypoints,
+        resolve_device(device or cfg.predict.device),
+        precision or cfg.predict.precision,
+        model_dir=md.path,
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""

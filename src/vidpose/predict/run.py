@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vidpose.io import write_poses
+from vidpose.model_dir import model_members
 from vidpose.predict.metrics import write_video_metrics
 from vidpose.predict.predictor import PredictStats, load_model
-from vidpose.train.ensemble import ensemble_members, is_ensemble
+from vidpose.smooth import run_smooth
 
 
 def predict_videos(
@@ -26,23 +27,22 @@ def predict_videos(
     out_dir: str | Path | None = None,
     *,
     batch_size: int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    reader: str = "auto",
-    compile: bool = False,
+    device: str | None = None,
+    precision: str | None = None,
+    reader: str | None = None,
+    compile: bool | None = None,
     progress: bool = False,
     log: Callable[[str], object] = lambda _msg: None,
 ) -> dict[str, Path]:
     """Predict every video; returns video stem -> the final predictions table (smoothed for an
-    ensemble)."""
+    ensemble). Options left None take the model's ``predict.*`` config."""
     model_dir = Path(model_dir)
-    ensemble = is_ensemble(model_dir)
-    members = ensemble_members(model_dir) if ensemble else [model_dir]
+    members, ensemble = model_members(model_dir)
     out_dir = Path(out_dir or (model_dir / "videos"))
     outputs: dict[str, list[Path]] = {}
     for member in members:
-        model = load_model(member, device=device, precision=precision)
-        if compile:
+        model = load_model(member.path, device=device, precision=precision)
+        if model.cfg.predict.compile if compile is None else compile:
             model.compile()
         member_out = out_dir / member.name if ensemble else out_dir
         for video in videos:
@@ -52,14 +52,12 @@ def predict_videos(
             )
             out = member_out / f"{Path(video).stem}.csv"
             write_poses(poses, out)
-            write_video_metrics(poses, member, member_out, Path(video).stem)
+            write_video_metrics(poses, member.path, member_out, Path(video).stem)
             outputs.setdefault(Path(video).stem, []).append(out)
             st = stats[0]
             log(f"[green]wrote[/] {out}  ({st.frames} frames, {st.fps:,.0f} frames/s)")
     if not ensemble:
         return {stem: paths[0] for stem, paths in outputs.items()}
-    from vidpose.smooth import run_smooth
-
     final = {}
     for stem, paths in outputs.items():
         final[stem] = out_dir / f"{stem}.csv"

@@ -15,58 +15,26 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from vidpose.data.augment import (
-    AugmentSettings,
-    augment_clip,
-    augment_labeled,
-)
-from vidpose.data.augment import (
-    augment_windows as augment_frame_windows,
-)
+from vidpose.config.schema import AugmentConfig
+from vidpose.data.augment import augment_clip, augment_labeled
 from vidpose.data.batches import LabeledBatch, UnlabeledClip
 from vidpose.data.labeled import LabeledData
 from vidpose.data.unlabeled import ClipLoader
 
 
 @dataclass
-class ContextBatch:
-    """B labeled frames with their neighbours, for a temporal-context model.
+class TrainBatch:
+    """One training step: a labeled batch and, when semi-supervised, an unlabeled clip, on the
+    same device.
 
     Attributes:
-        labeled: the centre frames and their keypoints (``labeled.images`` is
-            ``windows[:, W // 2]``).
-        windows: (B, W, 3, H, W_img) float32 in [0, 1], frame t at ``W // 2``; all W frames of a
-            sample went through the same augmentation as its centre frame.
+        labeled: B augmented labeled frames with their windows (``labeled.windows``).
+        unlabeled: T consecutive frames, augmented with one transform whose original ->
+            augmented matrix is ``unlabeled.matrix`` (3, 3); None for supervised training.
     """
 
     labeled: LabeledBatch
-    windows: torch.Tensor
-
-
-@dataclass
-class TrainBatch:
-    """One semi-supervised step: a labeled batch and an unlabeled clip on the same device.
-
-    Attributes:
-        labeled: B augmented labeled frames (with their neighbours for a context model).
-        unlabeled: T consecutive frames, augmented with one transform whose original ->
-            augmented matrix is ``unlabeled.matrix`` (3, 3).
-    """
-
-    labeled: LabeledBatch | ContextBatch
-    unlabeled: UnlabeledClip
-
-
-def augment_windows(
-    batch: LabeledBatch,
-    windows: torch.Tensor,
-    settings: AugmentSettings,
-    flip_perm: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> ContextBatch:
-    """:func:`vidpose.data.augment.augment_windows`, as a ContextBatch."""
-    labeled, out = augment_frame_windows(batch, windows, settings, flip_perm, generator)
-    return ContextBatch(labeled, out)
+    unlabeled: UnlabeledClip | None = None
 
 
 class RandomBatchSampler(Sampler[list[int]]):
@@ -108,7 +76,7 @@ class LabeledDataModule(L.LightningDataModule):
         data: the decoded labeled frames with their split.
         batch_size: labeled frames per training step.
         steps_per_epoch: training steps that make one epoch.
-        augment: augmentation settings (applied to training batches only).
+        augment: the ``augment`` config section (applied to training batches only).
         flip_perm: (K,) keypoint permutation applied by horizontal flips, or None.
         seed: sampling seed.
     """
@@ -118,7 +86,7 @@ class LabeledDataModule(L.LightningDataModule):
         data: LabeledData,
         batch_size: int,
         steps_per_epoch: int,
-        augment: AugmentSettings,
+        augment: AugmentConfig,
         flip_perm: torch.Tensor | None,
         seed: int,
         eval_batch_size: int = 64,
@@ -169,7 +137,7 @@ class LabeledDataModule(L.LightningDataModule):
         if device not in self._device_cache:
             d = self.data
             self._device_cache[device] = (
-                (d.windows if d.windows is not None else d.images).to(device),
+                d.windows.to(device),
                 d.keypoints.to(device),
                 d.visible.to(device),
                 d.orig_hw.to(device),
@@ -177,34 +145,18 @@ class LabeledDataModule(L.LightningDataModule):
         return self._device_cache[device]
 
     def gather(self, rows: torch.Tensor) -> LabeledBatch:
-        """Rows of the cache as a float batch on ``rows.device`` (no augmentation).
-
-        With neighbours cached (a context model) these are the centre frames; see
-        :meth:`gather_windows`.
-        """
-        if self.data.windows is not None:
-            return self.gather_windows(rows).labeled
-        images, keypoints, visible, orig_hw = self._cache_on(rows.device)
-        return LabeledBatch(
-            images=images[rows].float().div_(255.0),
-            keypoints=keypoints[rows],
-            visible=visible[rows],
-            frame_index=rows,
-            orig_hw=orig_hw[rows],
-        )
-
-    def gather_windows(self, rows: torch.Tensor) -> ContextBatch:
-        """Rows of the window cache (frames and neighbours) on ``rows.device``."""
+        """Rows of the cache (frames with their windows) as a float batch on ``rows.device``,
+        not augmented."""
         windows, keypoints, visible, orig_hw = self._cache_on(rows.device)
         win = windows[rows].float().div_(255.0)
-        labeled = LabeledBatch(
+        return LabeledBatch(
             images=win[:, win.shape[1] // 2],
             keypoints=keypoints[rows],
             visible=visible[rows],
             frame_index=rows,
             orig_hw=orig_hw[rows],
+            windows=win,
         )
-        return ContextBatch(labeled, win)
 
     def _generator_on(self, device: torch.device) -> torch.Generator:
         """One generator per device type, seeded once (per sampler epoch after a resume)."""
@@ -244,19 +196,12 @@ class LabeledDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if not isinstance(batch, torch.Tensor):
             return batch
-        training = self.trainer is not None and self.trainer.training
-        if self.data.windows is not None:
-            ctx = self.gather_windows(batch)
-            if training and self.augment.enabled:
-                gen = self._generator_on(batch.device)
-                ctx = augment_windows(ctx.labeled, ctx.windows, self.augment, self.flip_perm, gen)
-            if training and self.clips is not None:
-                return TrainBatch(labeled=ctx, unlabeled=self.next_clip(batch.device))
-            return ctx
         out = self.gather(batch)
-        if training and self.augment.enabled:
-            gen = self._generator_on(batch.device)
-            out = augment_labeled(out, self.augment, self.flip_perm, gen)
-        if training and self.clips is not None:
-            return TrainBatch(labeled=out, unlabeled=self.next_clip(batch.device))
-        return out
+        if self.trainer is None or not self.trainer.training:
+            return out
+        if self.augment.enabled:
+            out = augment_labeled(
+                out, self.augment, self.flip_perm, self._generator_on(batch.device)
+            )
+        clip = self.next_clip(batch.device) if self.clips is not None else None
+        return TrainBatch(labeled=out, unlabeled=clip)

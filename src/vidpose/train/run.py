@@ -1,25 +1,26 @@
 """``vidpose train``: from a project folder to a complete model directory.
 
-Model directory layout::
+A run is checked in full before it touches the disk: the project, the config, the network (and
+its pretrained weights), the losses against the project, the device, the labeled images. Only
+then is the model directory created (:class:`~vidpose.model_dir.ModelDir` for its layout) and
+locked for this process. An existing model directory is never written to unless it is being
+resumed; a first run that fails before its first checkpoint removes the directory it created,
+one that fails later leaves it resumable with ``--resume``.
 
-    MODEL_DIR/
-      config.yaml               resolved config (everything needed to rebuild the network)
-      model.json                keypoints, original image size, splits, project path
-      checkpoints/best.ckpt     lowest validation pixel error
-      checkpoints/last.ckpt     latest state, for --resume
-      metrics.json              pixel error per split (mean, median, p95, per keypoint)
-      predictions_labeled.csv   every labeled frame, predicted, with its split
-      logs/                     TensorBoard and CSV logs
+Resuming keeps the saved config; only the keys in :data:`RESUMABLE` may change (the training
+budget, logging and checkpoint intervals, the device), and the budget may only grow.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 import math
+import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,33 +28,46 @@ import lightning as L
 import numpy as np
 import torch
 
+from vidpose import __version__
 from vidpose._atomic import atomic_write_text
 from vidpose._device import resolve_device
-from vidpose.config import (
-    VidposeConfig,
-    compose_config,
-    load_config,
-    to_yaml,
-    validate_choices,
+from vidpose.build import (
+    build_losses,
+    build_network_from_config,
+    build_supervised_loss,
+    loss_setup,
+    optimizer_factory,
+    schedule_from_config,
 )
-from vidpose.data.augment import AugmentSettings, flip_permutation, input_to_orig
+from vidpose.config import VidposeConfig, changed_keys, compose_config, load_config, to_yaml
+from vidpose.config.compose import to_dict
+from vidpose.data.augment import flip_permutation
+from vidpose.data.geometry import input_to_orig
 from vidpose.data.labeled import LabeledData, load_labeled, make_splits
 from vidpose.data.unlabeled import ClipLoader
 from vidpose.errors import ConfigError
 from vidpose.io import write_poses
 from vidpose.io.poses import Poses
-from vidpose.losses.registry import (
-    UnsupervisedContext,
-    available_unsupervised_losses,
-    build_unsupervised_context,
-    check_loss_prerequisites,
-)
-from vidpose.losses.supervised import list_supervised_losses
-from vidpose.models import get_head_spec, list_backbones, list_heads
+from vidpose.model_dir import ModelDir, ModelDirError, ModelRecord, write_json
+from vidpose.models import PoseNetwork
 from vidpose.project import Project, load_project
 from vidpose.train.checkpoint_io import AtomicCheckpointIO
 from vidpose.train.datamodule import LabeledDataModule
-from vidpose.train.module import PoseModule, check_head_losses
+from vidpose.train.module import PoseModule
+
+RESUMABLE = (
+    "training.max_steps",
+    "training.max_epochs",
+    "training.early_stopping_patience",
+    "training.log_every_n_steps",
+    "training.checkpoint_every_n_steps",
+    "training.val_every_n_epochs",
+    "training.device",
+    "training.devices",
+)
+"""Config keys a resumed run may change; every other key keeps its saved value."""
+
+Log = Callable[[str], object]
 
 
 @dataclass
@@ -68,9 +82,6 @@ class TrainResult:
 
 def _quiet_lightning() -> None:
     """Keep the console to what a user needs: no accelerator banners, tips or deprecations."""
-    import logging
-    import warnings
-
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -88,155 +99,265 @@ def default_model_dir(project_root: Path) -> Path:
     return project_root / "models" / time.strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+def _budget(cfg: VidposeConfig, steps_per_epoch: int) -> int:
+    t = cfg.training
+    return t.max_steps if t.max_steps > 0 else t.max_epochs * steps_per_epoch
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o))
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step a Lightning checkpoint was saved at; ModelDirError if unreadable."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return int(state["global_step"])
+    except Exception as exc:  # truncated / not a checkpoint: torch raises many kinds
+        raise ModelDirError(
+            f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc}); it is "
+            "damaged. Delete it to restart the run from step 0 with the saved config"
+        ) from exc
+
+
+@dataclass
+class _Run:
+    """A run checked in full, nothing written yet."""
+
+    project: Project
+    cfg: VidposeConfig
+    md: ModelDir
+    resume: bool
+    ckpt: Path | None
+    notes: list[str]
+    config_changed: bool
+
+
+def _resolve(
+    project: Project, overrides: Sequence[str], model_dir: str | Path | None, resume: bool
+) -> _Run:
+    """The config and model directory of a run, checked; nothing is written."""
+    if not resume:
+        cfg = compose_config(
+            project.settings.config, list(overrides), project_file=project.root / "vidpose.yaml"
+        )
+        md = ModelDir(model_dir or cfg.output.dir or default_model_dir(project.root))
+        if md.path.exists() and not md.path.is_dir():
+            raise ModelDirError(f"--model-dir {md.path} is a file, not a folder")
+        if md.has_model():
+            raise ModelDirError(
+                f"{md.path} already holds a model; continue it with --resume, or choose another "
+                "--model-dir (an existing model directory is never overwritten)"
+            )
+        if md.path.is_dir() and any(p.name != ".lock" for p in md.path.iterdir()):
+            raise ModelDirError(
+                f"{md.path} is not empty and holds no model; choose a new or empty --model-dir"
+            )
+        return _Run(project, cfg, md, False, None, [], True)
+
+    if model_dir is None:
+        raise ConfigError("--resume needs the model directory of the run (--model-dir DIR)")
+    md = ModelDir(model_dir)
+    if not md.config.exists():
+        raise ModelDirError(
+            f"{md.config} not found: {md.path} holds no run to resume"
+            + ("" if md.path.is_dir() else " (the folder does not exist)")
+        )
+    saved = load_config(md.config)
+    cfg = compose_config(None, list(overrides), base=saved, base_source=str(md.config))
+    changes = changed_keys(saved, cfg)
+    frozen = [(k, a, b) for k, a, b in changes if k not in RESUMABLE]
+    if frozen:
+        listed = "; ".join(f"{k}: saved {a!r}, asked {b!r}" for k, a, b in frozen)
+        raise ConfigError(
+            f"--resume continues the run in {md.path} with its saved config; these keys cannot "
+            f"change: {listed}. Only {', '.join(RESUMABLE)} may (train a new model to change "
+            "the others)"
+        )
+    notes = [f"{k}: {a!r} -> {b!r}" for k, a, b in changes]
+    ckpt = md.last_ckpt if md.last_ckpt.exists() else None
+    return _Run(project, cfg, md, True, ckpt, notes, bool(changes))
 
 
 def train(
     project_dir: str | Path,
-    overrides: list[str] | tuple[str, ...] = (),
+    overrides: Sequence[str] = (),
     *,
     model_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
     callbacks: Sequence[L.Callback] = (),
+    log: Log | None = None,
 ) -> TrainResult:
     """Train a model on a project; returns where it was written and its metrics.
 
-    ``resume=True`` continues from ``MODEL_DIR/checkpoints/last.ckpt`` (the config saved there
-    wins over ``overrides``, so the resumed run is the same run). ``callbacks`` are extra
-    Lightning callbacks (profiling, custom logging).
+    Args:
+        project_dir: the project folder.
+        overrides: config overrides (``key=value``, Hydra grammar).
+        model_dir: where to write the model (default ``output.dir``, else
+            ``PROJECT/models/<time>``); must not hold a model unless ``resume``.
+        resume: continue the run in ``model_dir`` from ``checkpoints/last.ckpt`` with its saved
+            config (``overrides`` may change only :data:`RESUMABLE` keys).
+        progress: show a progress bar.
+        callbacks: extra Lightning callbacks (profiling, custom logging).
+        log: receives one-line notices (what a resumed run keeps and changes).
+
+    Raises:
+        ProjectError, ConfigError, ModelDirError: before anything is written.
     """
+    say: Log = log or (lambda _m: None)
     project = load_project(project_dir)
+    run = _resolve(project, overrides, model_dir, resume)
+    cfg, md = run.cfg, run.md
+    prepared = _prepare(run)
     if resume:
-        if model_dir is None:
-            raise ConfigError("--resume needs the model directory (--model-dir) of the run")
-        model_dir = Path(model_dir)
-        saved = model_dir / "config.yaml"
-        if not saved.exists():
-            raise ConfigError(f"{saved} not found: nothing to resume")
-        cfg = load_config(saved)
-    else:
-        cfg = compose_config(
-            project.settings.config,
-            list(overrides),
-            project_file=str(project.root / "vidpose.yaml"),
-        )
-        _validate_against_registries(cfg)
-        model_dir = Path(model_dir or cfg.output.dir or default_model_dir(project.root))
-    model_dir.mkdir(parents=True, exist_ok=True)
-    return _fit(project, cfg, model_dir, resume=resume, progress=progress, callbacks=callbacks)
+        done = checkpoint_step(run.ckpt) if run.ckpt is not None else 0
+        total = _budget(cfg, prepared.steps_per_epoch)
+        if md.is_complete() and total <= done:
+            raise ConfigError(
+                f"{md.path} finished training at step {done}; to train it further, resume with a "
+                f"larger budget, e.g. training.max_steps={2 * done}"
+            )
+        if total <= done:
+            raise ConfigError(
+                f"{md.path} is at step {done} but the budget is {total} steps; give more, e.g. "
+                f"training.max_steps={done + max(1, done // 2)}"
+            )
+        where = f"step {done}" if run.ckpt is not None else "step 0 (no checkpoint was saved)"
+        changed = f"; changed: {', '.join(run.notes)}" if run.notes else ""
+        say(f"resuming {md.path} from {where} of {total}, with its saved config{changed}")
+
+    existed = md.path.exists()
+    with md.lock():
+        if not resume and md.has_model():  # another run got here between the check and the lock
+            raise ModelDirError(f"{md.path} already holds a model (written by another process)")
+        try:
+            if not resume:
+                atomic_write_text(md.config, to_yaml(cfg))
+                md.write_record(_record(project, cfg, prepared.data))
+            elif run.config_changed:
+                atomic_write_text(md.config, to_yaml(cfg))
+            return _fit(prepared, run, progress=progress, callbacks=callbacks)
+        except BaseException:
+            if not resume and not md.last_ckpt.exists() and not md.best_ckpt.exists():
+                # Nothing worth resuming: leave no half model directory behind.
+                if existed:
+                    for p in md.path.iterdir():
+                        shutil.rmtree(p) if p.is_dir() else p.unlink()
+                else:
+                    shutil.rmtree(md.path, ignore_errors=True)
+            elif md.last_ckpt.exists():
+                say(
+                    f"training stopped; {md.path} keeps its last checkpoint: continue with "
+                    f"`vidpose train {project.root} --model-dir {md.path} --resume`"
+                )
+            raise
 
 
-def _validate_against_registries(cfg: VidposeConfig) -> None:
-    validate_choices(
-        cfg,
-        backbones=list_backbones(),
-        heads=list_heads(),
-        losses=available_unsupervised_losses(),
-        supervised_losses=list_supervised_losses(),
+def _record(project: Project, cfg: VidposeConfig, data: LabeledData) -> ModelRecord:
+    return ModelRecord(
+        keypoints=list(project.labels.keypoints),
+        project=str(project.root),
+        input_hw=[cfg.data.image_height, cfg.data.image_width],
+        image_hw=list(project.image_size),
+        flip_pairs=[list(p) for p in project.settings.flip_pairs],
+        skeleton=[list(p) for p in project.settings.skeleton],
+        split={
+            s: [str(f) for f in project.labels.frames[data.indices(s)]]
+            for s in ("train", "val", "test")
+        },
+        vidpose_version=__version__,
     )
 
 
-def _fit(
-    project: Project,
-    cfg: VidposeConfig,
-    model_dir: Path,
-    *,
-    resume: bool,
-    progress: bool,
-    callbacks: Sequence[L.Callback] = (),
-) -> TrainResult:
-    _quiet_lightning()
+@dataclass
+class _Prepared:
+    """Everything built and checked before the model directory is touched."""
+
+    data: LabeledData
+    network: PoseNetwork
+    module: PoseModule
+    steps_per_epoch: int
+    accelerator: str
+    precision: str
+    fitted: dict[str, Any]
+
+
+def _prepare(run: _Run) -> _Prepared:
+    """Build and check everything a run needs; raises before anything is written."""
+    project, cfg = run.project, run.cfg
     t = cfg.training
-    L.seed_everything(t.seed, workers=True, verbose=False)
+    accelerator = resolve_device(t.device).type
+    precision = resolve_precision(t.precision, accelerator)
     split = make_splits(
         project.labels.n_frames, cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.split_seed
     )
-    input_hw = (cfg.data.image_height, cfg.data.image_width)
-    check_head_losses(
-        cfg.model.head, cfg.model.losses, cfg.model.context_frames, cfg.unlabeled.clip_length
-    )
-    context = "context_frames" in get_head_spec(cfg.model.head).options
+    supervised = build_supervised_loss(cfg)
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    network = build_network_from_config(cfg, project.labels.n_keypoints)
+    setup = loss_setup(cfg, project.labels, np.flatnonzero(split == "train"), project.settings)
+    losses = build_losses(cfg, setup, network.context_frames, bool(project.videos))
     data = load_labeled(
         project.labels,
         project.image_paths,
-        input_hw,
+        (cfg.data.image_height, cfg.data.image_width),
         split,
-        context_frames=cfg.model.context_frames if context else 1,
+        context_frames=network.context_frames,
         videos=[(v.path, v.n_frames) for v in project.videos],
     )
     n_train = len(data.indices("train"))
     steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(n_train / t.batch_size))
-    total_steps = t.max_steps if t.max_steps > 0 else t.max_epochs * steps_per_epoch
-    max_epochs = math.ceil(total_steps / steps_per_epoch)
-
-    atomic_write_text(model_dir / "config.yaml", to_yaml(cfg))
-    _write_json(
-        model_dir / "model.json",
-        {
-            "keypoints": project.labels.keypoints,
-            "project": str(project.root),
-            "input_hw": list(input_hw),
-            "image_hw": list(project.image_size),
-            "flip_pairs": [list(p) for p in project.settings.flip_pairs],
-            "skeleton": [list(p) for p in project.settings.skeleton],
-            "split": {
-                s: [str(f) for f in project.labels.frames[data.indices(s)]]
-                for s in ("train", "val", "test")
-            },
-        },
+    total_steps = _budget(cfg, steps_per_epoch)
+    schedule = schedule_from_config(t, total_steps, steps_per_epoch)
+    module = PoseModule(
+        network,
+        supervised,
+        losses,
+        optimizer_factory(t, schedule),
+        sigma=cfg.model.sigma,
+        ramp_epochs=cfg.losses.ramp_epochs,
+        steps_per_epoch=steps_per_epoch,
+        compile=t.compile,
     )
+    fitted: dict[str, Any] = {}
+    for w in losses:
+        fitted.update(w.loss.fitted())
+    return _Prepared(data, network, module, steps_per_epoch, accelerator, precision, fitted)
 
+
+def _fit(
+    prep: _Prepared, run: _Run, *, progress: bool, callbacks: Sequence[L.Callback] = ()
+) -> TrainResult:
+    _quiet_lightning()
+    project, cfg, md = run.project, run.cfg, run.md
+    t = cfg.training
+    data, module = prep.data, prep.module
+    steps_per_epoch = prep.steps_per_epoch
+    total_steps = _budget(cfg, steps_per_epoch)
+    if module.unsupervised:
+        write_json(md.unsupervised, {"losses": list(cfg.model.losses), **prep.fitted})
     flip_perm = (
         flip_permutation(project.labels.keypoints, project.settings.flip_pairs)
         if project.settings.flip_pairs
         else None
     )
-    accelerator = resolve_device(t.device).type
-    precision = resolve_precision(t.precision, accelerator)
-    unsup_ctx, clips = None, None
-    if cfg.model.losses:
-        unsup_ctx = build_unsupervised(project, cfg, data, model_dir)
+    clips = None
+    if module.unsupervised:
         clips = ClipLoader(
             project.videos,
             cfg.unlabeled.clip_length,
-            input_hw,
+            data.input_hw,
             reader=cfg.unlabeled.reader,
-            device="cuda" if accelerator == "cuda" else "cpu",
+            device="cuda" if prep.accelerator == "cuda" else "cpu",
             seed=t.seed,
             steps_per_epoch=steps_per_epoch,
-            augment=AugmentSettings(**asdict(cfg.augment)),
+            augment=cfg.augment,
         )
     dm = LabeledDataModule(
-        data,
-        t.batch_size,
-        steps_per_epoch,
-        AugmentSettings(**asdict(cfg.augment)),
-        flip_perm,
-        seed=t.seed,
-        clips=clips,
+        data, t.batch_size, steps_per_epoch, cfg.augment, flip_perm, seed=t.seed, clips=clips
     )
-    cfg_dict = asdict(cfg)
-    module = PoseModule(cfg_dict, project.labels.keypoints, total_steps, steps_per_epoch, unsup_ctx)
-
-    if accelerator == "cuda":
+    if prep.accelerator == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
-    ckpt_dir = model_dir / "checkpoints"
     has_val = len(data.indices("val")) > 0
     best_cb = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=ckpt_dir,
+        dirpath=md.checkpoints,
         filename="best",
         monitor="val/pixel_error",
         mode="min",
@@ -246,7 +367,7 @@ def _fit(
         enable_version_counter=False,
     )
     last_cb = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=ckpt_dir,
+        dirpath=md.checkpoints,
         save_top_k=0,
         save_last=True,
         every_n_train_steps=t.checkpoint_every_n_steps,
@@ -254,25 +375,32 @@ def _fit(
         enable_version_counter=False,
     )
     all_callbacks: list[L.Callback] = [best_cb, last_cb, *callbacks]
+    if t.early_stopping_patience is not None and has_val:
+        all_callbacks.append(
+            L.pytorch.callbacks.EarlyStopping(
+                monitor="val/pixel_error",
+                mode="min",
+                patience=t.early_stopping_patience,
+                check_on_train_epoch_end=False,
+            )
+        )
     if progress:
         all_callbacks.append(L.pytorch.callbacks.RichProgressBar(leave=True))
     # A resumed run logs into new folders: Lightning would otherwise delete the earlier logs.
     suffix = ""
-    while (model_dir / "logs" / f"csv{suffix}").exists():
+    while (md.logs / f"csv{suffix}").exists():
         suffix = f"_{int(suffix[1:] or 0) + 1}"
-    loggers: list = [
-        L.pytorch.loggers.CSVLogger(model_dir / "logs", name="", version=f"csv{suffix}")
-    ]
+    loggers: list = [L.pytorch.loggers.CSVLogger(md.logs, name="", version=f"csv{suffix}")]
     with contextlib.suppress(ModuleNotFoundError):
-        loggers.append(
-            L.pytorch.loggers.TensorBoardLogger(model_dir / "logs", name="", version=f"tb{suffix}")
-        )
+        loggers.append(L.pytorch.loggers.TensorBoardLogger(md.logs, name="", version=f"tb{suffix}"))
+    for logger in loggers:
+        logger.log_hyperparams(to_dict(cfg))
     trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=t.devices if accelerator == "cuda" else 1,
-        precision=precision,
+        accelerator=prep.accelerator,
+        devices=t.devices if prep.accelerator == "cuda" else 1,
+        precision=prep.precision,
         max_steps=total_steps,
-        max_epochs=max_epochs,
+        max_epochs=math.ceil(total_steps / steps_per_epoch),
         check_val_every_n_epoch=t.val_every_n_epochs if has_val else None,
         limit_val_batches=1.0 if has_val else 0,
         num_sanity_val_steps=0,
@@ -281,104 +409,47 @@ def _fit(
         logger=loggers,
         enable_progress_bar=progress,
         enable_model_summary=False,
-        default_root_dir=model_dir,
+        default_root_dir=md.path,
         plugins=[AtomicCheckpointIO()],
         deterministic=False,
     )
-    ckpt_path = None
-    if resume:
-        last = ckpt_dir / "last.ckpt"
-        ckpt_path = str(last) if last.exists() else None
     t0 = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(run.ckpt) if run.ckpt else None)
     finally:
         if clips is not None:
             clips.close()
     train_seconds = time.perf_counter() - t0
 
-    best = ckpt_dir / "best.ckpt"
-    if best.exists() and has_val:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+    if md.best_ckpt.exists() and has_val:
+        state = torch.load(md.best_ckpt, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
-    elif not best.exists():
-        trainer.save_checkpoint(best)
-    metrics = evaluate_labeled(module, data, model_dir, project.labels, accelerator)
+    elif not md.best_ckpt.exists():
+        trainer.save_checkpoint(md.best_ckpt)
+    metrics = evaluate_labeled(module.network, data, md, project.labels, prep.accelerator)
     metrics["train_seconds"] = train_seconds
     metrics["steps"] = int(trainer.global_step)
     metrics["steps_per_epoch"] = steps_per_epoch
     metrics["seconds_per_epoch"] = train_seconds / max(1, trainer.current_epoch)
-    _write_json(model_dir / "metrics.json", metrics)
-    return TrainResult(model_dir, metrics, train_seconds, int(trainer.global_step))
-
-
-def build_unsupervised(
-    project: Project, cfg: VidposeConfig, data: LabeledData, model_dir: Path
-) -> UnsupervisedContext:
-    """Check the unsupervised losses fit this project, fit their subspaces, save them."""
-    if not project.videos:
-        raise ConfigError(
-            f"model.losses={cfg.model.losses} needs unlabeled videos, but {project.root}/videos "
-            "has none"
-        )
-    labels = project.labels
-    settings = project.settings
-    pca_idx = labels.keypoint_index(settings.pca_keypoints) if settings.pca_keypoints else None
-    view_matches = (
-        [labels.keypoint_index(row) for row in settings.view_matches]
-        if settings.view_matches
-        else None
-    )
-    train_rows = data.indices("train")
-    check_loss_prerequisites(
-        cfg.model.losses,
-        n_train_labels=len(train_rows),
-        n_keypoints=len(pca_idx) if pca_idx is not None else labels.n_keypoints,
-        has_view_matches=bool(view_matches),
-        head_has_heatmaps=get_head_spec(cfg.model.head).produces_heatmaps,
-    )
-    lc = cfg.losses
-    ctx = build_unsupervised_context(
-        cfg.model.losses,
-        labels_px=labels.coords[train_rows],
-        pca_keypoint_idx=pca_idx,
-        view_matches=view_matches,
-        keypoint_names=labels.keypoints,
-        pca_variance=lc.pca_variance,
-        pca_components=lc.pca_components,
-        pca_epsilon_percentile=lc.pca_epsilon_percentile,
-        pca_epsilon_px=lc.pca_epsilon_px,
-        temporal_epsilon_px=lc.temporal_epsilon_px,
-        temporal_min_confidence=lc.temporal_min_confidence,
-        heatmap_sigma=cfg.model.sigma,
-    )
-    _write_json(
-        model_dir / "unsupervised.json",
-        {
-            "losses": list(cfg.model.losses),
-            "pose_pca": ctx.pose_pca.to_dict() if ctx.pose_pca is not None else None,
-            "multiview_pca": ctx.multiview_pca.to_dict() if ctx.multiview_pca is not None else None,
-        },
-    )
-    return ctx
+    md.write_metrics(metrics)
+    return TrainResult(md.path, metrics, train_seconds, int(trainer.global_step))
 
 
 @torch.no_grad()
 def evaluate_labeled(
-    module: PoseModule, data: LabeledData, model_dir: Path, labels: Poses, accelerator: str
+    network: PoseNetwork, data: LabeledData, md: ModelDir, labels: Poses, accelerator: str
 ) -> dict[str, Any]:
     """Predict every labeled frame; write predictions_labeled.csv and return error metrics."""
     device = torch.device("cuda" if accelerator == "cuda" else "cpu")
-    module = module.to(device).eval()
+    network = network.to(device).eval()
     n = labels.n_frames
     coords = np.zeros((n, labels.n_keypoints, 2))
     conf = np.zeros((n, labels.n_keypoints))
     for start in range(0, n, 64):
         rows = torch.arange(start, min(n, start + 64))
-        cache = data.windows if data.windows is not None else data.images
-        images = cache[rows].to(device).float().div_(255.0)
+        windows = data.windows[rows].to(device).float().div_(255.0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out = module(module._images(images))
+            out = network.forward_windows(windows).combined
         pred = input_to_orig(
             out.coords.float(), data.orig_hw[rows][:, None, :].to(device), data.input_hw
         )
@@ -392,7 +463,7 @@ def evaluate_labeled(
         scorer="vidpose",
         frame_columns={"split": np.asarray(data.split, dtype=object)},
     )
-    write_poses(preds, model_dir / "predictions_labeled.csv")
+    write_poses(preds, md.labeled_predictions)
     err = np.linalg.norm(coords - labels.coords, axis=2)  # NaN where label missing
     metrics: dict[str, Any] = {}
     for s in ("train", "val", "test"):

@@ -3,41 +3,41 @@
 ``open_video(path)`` returns a :class:`~vidpose.video.base.VideoReader`; ``probe_video(path)``
 returns its :class:`~vidpose.video.base.VideoInfo`; :class:`VideoWriter` encodes frames.
 
-Backends live in their own modules and register themselves with ``@register_reader`` when
-:func:`_load_backends` imports them (on the first call that needs the registry, never at
-``import vidpose.video``). A backend is constructed as ``factory(path: Path, device=device)``
+Backends live in their own modules and register themselves in :data:`READERS` with
+``@register_reader``; the registry imports them on its first lookup, never at
+``import vidpose.video``. A backend is constructed as ``factory(path: Path, device=device)``
 and raises ``ReaderUnavailableError`` when it cannot run here (no CUDA, codec unsupported), so
 that ``reader="auto"`` moves on to the next one. To add one: write the module (see
-``base.py``), then add its name to ``_OPTIONAL_BACKENDS`` below.
+``base.py``), then list it in ``READERS``' modules.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
 
 from vidpose.errors import ReaderUnavailableError, VideoError
 from vidpose.video.base import (
+    READER_CHOICES,
+    READERS,
     FrameBatch,
     ReaderSpec,
     VideoInfo,
     VideoReader,
-    available_readers,
     frames_to_uint8_rgb,
     register_reader,
 )
 from vidpose.video.writer import VideoWriter
 
 __all__ = [
+    "READERS",
+    "READER_CHOICES",
     "FrameBatch",
     "ReaderSpec",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
-    "available_readers",
-    "backend_import_errors",
     "frames_to_uint8_rgb",
     "open_video",
     "probe_video",
@@ -45,44 +45,13 @@ __all__ = [
     "register_reader",
 ]
 
-# Backend modules under vidpose.video. Required ones must import; optional (GPU) ones are
-# skipped when their import fails, e.g. on a CPU-only machine or before they are written.
-# To add a backend, add its module name here.
-_REQUIRED_BACKENDS = ("pyav_reader",)
-_OPTIONAL_BACKENDS = ("nvdec_reader", "dali_reader")
-
-_backends_loaded = False
-_import_errors: dict[str, str] = {}
-
-
-def _load_backends() -> None:
-    """Import the backend modules once, so that their ``@register_reader`` runs."""
-    global _backends_loaded
-    if _backends_loaded:
-        return
-    for name in _REQUIRED_BACKENDS:
-        importlib.import_module(f"{__name__}.{name}")
-    for name in _OPTIONAL_BACKENDS:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except Exception as e:  # a broken GPU backend must not stop CPU reading
-            # keyed by reader name ("nvdec" for nvdec_reader), as open_video looks them up
-            _import_errors[name.removesuffix("_reader")] = f"{type(e).__name__}: {e}"
-    _backends_loaded = True
-
-
-def backend_import_errors() -> dict[str, str]:
-    """Optional backend module -> why it could not be imported (for diagnostics)."""
-    _load_backends()
-    return dict(_import_errors)
-
 
 def open_video(path: str | Path, reader: str = "auto", device: str | None = None) -> VideoReader:
     """Open a video for reading.
 
     Args:
         path: the video file.
-        reader: a registered backend name, or "auto" for the highest-priority backend that can
+        reader: a name in :data:`READERS`, or "auto" for the highest-priority backend that can
             open this video here (GPU backends raise ReaderUnavailableError when they cannot,
             and the next one is tried; "pyav" always can).
         device: where frames should live. None lets "auto" use a GPU backend when one works;
@@ -98,20 +67,14 @@ def open_video(path: str | Path, reader: str = "auto", device: str | None = None
     if not path.exists():
         raise VideoError(f"{path}: no such video file")
     device = None if device is None else str(device)  # a torch.device works too
-    readers = available_readers()
     if reader != "auto":
-        spec = readers.get(reader)
-        if spec is None:
-            why = f" ({_import_errors[reader]})" if reader in _import_errors else ""
-            raise ReaderUnavailableError(
-                f"unknown or unavailable video reader {reader!r}{why}; "
-                f"available: {', '.join(readers)}"
-            )
-        return spec.factory(path, device=device)
+        if reader not in READERS:
+            raise ReaderUnavailableError(READERS.unknown(reader, extra=READER_CHOICES))
+        return READERS.get(reader).factory(path, device=device)
 
     want_cpu = device is not None and device.split(":")[0] == "cpu"
     reasons = []
-    for spec in readers.values():
+    for spec in READERS:
         if want_cpu and spec.gpu:
             continue
         try:

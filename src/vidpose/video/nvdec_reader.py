@@ -210,6 +210,7 @@ def _stream_timing(path: Path) -> tuple[Fraction, Fraction] | None:
     priority=30,
     gpu=True,
     help="GPU decoding with NVDEC through PyNvVideoCodec into CUDA tensors (`uv sync --extra gpu`)",
+    clip_priority=30,
 )
 class NvdecReader(ReaderChecks):
     """Read a video with NVDEC. Frames are CUDA ``torch.uint8`` tensors ``(T, H, W, 3)`` RGB.

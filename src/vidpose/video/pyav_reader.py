@@ -121,7 +121,13 @@ class _Cursor:
 
 
 @register_reader(
-    "pyav", priority=10, gpu=False, help="CPU decoding with FFmpeg through PyAV (always available)"
+    "pyav",
+    priority=10,
+    gpu=False,
+    help="CPU decoding with FFmpeg through PyAV (always available)",
+    # Random training clips: threaded PyAV gave 758 augmented clip frames/s on an H100 host
+    # (16 cores, 250-frame keyframe spacing) against nvdec's 456 and DALI's 57.
+    clip_priority=100,
 )
 class PyAVReader(ReaderChecks):
     """Read a video on the CPU with PyAV. Frames are numpy ``(T, H, W, 3)`` uint8 RGB.

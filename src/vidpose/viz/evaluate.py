@@ -14,7 +14,6 @@ their predictions are missing): traces with flagged frames, confidence histogram
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,8 @@ from vidpose._atomic import atomic_path
 from vidpose.errors import VidposeError
 from vidpose.io import read_poses
 from vidpose.io.poses import Poses
+from vidpose.model_dir import ModelDir, model_members
 from vidpose.predict.metrics import video_metrics
-from vidpose.train.ensemble import ensemble_members, is_ensemble
 from vidpose.viz import plots
 from vidpose.viz.outliers import (
     CRITERIA_TEXT,
@@ -80,9 +79,9 @@ class _Collector:
         return Figure(png, caption, alt=name)
 
 
-def _labeled_predictions(members: list[Path]) -> tuple[Poses, str] | None:
+def _labeled_predictions(members: list[ModelDir]) -> tuple[Poses, str] | None:
     """predictions_labeled.csv of one model, or the members' median for an ensemble."""
-    tables = [m / "predictions_labeled.csv" for m in members]
+    tables = [m.labeled_predictions for m in members]
     tables = [t for t in tables if t.exists()]
     if not tables:
         return None
@@ -104,22 +103,22 @@ def _labeled_predictions(members: list[Path]) -> tuple[Poses, str] | None:
     return pred, f"the median of {len(tables)} ensemble members"
 
 
-def labeled_section(members: list[Path], figs: _Collector, log: Callable) -> Section:
+def labeled_section(members: list[ModelDir], figs: _Collector, log: Callable) -> Section:
     """Section on the labeled frames: error per keypoint, vs confidence, worst frames."""
     from vidpose.data.labeled import read_image_rgb
     from vidpose.project import load_project
 
     sec = Section("Labeled frames", "labeled")
     got = _labeled_predictions(members)
-    info = json.loads((members[0] / "model.json").read_text())
+    record = members[0].read_record()
     if got is None:
         sec.notes.append("No predictions_labeled.csv in the model directory: nothing to show.")
         return sec
     pred, who = got
     try:
-        project = load_project(info["project"])
+        project = load_project(record.project)
     except (VidposeError, OSError) as exc:
-        sec.notes.append(f"The project {info['project']} cannot be read ({exc}); no labels.")
+        sec.notes.append(f"The project {record.project} cannot be read ({exc}); no labels.")
         return sec
     labels = project.labels
     row_of = {str(f): i for i, f in enumerate(labels.frames)}
@@ -265,7 +264,7 @@ def _resolve_predictions(
 ) -> dict[str, tuple[Path, Path | None]]:
     """stem -> (predictions table, video path if known)."""
     out: dict[str, tuple[Path, Path | None]] = {}
-    videos_dir = model_dir / "videos"
+    videos_dir = ModelDir(model_dir).videos
     if not videos:
         for table in prediction_tables(videos_dir):
             out[table.stem] = (table, None)
@@ -318,12 +317,9 @@ def evaluate(
         min_likelihood: confidence threshold used in the confidence figures.
     """
     model_dir = Path(model_dir)
-    if not (model_dir / "model.json").exists() and not is_ensemble(model_dir):
-        raise VidposeError(
-            f"{model_dir} is not a model directory (no model.json) nor an ensemble directory"
-        )
-    members = ensemble_members(model_dir) if is_ensemble(model_dir) else [model_dir]
-    figs = _Collector(model_dir / "evaluation")
+    members, _ = model_members(model_dir)
+    target = ModelDir(model_dir)
+    figs = _Collector(target.evaluation)
     sections = [labeled_section(members, figs, log)]
 
     tables = _resolve_predictions(
@@ -337,12 +333,12 @@ def evaluate(
         if poses.is_labels:
             raise VidposeError(f"{table}: is a labels table (no likelihood), not predictions")
         loaded[stem] = poses
-        per_video[stem] = frame_scores(poses, video_metrics(poses, members[0]))
+        per_video[stem] = frame_scores(poses, video_metrics(poses, members[0].path))
         names[stem] = str(video) if video is not None else stem
     outliers = select_outliers(
         {names[s]: sc for s, sc in per_video.items()}, n_outliers, z_threshold=z_threshold
     )
-    outliers_path = write_outliers(outliers, model_dir / "outliers.csv")
+    outliers_path = write_outliers(outliers, target.outliers)
     for stem, poses in loaded.items():
         sections.append(
             video_section(stem, poses, per_video[stem], figs, z_threshold, min_likelihood, outliers)
@@ -354,35 +350,32 @@ def evaluate(
                 "Videos",
                 "videos",
                 notes=[
-                    f"No video predictions in {model_dir / 'videos'}: run `vidpose predict "
+                    f"No video predictions in {target.videos}: run `vidpose predict "
                     f"{model_dir} VIDEO` or `vidpose evaluate {model_dir} --video VIDEO`."
                 ],
             )
         )
     sections.append(_model_section(model_dir, members))
-    info = json.loads((members[0] / "model.json").read_text())
+    record = members[0].read_record()
     subtitle = [
         f"model: {model_dir.resolve()}"
         + (f" (ensemble of {len(members)})" if len(members) > 1 else ""),
-        f"project: {info.get('project', '?')}",
-        f"keypoints: {len(info.get('keypoints', []))}; outliers: {len(outliers)} frames in "
+        f"project: {record.project or '?'}",
+        f"keypoints: {len(record.keypoints)}; outliers: {len(outliers)} frames in "
         f"{outliers_path.name}",
     ]
-    report = write_report(
-        model_dir / "report.html", f"vidpose report — {model_dir.name}", subtitle, sections
-    )
+    report = write_report(target.report, f"vidpose report — {model_dir.name}", subtitle, sections)
     return EvaluateResult(report, outliers_path, figs.paths, len(outliers))
 
 
-def _model_section(model_dir: Path, members: list[Path]) -> Section:
+def _model_section(model_dir: Path, members: list[ModelDir]) -> Section:
     """Metrics of each member and the configuration."""
     sec = Section("Model and configuration", "model")
     rows = []
     for m in members:
-        path = m / "metrics.json"
-        if not path.exists():
+        if not m.metrics_path.exists():
             continue
-        metrics = json.loads(path.read_text())
+        metrics = m.read_metrics()
         row: dict[str, object] = {"model": m.name}
         for split in ("train", "val", "test"):
             s = metrics.get(split, {})
@@ -395,7 +388,7 @@ def _model_section(model_dir: Path, members: list[Path]) -> Section:
         rows.append(row)
     if rows:
         sec.items += ["Pixel error by split", pd.DataFrame(rows)]
-    cfg = members[0] / "config.yaml"
+    cfg = members[0].config
     if cfg.exists():
         sec.items.append("Configuration (config.yaml)")
         sec.preformatted = cfg.read_text()

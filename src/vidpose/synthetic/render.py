@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from vidpose.data.synth_body import Body
+from vidpose.synthetic.body import Body
 
 BACKGROUND_ID = 0
 _OCCLUDER_DEPTH = 1e9

@@ -12,8 +12,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidpose.data.synth_body import Body, Ellipsoid
-from vidpose.data.synth_render import (
+from vidpose.errors import ConfigError, ProjectError
+from vidpose.io import read_poses
+from vidpose.project.settings import load_settings
+from vidpose.synthetic import (
+    CONTEXT_FRAMES,
+    SyntheticProject,
+    render_video,
+    select_keypoints,
+    synthesize_project,
+)
+from vidpose.synthetic.body import Body, Ellipsoid
+from vidpose.synthetic.render import (
     Occluder,
     draw_occluders,
     draw_parts,
@@ -23,16 +33,6 @@ from vidpose.data.synth_render import (
     side_camera,
     top_camera,
 )
-from vidpose.data.synthetic import (
-    CONTEXT_FRAMES,
-    SyntheticProject,
-    render_video,
-    select_keypoints,
-    synthesize_project,
-)
-from vidpose.errors import ConfigError, ProjectError
-from vidpose.io import read_poses
-from vidpose.project.settings import load_settings
 from vidpose.video import open_video
 
 TINY = {"n_labeled": 8, "n_frames": 40, "size": (96, 96)}

@@ -4,7 +4,7 @@
 ``CollectedData.csv``, ``vidpose.yaml``) in the layout ``vidpose train`` reads, plus
 ``ground_truth/`` tables with the true keypoints of every video frame.
 
-What is in the videos. One procedurally rendered animal (see :mod:`vidpose.data.synth_body`:
+What is in the videos. One procedurally rendered animal (see :mod:`vidpose.synthetic.body`:
 head with nose and ears, a three-segment trunk, a waving tail, four paws stepping in a trot)
 walks a smooth random path over a textured arena, seen from above (``view="top"``), from the
 side and a little above (``view="side"``), or both side by side (``views=2``: the top view in
@@ -44,7 +44,10 @@ import numpy as np
 from PIL import Image
 
 from vidpose._atomic import atomic_path, atomic_write_text
-from vidpose.data.synth_body import (
+from vidpose.errors import ConfigError, ProjectError
+from vidpose.io import Poses, write_poses
+from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, dump_settings
+from vidpose.synthetic.body import (
     FLIP_PAIRS,
     KEYPOINTS,
     NON_PCA_KEYPOINTS,
@@ -53,7 +56,7 @@ from vidpose.data.synth_body import (
     pose_body,
     simulate_path,
 )
-from vidpose.data.synth_render import (
+from vidpose.synthetic.render import (
     Occluder,
     ProjectedPart,
     draw_occluders,
@@ -69,9 +72,6 @@ from vidpose.data.synth_render import (
     to_uint8,
     top_camera,
 )
-from vidpose.errors import ConfigError, ProjectError
-from vidpose.io import Poses, write_poses
-from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, dump_settings
 from vidpose.video import VideoWriter, open_video
 
 SCORER = "synthetic"
@@ -478,7 +478,7 @@ def synthesize_project(
         n_frames: frames per video.
         size: (height, width) of one view in px; even. With ``views=2`` frames are twice as wide.
         n_keypoints: how many keypoints to keep (1-12); None keeps all 12 of
-            :data:`~vidpose.data.synth_body.KEYPOINTS`. Smaller sets keep the most useful
+            :data:`~vidpose.synthetic.body.KEYPOINTS`. Smaller sets keep the most useful
             ones (nose, tail base, ears, paws, ...); the animal drawn is the same.
         view: ``"top"`` or ``"side"`` camera, for single-view projects.
         difficulty: ``"easy"``, ``"medium"`` or ``"hard"`` (see :data:`DIFFICULTIES`).
@@ -499,7 +499,10 @@ def synthesize_project(
     if project.exists() and not project.is_dir():
         raise ProjectError(f"{project}: exists and is not a folder")
     if project.is_dir() and any(project.iterdir()) and not overwrite:
-        raise ProjectError(f"{project}: folder is not empty; pick a new one or pass overwrite")
+        raise ProjectError(
+            f"{project}: folder is not empty; pick a new one, or replace the files vidpose "
+            "writes there with `vidpose synthesize --overwrite` (overwrite=True)"
+        )
     project.mkdir(parents=True, exist_ok=True)
 
     view_names = list(VIEWS) if views == 2 else [view]

@@ -1,0 +1,179 @@
+"""The built-in unsupervised losses, each with its parameters and default weight.
+
+Default weights: the pixel-valued losses (px beyond their margin) are ~10-100x the normalised
+heatmap loss when they fire; their weights keep them a correction, not the objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vidpose._schema import setting
+from vidpose.losses.pca import fit_multiview_pca, fit_pose_pca
+from vidpose.losses.registry import (
+    LossSetup,
+    UnsupervisedInputs,
+    UnsupervisedLoss,
+    register_unsupervised_loss,
+)
+from vidpose.losses.unsupervised import (
+    LossTerms,
+    multiview_pca_loss,
+    pca_loss,
+    temporal_loss,
+    unimodal_loss,
+)
+
+MIN_PCA_LABELS = 2
+"""Fewest labeled training frames for single-view PCA (one component needs two poses)."""
+
+MIN_MULTIVIEW_LABELS = 4
+"""Fewest labeled training frames for multiview PCA (a 3D subspace needs four points)."""
+
+
+@dataclass
+class TemporalParams:
+    epsilon_px: float = setting(
+        20.0, "frame-to-frame jump (original-frame px) below which the loss is 0", ge=0
+    )
+    min_confidence: float = setting(
+        0.9, "frame pairs with a confidence below this are ignored", ge=0, le=1
+    )
+
+
+@register_unsupervised_loss("temporal", params=TemporalParams, weight=0.005)
+class TemporalLoss(UnsupervisedLoss):
+    """Frame-to-frame jumps beyond epsilon_px (confident pairs only)."""
+
+    params: TemporalParams
+
+    def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
+        p = self.params
+        return temporal_loss(inputs.coords_px, inputs.confidence, p.epsilon_px, p.min_confidence)
+
+
+@dataclass
+class PcaSingleviewParams:
+    variance: float = setting(
+        0.99, "keep enough PCA components to explain this variance", gt=0, le=1
+    )
+    components: int | None = setting(
+        None, "fixed number of PCA components (overrides variance)", ge=1
+    )
+    epsilon_percentile: float = setting(
+        99.0, "margin = this percentile of the labels' own reconstruction error", gt=0, le=100
+    )
+    epsilon_px: float | None = setting(
+        None, "fixed margin in px (overrides epsilon_percentile)", ge=0
+    )
+    min_confidence: float = setting(
+        0.0, "keypoints less confident than this are not counted", ge=0, le=1
+    )
+
+
+def _keypoints_for_pca(setup: LossSetup) -> list[int]:
+    if setup.pca_keypoint_idx is None:
+        return list(range(len(setup.keypoints)))
+    return list(setup.pca_keypoint_idx)
+
+
+@register_unsupervised_loss("pca_singleview", params=PcaSingleviewParams, weight=0.01)
+class PcaSingleviewLoss(UnsupervisedLoss):
+    """Distance of each pose from the labels' pose subspace beyond its margin."""
+
+    params: PcaSingleviewParams
+
+    @classmethod
+    def problems(cls, params: PcaSingleviewParams, setup: LossSetup) -> list[str]:
+        n_kp = len(_keypoints_for_pca(setup))
+        if n_kp < 2:
+            return [f"pose PCA needs at least 2 keypoints and the project has {n_kp}"]
+        if setup.n_train_labels < MIN_PCA_LABELS:
+            return [
+                f"pose PCA needs at least {MIN_PCA_LABELS} labeled training frames and there "
+                f"are {setup.n_train_labels}"
+            ]
+        return []
+
+    def __init__(self, params: PcaSingleviewParams, setup: LossSetup) -> None:
+        super().__init__(params, setup)
+        self.pca = fit_pose_pca(
+            setup.labels_px,
+            _keypoints_for_pca(setup),
+            variance=params.variance,
+            n_components=params.components,
+            epsilon_percentile=params.epsilon_percentile,
+            epsilon_px=params.epsilon_px,
+            keypoint_names=setup.keypoints,
+        )
+
+    def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
+        return pca_loss(inputs.coords_px, self.pca, inputs.confidence, self.params.min_confidence)
+
+    def fitted(self) -> dict[str, Any]:
+        return {"pose_pca": self.pca.to_dict()}
+
+
+@dataclass
+class PcaMultiviewParams:
+    epsilon_percentile: float = setting(
+        99.0, "margin = this percentile of the labels' own reconstruction error", gt=0, le=100
+    )
+    epsilon_px: float | None = setting(
+        None, "fixed margin in px (overrides epsilon_percentile)", ge=0
+    )
+    min_confidence: float = setting(
+        0.0, "keypoints less confident than this are not counted", ge=0, le=1
+    )
+
+
+@register_unsupervised_loss("pca_multiview", params=PcaMultiviewParams, weight=0.01)
+class PcaMultiviewLoss(UnsupervisedLoss):
+    """Disagreement between views of matched keypoints (3D subspace) beyond its margin."""
+
+    params: PcaMultiviewParams
+
+    @classmethod
+    def problems(cls, params: PcaMultiviewParams, setup: LossSetup) -> list[str]:
+        if setup.view_matches is None or len(setup.view_matches) == 0:
+            return ["vidpose.yaml has no view_matches (add views and view_matches)"]
+        if setup.n_train_labels < MIN_MULTIVIEW_LABELS:
+            return [
+                f"multiview PCA needs at least {MIN_MULTIVIEW_LABELS} labeled training frames "
+                f"and there are {setup.n_train_labels}"
+            ]
+        return []
+
+    def __init__(self, params: PcaMultiviewParams, setup: LossSetup) -> None:
+        super().__init__(params, setup)
+        assert setup.view_matches is not None
+        self.pca = fit_multiview_pca(
+            setup.labels_px,
+            setup.view_matches,
+            epsilon_percentile=params.epsilon_percentile,
+            epsilon_px=params.epsilon_px,
+        )
+
+    def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
+        return multiview_pca_loss(
+            inputs.coords_px, self.pca, inputs.confidence, self.params.min_confidence
+        )
+
+    def fitted(self) -> dict[str, Any]:
+        return {"multiview_pca": self.pca.to_dict()}
+
+
+@register_unsupervised_loss("unimodal", weight=0.1)
+class UnimodalLoss(UnsupervisedLoss):
+    """KL from a single Gaussian at the prediction to the heatmap (penalises extra peaks)."""
+
+    needs_heatmaps = True
+
+    def __init__(self, params: Any, setup: LossSetup) -> None:
+        super().__init__(params, setup)
+        self.sigma = setup.heatmap_sigma
+
+    def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
+        assert inputs.heatmap_logits is not None and inputs.coords_hm is not None
+        return unimodal_loss(inputs.heatmap_logits, inputs.coords_hm, self.sigma)
