@@ -138,8 +138,10 @@ class PoseModule(L.LightningModule):
         pred = input_to_orig(out.combined.coords.float(), batch.orig_hw[:, None, :], input_hw)
         target = input_to_orig(batch.keypoints.float(), batch.orig_hw[:, None, :], input_hw)
         target = torch.where(batch.visible[..., None], target, torch.nan)
-        err = pixel_error(pred, target)
-        n = int((~torch.isnan(err)).sum())
+        # A labeled keypoint predicted as NaN (a diverged network) is infinitely wrong, not
+        # missing: the error must get worse, so that checkpointing and early stopping see it.
+        err = torch.where(batch.visible, pixel_error(pred, target).nan_to_num(torch.inf), torch.nan)
+        n = int(batch.visible.sum())
         self.log("val/loss", loss, batch_size=batch.batch_size, sync_dist=True)
         if n:
             self.log(
