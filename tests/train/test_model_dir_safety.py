@@ -93,9 +93,7 @@ class _FailAt(L.Callback):
             raise RuntimeError("disk unplugged")
 
 
-def test_a_first_run_failing_before_any_checkpoint_leaves_no_half_directory(
-    tiny_project, tmp_path
-):
+def test_a_first_run_failing_before_any_checkpoint_leaves_no_half_directory(tiny_project, tmp_path):
     md = tmp_path / "new"
     with pytest.raises(RuntimeError, match="disk unplugged"):
         train(
