@@ -22,9 +22,9 @@ import torch
 
 from vidpose import __version__
 from vidpose._device import resolve_device
+from vidpose.build import build_network_from_config
 from vidpose.config import default_config
 from vidpose.io import write_poses
-from vidpose.models import build_network
 from vidpose.predict import PoseModel, PredictStats, load_model
 from vidpose.video import probe_video
 
@@ -36,13 +36,7 @@ def untrained_model(
     cfg.model.backbone = backbone
     cfg.model.pretrained = False
     cfg.data.image_height = cfg.data.image_width = size
-    net = build_network(
-        backbone=backbone,
-        head=cfg.model.head,
-        n_keypoints=n_keypoints,
-        pretrained=False,
-        heatmap_stride=cfg.model.heatmap_stride,
-    )
+    net = build_network_from_config(cfg, n_keypoints)
     return PoseModel(net, cfg, [f"kp{i}" for i in range(n_keypoints)], device, precision)
 
 

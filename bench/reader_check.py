@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidpose.data.augment import AugmentSettings, augment_clip
+from vidpose.config import AugmentConfig
+from vidpose.data.augment import augment_clip
 from vidpose.data.unlabeled import ClipLoader
 from vidpose.video import VideoInfo, probe_video
 from vidpose.video.pyav_reader import PyAVReader
@@ -136,7 +137,7 @@ def agreement(reader, indices: list[int], ref: dict[int, np.ndarray], video: Pat
 def clip_throughput(
     info: VideoInfo, reader: str, device: torch.device, clip_length: int, clips: int, **kw
 ) -> dict:
-    settings = AugmentSettings()
+    settings = AugmentConfig()
     generator = torch.Generator(device=device) if device.type == "cuda" else torch.Generator()
     generator.manual_seed(0)
     loader = ClipLoader(
@@ -269,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         ("pyav", "pyav", {}),
         ("pyav_1_thread", "pyav", {"workers": 1}),
         ("nvdec", "nvdec", {}),
-        ("dali_uniform", "dali", {"dali_sampling": "uniform"}),
-        ("dali_shuffle", "dali", {"dali_sampling": "shuffle"}),
+        ("dali_uniform", "dali", {"pipeline_options": {"sampling": "uniform"}}),
+        ("dali_shuffle", "dali", {"pipeline_options": {"sampling": "shuffle"}}),
     ]
     for label, reader, kw in loaders:
         if reader != "pyav" and device.type != "cuda":
