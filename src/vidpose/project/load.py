@@ -47,6 +47,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # A keypoint labeled in fewer than this fraction of frames gets a warning.
 MOSTLY_MISSING_FRACTION = 0.5
+# Row numbers listed in one message before the rest are counted.
+MAX_ROWS_LISTED = 10
 
 Severity = Literal["error", "warning"]
 
@@ -204,6 +206,7 @@ def scan_project(project_dir: str | Path) -> ProjectScan:
     _scan_settings(scan)
     _scan_labels(scan)
     if scan.labels is not None and scan.labels.n_frames:
+        _check_any_coordinates(scan)
         _scan_images(scan)
         _note_unlabeled_images(scan)
         _check_rows(scan)
@@ -560,10 +563,32 @@ def _note_unlabeled_images(scan: ProjectScan) -> None:
 # --- label rows -------------------------------------------------------------------------------
 
 
+def _check_any_coordinates(scan: ProjectScan) -> None:
+    """A table whose every keypoint cell is empty would train on nothing: an error."""
+    assert scan.labels is not None
+    labels = scan.labels
+    if labels.visible.any():
+        return
+    file = scan.label_files[0] if len(scan.label_files) == 1 else LABELED_DATA_DIR
+    where = "" if len(scan.label_files) == 1 else f" (in {len(scan.label_files)} label files)"
+    scan.add(
+        "error",
+        file,
+        None,
+        f"no keypoint is labeled in any row: all {labels.n_frames} rows{where} have every x "
+        f"and y cell empty, so there is nothing to train on; label some frames (is this the "
+        f"right table?)",
+        "labels-no-coordinates",
+    )
+
+
 def _check_rows(scan: ProjectScan) -> None:
     assert scan.labels is not None
     labels = scan.labels
     _check_duplicates(scan)
+    if not labels.visible.any():
+        return  # _check_any_coordinates said it; per-row and per-keypoint notes add nothing
+    _check_empty_rows(scan)
     coords = labels.coords
     for i in range(labels.n_frames):
         size = scan.image_sizes[i] if i < len(scan.image_sizes) else None
@@ -585,6 +610,29 @@ def _check_rows(scan: ProjectScan) -> None:
                 "coord-outside-image",
             )
     _check_mostly_missing(scan)
+
+
+def _check_empty_rows(scan: ProjectScan) -> None:
+    """Rows that label no keypoint: one warning per label file, listing the rows."""
+    assert scan.labels is not None
+    empty = np.flatnonzero(~scan.labels.visible.any(axis=1))
+    by_file: dict[str, list[int]] = {}
+    for i in empty.tolist():
+        by_file.setdefault(scan.rows[i].file, []).append(scan.rows[i].row)
+    for file, rows in by_file.items():
+        listed = [str(r) for r in rows[:MAX_ROWS_LISTED]]
+        if len(rows) > MAX_ROWS_LISTED:
+            listed.append(f"{len(rows) - MAX_ROWS_LISTED} more")
+        what = f"row {rows[0]} labels" if len(rows) == 1 else f"{len(rows)} rows label"
+        scan.add(
+            "warning",
+            file,
+            f"row {rows[0]}" if len(rows) == 1 else None,
+            f"{what} no keypoint (every x and y cell empty"
+            f"{'' if len(rows) == 1 else ': rows ' + _and(listed)}); such frames add nothing "
+            "to training: label them or delete the rows",
+            "labels-empty-row",
+        )
 
 
 def _check_duplicates(scan: ProjectScan) -> None:
