@@ -321,6 +321,9 @@ def _scan_labels(scan: ProjectScan) -> None:
         else:
             labels = read_poses(files[0]) if kind == "file" else read_labels_folder(root)
     except Exception as exc:  # any failure to parse a user's file is reported, not raised
+        # the rows collected before the failure are real problems too
+        for message in row_errors:
+            _add_labels_error(scan, LabelsError(message), files)
         _add_labels_error(scan, exc, files)
         return
     for message in row_errors:
