@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vidpose.errors import LabelsError, ProjectError, VidposeError
-from vidpose.io import detect_format, read_labels_folder, read_poses
+from vidpose.io import available_formats, detect_format, read_labels_folder, read_poses
 from vidpose.io.csv_format import load_csv
 from vidpose.io.poses import Poses
 from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, load_settings
@@ -201,7 +201,17 @@ def scan_project(project_dir: str | Path) -> ProjectScan:
     root = Path(project_dir).expanduser().resolve()
     scan = ProjectScan(root=root)
     if not root.is_dir():
-        scan.add("error", str(root), None, "project folder does not exist", "project-missing")
+        if root.exists():
+            message = (
+                f"is a file, but a project folder is expected (the folder holding "
+                f"{LABELS_STEM}.csv, {LABELED_DATA_DIR}/ and {VIDEOS_DIR}/)"
+            )
+            folder = _project_folder_of(root)
+            if folder is not None:
+                message += f"; did you mean its folder {folder}?"
+            scan.add("error", str(root), None, message, "project-not-a-folder")
+        else:
+            scan.add("error", str(root), None, "does not exist", "project-missing")
         return scan
     _scan_settings(scan)
     _scan_labels(scan)
@@ -213,6 +223,26 @@ def scan_project(project_dir: str | Path) -> ProjectScan:
         _check_settings_keypoints(scan)
     _scan_videos(scan)
     return scan
+
+
+def _project_folder_of(path: Path) -> Path | None:
+    """The project a labels table or ``vidpose.yaml`` belongs to; None for other files."""
+    if path.name != SETTINGS_FILE and not _looks_like_pose_table(path):
+        return None
+    if path.parent.parent.name == LABELED_DATA_DIR:  # labeled-data/<video>/CollectedData_x.csv
+        return path.parent.parent.parent
+    return path.parent
+
+
+def _looks_like_pose_table(path: Path) -> bool:
+    if path.name.startswith(LABELS_STEM) and path.suffix.lower() in (".csv", ".h5"):
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return any(fmt.sniff(head) for fmt in available_formats().values())
 
 
 # --- settings ---------------------------------------------------------------------------------
