@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vidpose.errors import LabelsError, ProjectError, VidposeError
+from vidpose.errors import ConfigError, LabelsError, ProjectError, VidposeError
 from vidpose.io import available_formats, detect_format, read_labels_folder, read_poses
 from vidpose.io.csv_format import load_csv
 from vidpose.io.poses import Poses
@@ -249,13 +249,49 @@ def _looks_like_pose_table(path: Path) -> bool:
 
 
 def _scan_settings(scan: ProjectScan) -> None:
+    path = scan.root / SETTINGS_FILE
     try:
         scan.settings = load_settings(scan.root)
     except ProjectError as exc:
-        path = scan.root / SETTINGS_FILE
         scan.add(
             "error", path, None, strip_path_prefix(str(exc), path, scan.root), "settings-invalid"
         )
+        return
+    if scan.settings.config:
+        _check_config_section(scan, path)
+
+
+def _check_config_section(scan: ProjectScan, path: Path) -> None:
+    """Compose the ``config:`` section as ``vidpose train`` does, so check refuses what train
+    would; one Problem per key the ConfigError names (``where``: ``config.<dotted key>``)."""
+    # imported here: Hydra is slow to import and only projects with a config section need it
+    from vidpose.config import compose_config
+
+    try:
+        compose_config(scan.settings.config, [], project_file=str(path))
+    except ConfigError as exc:
+        for key, message in _config_error_items(str(exc).replace(str(path), SETTINGS_FILE)):
+            where = f"config.{key}" if key else "config"
+            scan.add("error", path, where, message, "settings-config-invalid")
+
+
+def _config_error_items(message: str) -> list[tuple[str | None, str]]:
+    """(dotted key or None, message) per error in a ConfigError's text.
+
+    One error names its key as ``config key 'a.b'``; several come as a header line ending in
+    ":" and one indented line each, naming the key first or as ``[a.b=value from ...]``.
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    items = lines[1:] if len(lines) > 1 and lines[0].endswith(":") else [" ".join(lines)]
+    out: list[tuple[str | None, str]] = []
+    for item in items:
+        found = (
+            re.search(r"config key '([^']+)'", item)
+            or re.search(r"\[([\w.]+)=", item)
+            or re.match(r"([A-Za-z_]\w*(?:\.\w+)+)\b", item)
+        )
+        out.append((found.group(1) if found else None, item))
+    return out
 
 
 def _check_settings_keypoints(scan: ProjectScan) -> None:
