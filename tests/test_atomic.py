@@ -148,3 +148,11 @@ def test_writer_killed_mid_write_is_cleaned_up_by_the_next_write(tmp_path):
     assert not (tmp_path / tmp_name).exists()
     assert target.read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv", "ready"]
+
+
+def test_leftover_with_an_impossible_pid_does_not_break_writes(tmp_path):
+    tag = machine_tag(tmp_path)
+    odd = leftover(tmp_path, "labels.csv", 10**30, tag)  # os.kill raises OverflowError
+    atomic_write_text(tmp_path / "labels.csv", "new")
+    assert (tmp_path / "labels.csv").read_text() == "new"
+    assert odd.exists()  # cannot be probed and is fresh: kept

@@ -136,7 +136,7 @@ def _pid_alive(pid: int) -> bool | None:
         return False
     except PermissionError:  # alive, owned by another user
         return True
-    except OSError:
+    except (OSError, OverflowError):  # OverflowError: not a PID this platform can have
         return None
     return True
 
