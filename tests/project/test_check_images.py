@@ -77,6 +77,7 @@ def test_dim_16bit_image_is_a_warning_naming_its_maximum(project: Path, brightes
     assert problem.severity == "warning"
     assert str(problem).startswith(f"CollectedData.csv:row {csv_line(4)}: image {frame_name(4)}")
     assert f"brightest pixel is {brightest} of 65535" in problem.message
+    assert ("12-bit camera" in problem.message) == (brightest == 4095)
     assert report.usable
     assert report.errors == []
 

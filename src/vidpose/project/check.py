@@ -132,15 +132,17 @@ def _verify_images(scan: ProjectScan) -> None:
             )
             continue
         if brightest is not None and brightest < DIM_16BIT_MAX:
+            guess = (
+                f" (a {brightest.bit_length()}-bit camera stored in 16 bits?)" if brightest else ""
+            )
             scan.add(
                 "warning",
                 src.file,
                 src.where,
                 f"image {frame} is 16-bit grey but its brightest pixel is {brightest} of "
-                f"65535 (a {max(brightest.bit_length(), 1)}-bit camera stored in 16 bits?): "
-                f"scaled over the full 16-bit range it reads as almost black (at most "
-                f"{round(brightest * 255 / 65535)} of 255); rescale the images to the full "
-                "16-bit range or save them as 8-bit",
+                f"65535{guess}: scaled over the full 16-bit range it reads as almost black (at "
+                f"most {round(brightest * 255 / 65535)} of 255); rescale the images to the "
+                "full 16-bit range or save them as 8-bit",
                 "image-16bit-dim",
             )
 

@@ -10,7 +10,8 @@ A project is laid out as Lightning Pose / DeepLabCut users know it::
       vidpose.yaml               # optional: skeleton, flip pairs, views ... (see settings.py)
 
 :func:`scan_project` reads everything it can without decoding pixels or video frames (label
-table, PNG headers, video container metadata, settings) and collects every :class:`Problem` it
+table, PNG headers, video container metadata, settings, whose ``config:`` section it composes
+as ``vidpose train`` does) and collects every :class:`Problem` it
 finds instead of stopping at the first. :func:`load_project` turns a scan with no errors into a
 :class:`Project` and raises :class:`~vidpose.errors.ProjectError` otherwise.
 :mod:`vidpose.project.check` adds the slower checks (decoding a few frames of each video,
@@ -639,12 +640,12 @@ def _check_any_coordinates(scan: ProjectScan) -> None:
     if labels.visible.any():
         return
     file = scan.label_files[0] if len(scan.label_files) == 1 else LABELED_DATA_DIR
-    where = "" if len(scan.label_files) == 1 else f" (in {len(scan.label_files)} label files)"
+    across = "" if len(scan.label_files) == 1 else f" (in {len(scan.label_files)} label files)"
     scan.add(
         "error",
         file,
         None,
-        f"no keypoint is labeled in any row: all {labels.n_frames} rows{where} have every x "
+        f"no keypoint is labeled in any row: all {labels.n_frames} rows{across} have every x "
         f"and y cell empty, so there is nothing to train on; label some frames (is this the "
         f"right table?)",
         "labels-no-coordinates",
@@ -689,19 +690,23 @@ def _check_empty_rows(scan: ProjectScan) -> None:
     for i in empty.tolist():
         by_file.setdefault(scan.rows[i].file, []).append(scan.rows[i].row)
     for file, rows in by_file.items():
-        listed = [str(r) for r in rows[:MAX_ROWS_LISTED]]
-        if len(rows) > MAX_ROWS_LISTED:
-            listed.append(f"{len(rows) - MAX_ROWS_LISTED} more")
-        what = f"row {rows[0]} labels" if len(rows) == 1 else f"{len(rows)} rows label"
-        scan.add(
-            "warning",
-            file,
-            f"row {rows[0]}" if len(rows) == 1 else None,
-            f"{what} no keypoint (every x and y cell empty"
-            f"{'' if len(rows) == 1 else ': rows ' + _and(listed)}); such frames add nothing "
-            "to training: label them or delete the rows",
-            "labels-empty-row",
-        )
+        if len(rows) == 1:
+            where = f"row {rows[0]}"
+            message = (
+                "no keypoint is labeled in this row (every x and y cell is empty): it gives "
+                "the supervised loss nothing to learn from; label it or delete the row"
+            )
+        else:
+            listed = [str(r) for r in rows[:MAX_ROWS_LISTED]]
+            if len(rows) > MAX_ROWS_LISTED:
+                listed.append(f"{len(rows) - MAX_ROWS_LISTED} more")
+            where = None
+            message = (
+                f"{len(rows)} rows label no keypoint (every x and y cell is empty): rows "
+                f"{_and(listed)}; they give the supervised loss nothing to learn from; label "
+                "them or delete the rows"
+            )
+        scan.add("warning", file, where, message, "labels-empty-row")
 
 
 def _check_duplicates(scan: ProjectScan) -> None:
