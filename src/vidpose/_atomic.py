@@ -1,12 +1,45 @@
-"""Atomic file writes: a killed process leaves the old file or the new one, never half."""
+"""Atomic file writes: a killed process leaves the old file or the new one, never half.
+
+The new content goes to ``.NAME.<pid>-<machine>.<random>.tmp`` beside ``NAME`` and is renamed
+onto it when complete. A writer killed mid-write (SIGKILL, out of memory) leaves that file
+behind, so each atomic write first deletes the leftovers of its own target whose writer is
+gone: written on this machine (same ``<machine>`` tag) by a PID no longer alive. A leftover
+whose writer cannot be asked (another machine sharing the folder, Windows, or the
+``.NAME.<random>.tmp`` names of earlier versions) is deleted once unmodified for an hour.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-import tempfile
+import re
+import secrets
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+# A leftover whose writer's liveness cannot be checked is deleted once unmodified this long:
+# writers write as they go (video frames, table rows), so an hour of silence means it is gone.
+STALE_AFTER_S = 3600.0
+
+
+def _machine_tag() -> str:
+    """8 hex digits naming this host and PID namespace: where a PID means this process."""
+    ident = socket.gethostname()
+    # containers share folders with the host but not PIDs: the PID namespace tells them apart
+    with contextlib.suppress(OSError):
+        ident += os.readlink("/proc/self/ns/pid")
+    return hashlib.sha256(ident.encode()).hexdigest()[:8]
+
+
+_MACHINE = _machine_tag()
+# ".NAME." is stripped first; what remains of a temporary written by this module, and of one
+# written by tempfile.mkstemp before (8 characters of its alphabet). Neither can be mistaken
+# for the other, nor for a temporary of another target ("NAME.x" leaves a dot in the rest).
+_CURRENT = re.compile(r"(\d+)-([0-9a-f]{8})\.[0-9a-f]{12}")
+_BEFORE_PID = re.compile(r"[a-z0-9_]{8}")
 
 
 @contextlib.contextmanager
@@ -15,15 +48,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary file lives in the same directory so that the final ``os.replace`` is atomic
     on POSIX filesystems. On error the temporary file is removed and ``path`` is untouched.
+    Leftovers of writers to ``path`` that were killed are removed first (see the module).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    remove_stale_temporaries(path)
+    tmp_path = _create_temporary(path)
     try:
         yield tmp_path
-        # mkstemp creates 0600; give the file the mode a plain open() would (or the old file's).
+        # created 0600; give the file the mode a plain open() would (or the old file's).
         try:
             mode = path.stat().st_mode & 0o777
         except FileNotFoundError:
@@ -34,6 +67,78 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _create_temporary(path: Path) -> Path:
+    prefix = f".{path.name}.{os.getpid()}-{_MACHINE}."
+    for _ in range(100):
+        candidate = path.parent / f"{prefix}{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"no unused temporary file name beside {path}")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete leftover temporaries of ``path`` whose writer is gone; returns those deleted.
+
+    Best effort: a leftover that cannot be deleted (permissions) is left where it is.
+    """
+    path = Path(path)
+    prefix, suffix = f".{path.name}.", ".tmp"
+    now = time.time()
+    try:
+        with os.scandir(path.parent) as entries:
+            candidates = [
+                e
+                for e in entries
+                if e.name.startswith(prefix)
+                and e.name.endswith(suffix)
+                and len(e.name) > len(prefix) + len(suffix)
+            ]
+    except OSError:
+        return []
+    removed: list[Path] = []
+    for entry in candidates:
+        if _writer_gone(entry.name[len(prefix) : -len(suffix)], entry, now):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _writer_gone(rest: str, entry: os.DirEntry, now: float) -> bool:
+    current = _CURRENT.fullmatch(rest)
+    if current is None and _BEFORE_PID.fullmatch(rest) is None:
+        return False  # not a temporary of this target
+    if current is not None and current.group(2) == _MACHINE:
+        alive = _pid_alive(int(current.group(1)))
+        if alive is not None:
+            return not alive
+    try:
+        age = now - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    return age > STALE_AFTER_S
+
+
+def _pid_alive(pid: int) -> bool | None:
+    """Whether process ``pid`` exists on this machine; None when that cannot be told."""
+    if pid <= 0 or os.name != "posix":
+        # signal 0 only probes on POSIX (on Windows os.kill terminates the process)
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    except (OSError, OverflowError):  # OverflowError: not a PID this platform can have
+        return None
+    return True
 
 
 def _umask() -> int:

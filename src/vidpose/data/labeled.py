@@ -87,10 +87,65 @@ def make_splits(n: int, val_fraction: float, test_fraction: float, seed: int) ->
     return split
 
 
+# Modes whose conversion to RGB is exact: 1-bit and 8-bit grey, palette and colour images;
+# alpha is dropped, not composited, so a transparent pixel keeps the colour the camera saw.
+RGB_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "YCbCr")
+# 16-bit greyscale as scientific cameras write it (PNG opens as "I;16"; "I" is 32-bit signed
+# and is accepted while its values fit 16 bits).
+GREY16_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_REFUSED_WHY = {
+    "F": "32-bit floating point",
+    "I;16S": "signed 16-bit",
+    "CMYK": "printing colours; Pillow would convert without the colour profile, so colours "
+    "would not match the video frames",
+    "LAB": "CIE L*a*b* colour",
+    "HSV": "hue / saturation / value",
+}
+
+
 def read_image_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; grey and RGBA images are converted."""
+    """(H, W, 3) uint8 RGB of a labeled image, whatever mode a camera saved it in.
+
+    1-bit, 8-bit grey, palette and colour images are converted (alpha dropped). 16-bit grey is
+    scaled over the full 16-bit range, ``round(v * 255 / 65535)``, so the same scene saved in
+    16 and in 8 bits reads within one level. Pillow opens 48-bit RGB PNGs as 8-bit RGB
+    already (keeping each value's high byte, ``v >> 8``: within one level of that scaling).
+
+    Raises:
+        ProjectError: the mode has no faithful RGB reading (float, CMYK ...), or an "I" image
+            holds values outside 0..65535; the message names the file and the mode.
+    """
     with Image.open(path) as im:
-        return np.array(im.convert("RGB"))
+        return image_to_rgb(im, path)
+
+
+def image_to_rgb(im: Image.Image, name: str | Path) -> np.ndarray:
+    """:func:`read_image_rgb` of an open image; ``name`` is the file named in errors."""
+    mode = im.mode
+    if mode in GREY16_MODES:
+        grey = np.asarray(im).astype(np.int64)
+        if mode == "I" and grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise ProjectError(
+                f"{name}: image mode 'I' (32-bit integer) holds values {grey.min()}.."
+                f"{grey.max()}, outside the 16-bit range 0..65535 that can be scaled to 8 "
+                f"bits; save it as a 16-bit or 8-bit greyscale PNG"
+            )
+        # round(v * 255 / 65535) in integers; v * 255 / 65535 = v / 257 is never a tie
+        scaled = ((grey * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(scaled[..., None], 3, axis=2)
+    if mode not in RGB_MODES:
+        why = _REFUSED_WHY.get(mode)
+        raise ProjectError(
+            f"{name}: image mode {mode!r}{f' ({why})' if why else ''} is not supported; "
+            f"supported: 1-bit and 8-bit grey (1, L, LA), palette (P, PA), colour "
+            f"(RGB, RGBA, RGBX, YCbCr) and 16-bit grey (I;16, I;16B, or I holding 0..65535); "
+            f"save it as an 8-bit RGB or an 8/16-bit greyscale PNG"
+        )
+    if mode in ("P", "PA"):
+        # a palette may carry transparency; RGBA first, so it is dropped like any alpha
+        # (straight to RGB, Pillow warns about palette transparency)
+        im = im.convert("RGBA")
+    return np.array(im.convert("RGB"))
 
 
 def resize_uint8(images: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:

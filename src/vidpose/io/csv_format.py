@@ -270,9 +270,16 @@ class _DataReader:
             self.frame_cells[name].extend(text[:, pos].tolist())
 
     def _parse_slowly(self, chunk: list[list[str]], lines: list[int]) -> np.ndarray:
-        """Cell by cell, to name the first cell that is not a number."""
+        """Cell by cell, to name each cell that is not a number.
+
+        When collecting ``row_errors``, a keypoint with a bad cell is read as missing in that
+        row (x, y and the rest), so the cell is reported once, as what it is, and not again as
+        "has y but no x" by :func:`check_paired`.
+        """
         out = np.full((len(chunk), len(self.numeric)), np.nan)
+        parts = [self.header[1][self.n_index + pos] for pos in self.numeric]
         for r, cells in enumerate(chunk):
+            bad_parts: set[str] = set()
             for j, pos in enumerate(self.numeric):
                 cell = cells[self.n_index + pos].strip()
                 if cell == "":
@@ -283,12 +290,17 @@ class _DataReader:
                     col = self.n_index + pos
                     message = (
                         f"{self.where} row {lines[r]} ({self.frame_of(cells)}), column {col + 1} "
-                        f"(keypoint {self.header[1][col]!r}, {self.header[2][col]}): "
-                        f"{_shown(cells[col])} is not a number"
+                        f"(keypoint {parts[j]!r}, {self.header[2][col]}): "
+                        f"{_shown(cells[col])} is not a number; expected a number or an empty "
+                        f"cell"
                     )
                     if self.row_errors is None:
                         raise LabelsError(message) from None
                     self.row_errors.append(message)
+                    bad_parts.add(parts[j])
+            for j, part in enumerate(parts):
+                if part in bad_parts:
+                    out[r, j] = np.nan
         return out
 
     def read_fast(self, text: str, last_header_line: int) -> bool:

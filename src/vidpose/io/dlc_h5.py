@@ -115,7 +115,8 @@ def load_dlc_h5(path: str | Path) -> Poses:
             r = int(np.flatnonzero(bad.to_numpy())[0])
             raise LabelsError(
                 f"{where} data row {r + 1} ({frames[r]}), column {columns[pos]}: "
-                f"{series.iloc[r]!r} is not a number"
+                f"{series.iloc[r]!r} is not a number; expected a number, or NaN for a missing "
+                f"value"
             ) from None
     frame_columns = {name: _column_values(df, pos) for name, pos in layout.frame_columns.items()}
     poses = poses_from_values(layout, values, frames, frame_columns)

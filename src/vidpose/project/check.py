@@ -2,22 +2,26 @@
 
 :func:`check_project` runs the same scan as :func:`~vidpose.project.load.load_project` (labels,
 image headers, video metadata, settings) and adds the checks too slow for every load: it
-verifies each labeled image's data and decodes the first and last frame of each video. Every
+verifies each labeled image's data and that training can read its mode (warning about 16-bit
+images that would read almost black), and decodes the first and last frame of each video. Every
 problem is collected; nothing stops at the first. :func:`run_check` prints the report for the
 CLI and returns its exit code.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from rich.console import Console
 from rich.text import Text
 
+from vidpose.errors import ProjectError
 from vidpose.project.load import Problem, ProjectScan, scan_project, strip_path_prefix
 from vidpose.video import open_video
 
@@ -26,6 +30,9 @@ __all__ = ["CheckReport", "Problem", "check_project", "run_check"]
 # Lines printed per kind of problem before the rest are counted, so that one systematic
 # mistake (say 500 images of the wrong size) does not bury the others.
 MAX_LINES_PER_KIND = 20
+# A 16-bit grey image whose brightest pixel is below this uses at most 12 bits (say a 12-bit
+# camera stored in 16): scaled over the full 16-bit range it reads as 0..15 of 255, near black.
+DIM_16BIT_MAX = 4096
 
 
 @dataclass
@@ -68,23 +75,75 @@ def check_project(project_dir: str | Path) -> CheckReport:
 
 
 def _verify_images(scan: ProjectScan) -> None:
-    """Check each readable labeled image's data (PNG chunk checksums), not only its header."""
+    """Check each readable labeled image's data (PNG chunk checksums) and that training can
+    read its mode; warn about 16-bit images that use a small part of the 16-bit range.
+
+    Each file is read from disk once; only 16-bit and refused modes are decoded here.
+    """
+    # imported here: vidpose.data pulls in torch, which a check without images never needs
+    from vidpose.data.labeled import GREY16_MODES, RGB_MODES, image_to_rgb
+
     done: set[Path] = set()
     for i, (path, size) in enumerate(zip(scan.image_paths, scan.image_sizes)):
         if size is None or path in done:
             continue
         done.add(path)
+        src = scan.rows[i]
+        frame = scan.labels.frames[i]
         try:
-            with Image.open(path) as im:
+            data = path.read_bytes()
+            with Image.open(io.BytesIO(data)) as im:
+                mode = im.mode
                 im.verify()
         except Exception as exc:  # PIL raises SyntaxError, OSError, ValueError ... on bad data
-            src = scan.rows[i]
             scan.add(
                 "error",
                 src.file,
                 src.where,
-                f"image {scan.labels.frames[i]} is corrupt: {_first_line(exc)}",
+                f"image {frame} is corrupt: {_first_line(exc)}",
                 "image-corrupt",
+            )
+            continue
+        if mode in RGB_MODES:
+            continue
+        brightest: int | None = None
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                if mode in GREY16_MODES:
+                    brightest = int(np.asarray(im).max(initial=0))
+                image_to_rgb(im, frame)  # refuses exactly what training would refuse
+        except ProjectError as exc:
+            why = str(exc).removeprefix(f"{frame}: ")
+            scan.add(
+                "error",
+                src.file,
+                src.where,
+                f"image {frame} cannot be used: {why}",
+                "image-mode-unsupported",
+            )
+            continue
+        except Exception as exc:  # pixel data that verify() passed but does not decode
+            scan.add(
+                "error",
+                src.file,
+                src.where,
+                f"image {frame} is corrupt: {_first_line(exc)}",
+                "image-corrupt",
+            )
+            continue
+        if brightest is not None and brightest < DIM_16BIT_MAX:
+            guess = (
+                f" (a {brightest.bit_length()}-bit camera stored in 16 bits?)" if brightest else ""
+            )
+            scan.add(
+                "warning",
+                src.file,
+                src.where,
+                f"image {frame} is 16-bit grey but its brightest pixel is {brightest} of "
+                f"65535{guess}: scaled over the full 16-bit range it reads as almost black (at "
+                f"most {round(brightest * 255 / 65535)} of 255); rescale the images to the "
+                "full 16-bit range or save them as 8-bit",
+                "image-16bit-dim",
             )
 
 

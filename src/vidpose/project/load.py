@@ -10,7 +10,8 @@ A project is laid out as Lightning Pose / DeepLabCut users know it::
       vidpose.yaml               # optional: skeleton, flip pairs, views ... (see settings.py)
 
 :func:`scan_project` reads everything it can without decoding pixels or video frames (label
-table, PNG headers, video container metadata, settings) and collects every :class:`Problem` it
+table, PNG headers, video container metadata, settings, whose ``config:`` section it composes
+as ``vidpose train`` does) and collects every :class:`Problem` it
 finds instead of stopping at the first. :func:`load_project` turns a scan with no errors into a
 :class:`Project` and raises :class:`~vidpose.errors.ProjectError` otherwise.
 :mod:`vidpose.project.check` adds the slower checks (decoding a few frames of each video,
@@ -32,8 +33,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vidpose.errors import LabelsError, ProjectError, VidposeError
-from vidpose.io import detect_format, read_labels_folder, read_poses
+from vidpose.errors import ConfigError, LabelsError, ProjectError, VidposeError
+from vidpose.io import available_formats, detect_format, read_labels_folder, read_poses
 from vidpose.io.csv_format import load_csv
 from vidpose.io.poses import Poses
 from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, load_settings
@@ -47,6 +48,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # A keypoint labeled in fewer than this fraction of frames gets a warning.
 MOSTLY_MISSING_FRACTION = 0.5
+# Row numbers listed in one message before the rest are counted.
+MAX_ROWS_LISTED = 10
 
 Severity = Literal["error", "warning"]
 
@@ -199,11 +202,22 @@ def scan_project(project_dir: str | Path) -> ProjectScan:
     root = Path(project_dir).expanduser().resolve()
     scan = ProjectScan(root=root)
     if not root.is_dir():
-        scan.add("error", str(root), None, "project folder does not exist", "project-missing")
+        if root.exists():
+            message = (
+                f"is a file, but a project folder is expected (the folder holding "
+                f"{LABELS_STEM}.csv, {LABELED_DATA_DIR}/ and {VIDEOS_DIR}/)"
+            )
+            folder = _project_folder_of(root)
+            if folder is not None:
+                message += f"; did you mean its folder {folder}?"
+            scan.add("error", str(root), None, message, "project-not-a-folder")
+        else:
+            scan.add("error", str(root), None, "does not exist", "project-missing")
         return scan
     _scan_settings(scan)
     _scan_labels(scan)
     if scan.labels is not None and scan.labels.n_frames:
+        _check_any_coordinates(scan)
         _scan_images(scan)
         _note_unlabeled_images(scan)
         _check_rows(scan)
@@ -212,17 +226,73 @@ def scan_project(project_dir: str | Path) -> ProjectScan:
     return scan
 
 
+def _project_folder_of(path: Path) -> Path | None:
+    """The project a labels table or ``vidpose.yaml`` belongs to; None for other files."""
+    if path.name != SETTINGS_FILE and not _looks_like_pose_table(path):
+        return None
+    if path.parent.parent.name == LABELED_DATA_DIR:  # labeled-data/<video>/CollectedData_x.csv
+        return path.parent.parent.parent
+    return path.parent
+
+
+def _looks_like_pose_table(path: Path) -> bool:
+    if path.name.startswith(LABELS_STEM) and path.suffix.lower() in (".csv", ".h5"):
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return any(fmt.sniff(head) for fmt in available_formats().values())
+
+
 # --- settings ---------------------------------------------------------------------------------
 
 
 def _scan_settings(scan: ProjectScan) -> None:
+    path = scan.root / SETTINGS_FILE
     try:
         scan.settings = load_settings(scan.root)
     except ProjectError as exc:
-        path = scan.root / SETTINGS_FILE
         scan.add(
             "error", path, None, strip_path_prefix(str(exc), path, scan.root), "settings-invalid"
         )
+        return
+    if scan.settings.config:
+        _check_config_section(scan, path)
+
+
+def _check_config_section(scan: ProjectScan, path: Path) -> None:
+    """Compose the ``config:`` section as ``vidpose train`` does, so check refuses what train
+    would; one Problem per key the ConfigError names (``where``: ``config.<dotted key>``)."""
+    # imported here: Hydra is slow to import and only projects with a config section need it
+    from vidpose.config import compose_config
+
+    try:
+        compose_config(scan.settings.config, [], project_file=str(path))
+    except ConfigError as exc:
+        for key, message in _config_error_items(str(exc).replace(str(path), SETTINGS_FILE)):
+            where = f"config.{key}" if key else "config"
+            scan.add("error", path, where, message, "settings-config-invalid")
+
+
+def _config_error_items(message: str) -> list[tuple[str | None, str]]:
+    """(dotted key or None, message) per error in a ConfigError's text.
+
+    One error names its key as ``config key 'a.b'``; several come as a header line ending in
+    ":" and one indented line each, naming the key first or as ``[a.b=value from ...]``.
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    items = lines[1:] if len(lines) > 1 and lines[0].endswith(":") else [" ".join(lines)]
+    out: list[tuple[str | None, str]] = []
+    for item in items:
+        found = (
+            re.search(r"config key '([^']+)'", item)
+            or re.search(r"\[([\w.]+)=", item)
+            or re.match(r"([A-Za-z_]\w*(?:\.\w+)+)\b", item)
+        )
+        out.append((found.group(1) if found else None, item))
+    return out
 
 
 def _check_settings_keypoints(scan: ProjectScan) -> None:
@@ -318,6 +388,9 @@ def _scan_labels(scan: ProjectScan) -> None:
         else:
             labels = read_poses(files[0]) if kind == "file" else read_labels_folder(root)
     except Exception as exc:  # any failure to parse a user's file is reported, not raised
+        # the rows collected before the failure are real problems too
+        for message in row_errors:
+            _add_labels_error(scan, LabelsError(message), files)
         _add_labels_error(scan, exc, files)
         return
     for message in row_errors:
@@ -560,10 +633,32 @@ def _note_unlabeled_images(scan: ProjectScan) -> None:
 # --- label rows -------------------------------------------------------------------------------
 
 
+def _check_any_coordinates(scan: ProjectScan) -> None:
+    """A table whose every keypoint cell is empty would train on nothing: an error."""
+    assert scan.labels is not None
+    labels = scan.labels
+    if labels.visible.any():
+        return
+    file = scan.label_files[0] if len(scan.label_files) == 1 else LABELED_DATA_DIR
+    across = "" if len(scan.label_files) == 1 else f" (in {len(scan.label_files)} label files)"
+    scan.add(
+        "error",
+        file,
+        None,
+        f"no keypoint is labeled in any row: all {labels.n_frames} rows{across} have every x "
+        f"and y cell empty, so there is nothing to train on; label some frames (is this the "
+        f"right table?)",
+        "labels-no-coordinates",
+    )
+
+
 def _check_rows(scan: ProjectScan) -> None:
     assert scan.labels is not None
     labels = scan.labels
     _check_duplicates(scan)
+    if not labels.visible.any():
+        return  # _check_any_coordinates said it; per-row and per-keypoint notes add nothing
+    _check_empty_rows(scan)
     coords = labels.coords
     for i in range(labels.n_frames):
         size = scan.image_sizes[i] if i < len(scan.image_sizes) else None
@@ -585,6 +680,33 @@ def _check_rows(scan: ProjectScan) -> None:
                 "coord-outside-image",
             )
     _check_mostly_missing(scan)
+
+
+def _check_empty_rows(scan: ProjectScan) -> None:
+    """Rows that label no keypoint: one warning per label file, listing the rows."""
+    assert scan.labels is not None
+    empty = np.flatnonzero(~scan.labels.visible.any(axis=1))
+    by_file: dict[str, list[int]] = {}
+    for i in empty.tolist():
+        by_file.setdefault(scan.rows[i].file, []).append(scan.rows[i].row)
+    for file, rows in by_file.items():
+        if len(rows) == 1:
+            where = f"row {rows[0]}"
+            message = (
+                "no keypoint is labeled in this row (every x and y cell is empty): it gives "
+                "the supervised loss nothing to learn from; label it or delete the row"
+            )
+        else:
+            listed = [str(r) for r in rows[:MAX_ROWS_LISTED]]
+            if len(rows) > MAX_ROWS_LISTED:
+                listed.append(f"{len(rows) - MAX_ROWS_LISTED} more")
+            where = None
+            message = (
+                f"{len(rows)} rows label no keypoint (every x and y cell is empty): rows "
+                f"{_and(listed)}; they give the supervised loss nothing to learn from; label "
+                "them or delete the rows"
+            )
+        scan.add("warning", file, where, message, "labels-empty-row")
 
 
 def _check_duplicates(scan: ProjectScan) -> None:
