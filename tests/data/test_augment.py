@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidpose.config import AugmentConfig as AugmentSettings
+from vidpose.config import AugmentConfig
 from vidpose.config import find_issues
 from vidpose.config.schema import VidposeConfig
 from vidpose.data.augment import (
@@ -86,7 +86,7 @@ def _far_from_edge(p: torch.Tensor, margin: float = 6.0) -> bool:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_keypoints_follow_rendered_dots_under_random_geometry(seed: int) -> None:
-    settings = AugmentSettings(
+    settings = AugmentConfig(
         rotation_deg=30,
         scale_min=0.8,
         scale_max=1.2,
@@ -131,7 +131,7 @@ def test_rotation_scale_translation_without_flips_matches_dot() -> None:
 
 
 def test_hflip_is_exact_pixel_mirror_and_swaps_left_right() -> None:
-    settings = AugmentSettings(
+    settings = AugmentConfig(
         rotation_deg=0,
         scale_min=1,
         scale_max=1,
@@ -155,12 +155,12 @@ def test_hflip_is_exact_pixel_mirror_and_swaps_left_right() -> None:
 def test_vflip_swaps_and_double_flip_keeps_identities() -> None:
     perm = flip_permutation(NAMES, PAIRS)
     base = dict(rotation_deg=0, scale_min=1, scale_max=1, translate_fraction=0, **GEOMETRY_ONLY)
-    v = augment_labeled(_dot_batch(1), AugmentSettings(vflip_prob=1.0, **base), perm, _gen(0))
+    v = augment_labeled(_dot_batch(1), AugmentConfig(vflip_prob=1.0, **base), perm, _gen(0))
     expected = KP.clone()
     expected[:, 1] = H - 1 - KP[:, 1]
     torch.testing.assert_close(v.keypoints[0], expected[[1, 0, 2]], atol=1e-4, rtol=0)
     both = augment_labeled(
-        _dot_batch(1), AugmentSettings(hflip_prob=1.0, vflip_prob=1.0, **base), perm, _gen(0)
+        _dot_batch(1), AugmentConfig(hflip_prob=1.0, vflip_prob=1.0, **base), perm, _gen(0)
     )
     # two mirrors make a 180-degree rotation: left stays left, and every dot is where its
     # unswapped keypoint says
@@ -198,7 +198,7 @@ def test_keypoints_pushed_outside_become_invisible_with_zero_coords() -> None:
 
 
 def test_random_augmentation_visibility_matches_frame_bounds() -> None:
-    settings = AugmentSettings(rotation_deg=45, translate_fraction=0.3, hflip_prob=0.5)
+    settings = AugmentConfig(rotation_deg=45, translate_fraction=0.3, hflip_prob=0.5)
     batch = _dot_batch(16)
     batch.keypoints = torch.rand(16, 3, 2, generator=_gen(5)) * (W - 1)
     out = augment_labeled(batch, settings, flip_permutation(NAMES, PAIRS), _gen(6))
@@ -218,7 +218,7 @@ def test_random_augmentation_visibility_matches_frame_bounds() -> None:
 
 
 def test_photometric_changes_keep_keypoints_fixed() -> None:
-    settings = AugmentSettings(
+    settings = AugmentConfig(
         rotation_deg=0,
         scale_min=1,
         scale_max=1,
@@ -248,7 +248,7 @@ def test_brightness_is_a_per_image_gain_and_contrast_keeps_the_mean() -> None:
         frame_index=torch.arange(6),
         orig_hw=torch.tensor([[32, 32]]).repeat(6, 1),
     )
-    gain = AugmentSettings(**still, brightness=0.2, contrast=0, blur_prob=0, noise_std=0)
+    gain = AugmentConfig(**still, brightness=0.2, contrast=0, blur_prob=0, noise_std=0)
     out = augment_labeled(batch, gain, None, _gen(0)).images
     ratio = out[:, :, 4:] / images[:, :, 4:]
     per_image = ratio.flatten(1)
@@ -258,14 +258,14 @@ def test_brightness_is_a_per_image_gain_and_contrast_keeps_the_mean() -> None:
     assert (out[:, :, :4] == 0).all()
     # mid-grey images, so that no value is clamped and the mean is exactly kept
     batch.images = 0.25 + 0.5 * torch.rand(6, 3, 32, 32, generator=_gen(5))
-    con = AugmentSettings(**still, brightness=0, contrast=0.2, blur_prob=0, noise_std=0)
+    con = AugmentConfig(**still, brightness=0, contrast=0.2, blur_prob=0, noise_std=0)
     out = augment_labeled(batch, con, None, _gen(0)).images
     torch.testing.assert_close(out.mean(dim=(1, 2, 3)), batch.images.mean(dim=(1, 2, 3)))
     assert not torch.allclose(out, batch.images, atol=1e-3)
 
 
 def test_blur_alone_keeps_dots_centred() -> None:
-    settings = AugmentSettings(
+    settings = AugmentConfig(
         rotation_deg=0,
         scale_min=1,
         scale_max=1,
@@ -292,7 +292,7 @@ def test_blur_with_zero_sigma_is_identity_within_a_batch() -> None:
 
 
 def test_seeded_generator_is_deterministic_and_input_untouched() -> None:
-    settings = AugmentSettings(hflip_prob=0.5, blur_prob=0.5)
+    settings = AugmentConfig(hflip_prob=0.5, blur_prob=0.5)
     batch = _dot_batch(4)
     before = batch.images.clone()
     perm = flip_permutation(NAMES, PAIRS)
@@ -307,15 +307,15 @@ def test_seeded_generator_is_deterministic_and_input_untouched() -> None:
 
 def test_disabled_returns_batch_unchanged() -> None:
     batch = _dot_batch(2)
-    assert augment_labeled(batch, AugmentSettings(enabled=False)) is batch
+    assert augment_labeled(batch, AugmentConfig(enabled=False)) is batch
     frames = torch.rand(3, 3, H, W)
-    out, m = augment_clip(frames, AugmentSettings(enabled=False))
+    out, m = augment_clip(frames, AugmentConfig(enabled=False))
     assert out is frames and torch.equal(m, torch.eye(3))
 
 
 def test_zero_strength_is_identity_geometry_and_photometry() -> None:
     batch = _dot_batch(2)
-    out = augment_labeled(batch, AugmentSettings(strength=0.0), None, _gen(0))
+    out = augment_labeled(batch, AugmentConfig(strength=0.0), None, _gen(0))
     torch.testing.assert_close(out.images, batch.images, atol=1e-5, rtol=0)
     torch.testing.assert_close(out.keypoints, batch.keypoints, atol=1e-5, rtol=0)
 
@@ -331,7 +331,7 @@ def test_zero_strength_is_identity_geometry_and_photometry() -> None:
     ],
 )
 def test_settings_validation(bad: dict) -> None:
-    cfg = VidposeConfig(augment=AugmentSettings(**bad))
+    cfg = VidposeConfig(augment=AugmentConfig(**bad))
     keys = [i.keys for i in find_issues(cfg)]
     assert len(keys) == 1 and keys[0][0].startswith("augment.")
 
@@ -341,7 +341,7 @@ def test_settings_validation(bad: dict) -> None:
 
 
 def test_clip_shares_one_transform_and_unwarp_inverts_it() -> None:
-    settings = AugmentSettings(
+    settings = AugmentConfig(
         rotation_deg=30,
         translate_fraction=0.1,
         blur_prob=1.0,
@@ -357,7 +357,7 @@ def test_clip_shares_one_transform_and_unwarp_inverts_it() -> None:
         assert torch.equal(out[t], out[0])
     # geometry only, for the centroid check: same draws, photometry switched off
     geo, m_geo = augment_clip(
-        frames, AugmentSettings(rotation_deg=30, translate_fraction=0.1, **GEOMETRY_ONLY), _gen(7)
+        frames, AugmentConfig(rotation_deg=30, translate_fraction=0.1, **GEOMETRY_ONLY), _gen(7)
     )
     torch.testing.assert_close(m_geo, m)
     moved = warp_coords(KP, m)
@@ -369,7 +369,7 @@ def test_clip_shares_one_transform_and_unwarp_inverts_it() -> None:
 
 
 def test_clip_noise_differs_per_frame_and_flips_only_when_asked() -> None:
-    settings = AugmentSettings(hflip_prob=1.0, noise_std=0.05)
+    settings = AugmentConfig(hflip_prob=1.0, noise_std=0.05)
     frames = torch.full((3, 3, H, W), 0.5)
     out, m = augment_clip(frames, settings, _gen(0))
     assert torch.linalg.det(m[:2, :2]) > 0
@@ -380,8 +380,8 @@ def test_clip_noise_differs_per_frame_and_flips_only_when_asked() -> None:
 
 def test_clip_is_deterministic() -> None:
     frames = torch.rand(4, 3, H, W, generator=_gen(1))
-    a, ma = augment_clip(frames, AugmentSettings(), _gen(9))
-    b, mb = augment_clip(frames, AugmentSettings(), _gen(9))
+    a, ma = augment_clip(frames, AugmentConfig(), _gen(9))
+    b, mb = augment_clip(frames, AugmentConfig(), _gen(9))
     assert torch.equal(a, b) and torch.equal(ma, mb)
 
 

@@ -22,7 +22,13 @@ from rich.console import Console
 from rich.text import Text
 
 from vidpose.errors import ProjectError
-from vidpose.project.load import Problem, ProjectScan, scan_project, strip_path_prefix
+from vidpose.project.load import (
+    Problem,
+    ProjectScan,
+    check_config_section,
+    scan_project,
+    strip_path_prefix,
+)
 from vidpose.video import open_video
 
 __all__ = ["CheckReport", "Problem", "check_project", "run_check"]
@@ -69,6 +75,7 @@ class CheckReport:
 def check_project(project_dir: str | Path) -> CheckReport:
     """Check a project folder and collect every problem found."""
     scan = scan_project(project_dir)
+    check_config_section(scan)
     _verify_images(scan)
     _decode_videos(scan)
     return CheckReport(root=scan.root, problems=scan.problems, notes=scan.notes, scan=scan)

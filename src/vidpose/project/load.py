@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vidpose.errors import ConfigError, LabelsError, ProjectError, VidposeError
-from vidpose.io import available_formats, detect_format, read_labels_folder, read_poses
+from vidpose.io import FORMATS, detect_format, read_labels_folder, read_poses
 from vidpose.io.csv_format import load_csv
 from vidpose.io.poses import Poses
 from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, load_settings
@@ -243,7 +243,7 @@ def _looks_like_pose_table(path: Path) -> bool:
             head = fh.read(4096)
     except OSError:
         return False
-    return any(fmt.sniff(head) for fmt in available_formats().values())
+    return any(fmt.sniff(head) for fmt in FORMATS)
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -258,16 +258,20 @@ def _scan_settings(scan: ProjectScan) -> None:
             "error", path, None, strip_path_prefix(str(exc), path, scan.root), "settings-invalid"
         )
         return
-    if scan.settings.config:
-        _check_config_section(scan, path)
 
 
-def _check_config_section(scan: ProjectScan, path: Path) -> None:
-    """Compose the ``config:`` section as ``vidpose train`` does, so check refuses what train
-    would; one Problem per key the ConfigError names (``where``: ``config.<dotted key>``)."""
+def check_config_section(scan: ProjectScan) -> None:
+    """Compose the ``config:`` section as ``vidpose train`` does, so ``vidpose check`` refuses
+    what train would; one Problem per key the ConfigError names (``where``: ``config.<key>``).
+
+    Not part of :func:`scan_project`: commands that only read a project (evaluate, smooth)
+    must keep working while its training settings are being fixed."""
+    if not scan.settings.config:
+        return
     # imported here: Hydra is slow to import and only projects with a config section need it
     from vidpose.config import compose_config
 
+    path = scan.root / SETTINGS_FILE
     try:
         compose_config(scan.settings.config, [], project_file=str(path))
     except ConfigError as exc:
