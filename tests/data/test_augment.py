@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidpose.config import AugmentConfig
-from vidpose.config import find_issues
+from vidpose.config import AugmentConfig, find_issues
 from vidpose.config.schema import VidposeConfig
 from vidpose.data.augment import (
     _blur,
