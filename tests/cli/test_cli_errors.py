@@ -270,14 +270,20 @@ def test_ctrl_c_is_exit_130(raising, capsys):
     assert code == 130 and "interrupted" in output and "Traceback" not in output
 
 
-def test_unwritable_output_folder_is_refused_before_work(ws, capsys, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root may write anywhere")
+def test_unwritable_output_folder_is_refused_before_work(ws, capsys, tmp_path, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        code, output = _run(["smooth", ws["pred"], "--out", str(locked / "s.csv")], capsys)
-    finally:
-        locked.chmod(0o700)
-    assert code == 2 and "--out" in output and "permission denied" in output
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):  # a folder we may not write, even as root
+        if Path(path) == locked and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    code, output = _run(["smooth", ws["pred"], "--out", str(locked / "s.csv")], capsys)
+    assert code == 2
+    assert f"--out {locked / 's.csv'}: cannot write into {locked} (permission denied)" in output
+    code, output = _run(["train", ws["project"], "--model-dir", str(locked / "m")], capsys)
+    assert code == 2 and "--model-dir" in output and "permission denied" in output
+    assert not list(locked.iterdir())
