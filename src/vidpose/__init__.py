@@ -3,10 +3,20 @@
 The public API, importable from the top level::
 
     read_poses, write_poses, Poses          tables of keypoints (vidpose.io)
-    load_project, check_project             project folders (vidpose.project)
+    output_format                           the table format an output path would get
+    load_project, check_project, run_check  project folders (vidpose.project)
     synthesize_project                      synthetic projects with ground truth
-    train                                   project -> model directory
+    config_help                             every config key, its type and default
+    train, train_ensemble                   project -> model (or ensemble) directory
     load_model                              model directory -> PoseModel (predict_video, ...)
+    predict_videos                          model + videos -> prediction tables (PredictResult)
+    run_smooth                              ensemble predictions -> Kalman-smoothed table
+    evaluate                                report.html, outliers.csv and figures of a model
+    extract_frames, read_outliers           video frames -> PNGs to label
+    label_video, load_skeleton              predictions drawn on a video
+    probe_video                             what a video file holds
+    get_registry                            backbones, heads, losses, readers, formats
+    run_demo                                the end-to-end demo
 
 Heavy modules (torch, lightning) are imported on first use, so that ``import vidpose`` and
 commands such as ``vidpose check`` stay quick.
@@ -15,6 +25,8 @@ commands such as ``vidpose check`` stay quick.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -23,12 +35,29 @@ _LAZY = {
     "Poses": "vidpose.io.poses",
     "read_poses": "vidpose.io",
     "write_poses": "vidpose.io",
+    "output_format": "vidpose.io",
     "load_project": "vidpose.project",
     "check_project": "vidpose.project",
+    "run_check": "vidpose.project",
     "synthesize_project": "vidpose.synthetic",
+    "config_help": "vidpose.config",
     "train": "vidpose.train",
+    "train_ensemble": "vidpose.train.ensemble",
+    "default_model_dir": "vidpose.train.run",
     "load_model": "vidpose.predict",
     "PoseModel": "vidpose.predict",
+    "predict_videos": "vidpose.predict.run",
+    "PredictResult": "vidpose.predict.run",
+    "run_smooth": "vidpose.smooth",
+    "evaluate": "vidpose.viz.evaluate",
+    "extract_frames": "vidpose.viz.extract",
+    "read_outliers": "vidpose.viz.outliers",
+    "label_video": "vidpose.viz.labeled_video",
+    "load_skeleton": "vidpose.viz.labeled_video",
+    "find_settings_file": "vidpose.viz.labeled_video",
+    "probe_video": "vidpose.video",
+    "get_registry": "vidpose.registry",
+    "run_demo": "vidpose.demo",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -36,5 +65,25 @@ __all__ = ["__version__", *_LAZY]
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'vidpose' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """The ``vidpose`` module, whose API names win over its subpackages of the same name.
+
+    Importing the subpackage ``vidpose.train`` makes Python bind it as the attribute
+    ``vidpose.train``, which would hide the function ``vidpose.train`` from then on. That
+    binding is skipped: ``from vidpose.train.run import X`` and ``sys.modules`` still reach the
+    subpackage, but ``vidpose.train`` (and ``from vidpose import train``) is the function.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -7,18 +7,138 @@ For a model ``M`` and video ``v.mp4`` (``OUT`` defaults to ``M/videos``)::
 
 For an ensemble directory each member writes into ``OUT/<member>/`` and ``OUT/v.csv`` is the
 Kalman-smoothed ensemble (with ensemble median / variance and posterior variance columns).
+
+Videos of one call that share a file name (``cam1/v.mp4``, ``cam2/v.mp4``) get outputs named
+with as many parent folders as tell them apart (``cam1_v.csv``, ``cam2_v.csv``); see
+:func:`output_stems`.
+
+A batch never stops at a bad video: every video is checked before the model is loaded, every
+good one is predicted, and the bad ones come back in :attr:`PredictResult.failed` with the
+reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidpose.errors import VideoError, VidposeError
 from vidpose.io import write_poses
 from vidpose.model_dir import model_members
 from vidpose.predict.metrics import write_video_metrics
 from vidpose.predict.predictor import PredictStats, load_model
 from vidpose.smooth import run_smooth
+from vidpose.video import probe_video
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_videos` did, keyed by the video paths as they were given.
+
+    Attributes:
+        outputs: video -> its final predictions table (the smoothed one for an ensemble).
+        failed: video -> why it has no predictions (missing, not a video, failed to decode).
+        names: video -> the output stem used for it (its file stem unless stems collided).
+        members: video -> each ensemble member's predictions table (one entry for a model).
+    """
+
+    outputs: dict[Path, Path] = field(default_factory=dict)
+    failed: dict[Path, str] = field(default_factory=dict)
+    names: dict[Path, str] = field(default_factory=dict)
+    members: dict[Path, list[Path]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def failure_lines(self) -> list[str]:
+        """One ``video: reason`` line per failed video."""
+        return [f"{video}: {reason}" for video, reason in self.failed.items()]
+
+    def raise_failures(self) -> None:
+        """VideoError listing every failed video, if any failed."""
+        if self.failed:
+            raise VideoError(
+                f"{len(self.failed)} video(s) could not be predicted: "
+                + "; ".join(self.failure_lines())
+            )
+
+
+def _normalized(path: Path) -> str:
+    # absolute without resolving symlinks: names follow the folders the user gave
+    return os.path.normpath(path.absolute())
+
+
+def output_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
+    """Video -> output stem: the file stem, or, for videos whose stems collide (ignoring
+    case, for case-insensitive file systems), the stem prefixed with as many parent folders
+    as tell them apart (``cam1/s.mp4``, ``cam2/s.mp4`` -> ``cam1_s``, ``cam2_s``); the
+    extension is added for the same stem in the same folder (``s.mp4``, ``s.avi`` ->
+    ``s_mp4``, ``s_avi``). The same file given twice gets one name."""
+    paths = [Path(v) for v in videos]
+    unique: dict[str, Path] = {}
+    for p in paths:
+        unique.setdefault(_normalized(p), p)
+    norms = list(unique)
+    folders = [Path(n).parent.parts[1:] for n in norms]
+    depth = [0] * len(norms)
+    ext = [False] * len(norms)
+
+    def name(i: int) -> str:
+        p = unique[norms[i]]
+        stem = f"{p.stem}_{p.suffix.lstrip('.')}" if ext[i] and p.suffix else p.stem
+        parents = folders[i][len(folders[i]) - depth[i] :] if depth[i] else ()
+        return "_".join([*parents, stem])
+
+    for _ in range(64):  # each round lengthens every clashing name that can grow
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i in range(len(norms)):
+            groups[name(i).lower()].append(i)
+        clashes = [g for g in groups.values() if len(g) > 1]
+        if not clashes:
+            break
+        for group in clashes:
+            for i in group:
+                if not ext[i] and any(folders[j] == folders[i] for j in group if j != i):
+                    ext[i] = True  # same folder: only the extension tells them apart
+                elif depth[i] < len(folders[i]):
+                    depth[i] += 1
+    final = [name(i) for i in range(len(norms))]
+    # what still clashes differs in letter case alone: a counter keeps them apart
+    count: dict[str, int] = defaultdict(int)
+    for i, nm in enumerate(final):
+        count[nm.lower()] += 1
+        if count[nm.lower()] > 1:
+            final[i] = f"{nm}_{count[nm.lower()]}"
+    by_norm = dict(zip(norms, final))
+    return {p: by_norm[_normalized(p)] for p in paths}
+
+
+def _reason(video: Path, exc: BaseException) -> str:
+    """The message of ``exc`` without the leading ``video:`` (it is printed beside it)."""
+    msg = str(exc).strip()
+    for prefix in (f"{video}: ", f"{video}:"):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    if isinstance(exc, VidposeError):
+        return msg
+    return f"{type(exc).__name__}: {msg}"
+
+
+def check_video(video: Path) -> str | None:
+    """Why ``video`` cannot be predicted, or None if it can be opened as a video."""
+    if not video.exists():
+        return "no such file"
+    if not video.is_file():
+        return "is a folder, not a video file" if video.is_dir() else "not a regular file"
+    try:
+        probe_video(video)
+    except (VidposeError, OSError) as exc:
+        return _reason(video, exc)
+    return None
 
 
 def predict_videos(
@@ -32,35 +152,101 @@ def predict_videos(
     reader: str | None = None,
     compile: bool | None = None,
     progress: bool = False,
+    names: Mapping[Path, str] | None = None,
     log: Callable[[str], object] = lambda _msg: None,
-) -> dict[str, Path]:
-    """Predict every video; returns video stem -> the final predictions table (smoothed for an
-    ensemble). Options left None take the model's ``predict.*`` config."""
+) -> PredictResult:
+    """Predict every video that can be read; the others are listed in the result's ``failed``.
+
+    Every video is checked (exists, is a file, can be probed) before the model is loaded; a
+    video that fails while it is predicted is recorded too, and the next one is predicted. A
+    failed video's output is never written (tables are written atomically, once complete).
+
+    Args:
+        model_dir: a model directory, or an ensemble directory (``vidpose train --seeds``).
+        videos: the videos.
+        out_dir: where the tables go (default ``model_dir/videos``).
+        batch_size, device, precision, reader, compile: None takes the model's ``predict.*``.
+        progress: show a progress bar per video.
+        names: video -> output stem, overriding :func:`output_stems` (for callers that must
+            agree with an earlier call on names).
+        log: receives one line per file written and per renamed output.
+
+    Raises:
+        ModelDirError: ``model_dir`` is not a complete model or ensemble, or its checkpoint
+            cannot be loaded.
+        ConfigError: a bad device or precision.
+    """
     model_dir = Path(model_dir)
     members, ensemble = model_members(model_dir)
     out_dir = Path(out_dir or (model_dir / "videos"))
-    outputs: dict[str, list[Path]] = {}
+    given = [Path(v) for v in videos]
+    stems = output_stems(given)
+    if names:
+        stems.update({Path(v): n for v, n in names.items() if Path(v) in stems})
+    result = PredictResult(names=stems)
+
+    todo: list[Path] = []
+    first_of: dict[str, Path] = {}  # normalized path -> the video as first given
+    for video in given:
+        key = _normalized(video)
+        if key in first_of:
+            log(f"{video} was given before (as {first_of[key]}): predicted once")
+            continue
+        first_of[key] = video
+        why = check_video(video)
+        if why is None:
+            todo.append(video)
+        else:
+            result.failed[video] = why
+    renamed = [v for v in todo if stems[v] != v.stem]
+    if renamed:
+        log(
+            "videos share a file name; outputs are named after their folders: "
+            + ", ".join(f"{v} -> {stems[v]}.csv" for v in renamed)
+        )
+
+    tables: dict[Path, list[Path]] = {}
     for member in members:
+        if not todo:
+            break
         model = load_model(member.path, device=device, precision=precision)
         if model.cfg.predict.compile if compile is None else compile:
             model.compile()
         member_out = out_dir / member.name if ensemble else out_dir
-        for video in videos:
+        for video in list(todo):
             stats: list[PredictStats] = []
-            poses = model.predict_video(
-                video, batch_size=batch_size, reader=reader, progress=progress, stats=stats
-            )
-            out = member_out / f"{Path(video).stem}.csv"
+            try:
+                poses = model.predict_video(
+                    video, batch_size=batch_size, reader=reader, progress=progress, stats=stats
+                )
+            except Exception as exc:  # one bad video must not cost the others their predictions
+                result.failed[video] = _reason(video, exc)
+                todo.remove(video)
+                log(f"{video}: failed: {result.failed[video]}")
+                continue
+            out = member_out / f"{stems[video]}.csv"
             write_poses(poses, out)
-            write_video_metrics(poses, member.path, member_out, Path(video).stem)
-            outputs.setdefault(Path(video).stem, []).append(out)
+            write_video_metrics(poses, member.path, member_out, stems[video])
+            tables.setdefault(video, []).append(out)
             st = stats[0]
-            log(f"[green]wrote[/] {out}  ({st.frames} frames, {st.fps:,.0f} frames/s)")
-    if not ensemble:
-        return {stem: paths[0] for stem, paths in outputs.items()}
-    final = {}
-    for stem, paths in outputs.items():
-        final[stem] = out_dir / f"{stem}.csv"
-        run_smooth(paths, final[stem], smoothing="auto")
-        log(f"[green]wrote[/] {final[stem]}  (ensemble of {len(paths)}, Kalman-smoothed)")
-    return final
+            log(f"wrote {out}  ({st.frames} frames, {st.fps:,.0f} frames/s)")
+
+    for video in todo:
+        if not ensemble:
+            result.outputs[video] = tables[video][0]
+        else:
+            final = out_dir / f"{stems[video]}.csv"
+            try:
+                run_smooth(tables[video], final, smoothing="auto")
+            except VidposeError as exc:
+                result.failed[video] = f"the members' predictions cannot be smoothed: {exc}"
+                continue
+            result.outputs[video] = final
+            log(f"wrote {final}  (ensemble of {len(tables[video])}, Kalman-smoothed)")
+        result.members[video] = tables[video]
+    # a video given under two spellings can be looked up by either (failures are listed once)
+    for video in given:
+        first = first_of[_normalized(video)]
+        if video != first and first in result.outputs:
+            result.outputs[video] = result.outputs[first]
+    return result

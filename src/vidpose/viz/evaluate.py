@@ -262,21 +262,25 @@ def video_section(
 def _resolve_predictions(
     model_dir: Path, videos: Sequence[Path] | None, predict_missing: bool, device: str, log
 ) -> dict[str, tuple[Path, Path | None]]:
-    """stem -> (predictions table, video path if known)."""
+    """name -> (predictions table, video path if known); the name is the video's stem, or
+    the output name `vidpose predict` gives videos whose stems collide."""
     out: dict[str, tuple[Path, Path | None]] = {}
     videos_dir = ModelDir(model_dir).videos
     if not videos:
         for table in prediction_tables(videos_dir):
             out[table.stem] = (table, None)
         return out
+    from vidpose.predict.run import output_stems, predict_videos
+
+    names = output_stems(videos)
     missing = []
     for v in videos:
         v = Path(v)
-        table = videos_dir / f"{v.stem}.csv"
+        table = videos_dir / f"{names[v]}.csv"
         if table.exists():
-            out[v.stem] = (table, v)
+            out[names[v]] = (table, v)
         elif v.suffix.lower() == ".csv" and v.exists():
-            out[v.stem] = (v, None)
+            out[names[v]] = (v, None)
         elif not v.exists():
             raise VidposeError(f"video {v} does not exist")
         else:
@@ -287,11 +291,12 @@ def _resolve_predictions(
                 f"no predictions for {', '.join(map(str, missing))} in {videos_dir}; run "
                 f"`vidpose predict {model_dir} VIDEO` first"
             )
-        from vidpose.predict.run import predict_videos
-
-        done = predict_videos(model_dir, missing, device=device, log=log)
+        done = predict_videos(
+            model_dir, missing, device=device, log=log, names={v: names[v] for v in missing}
+        )
+        done.raise_failures()
         for v in missing:
-            out[v.stem] = (done[v.stem], v)
+            out[names[v]] = (done.outputs[v], v)
     return out
 
 

@@ -1,0 +1,153 @@
+"""Batch prediction: every good video is predicted whatever the bad ones do, and videos that
+share a file name get outputs of their own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vidpose
+from vidpose.cli import main
+from vidpose.errors import VideoError
+from vidpose.io import read_poses
+from vidpose.predict.predictor import PoseModel
+from vidpose.predict.run import output_stems
+from vidpose.video import open_video
+from vidpose.video.writer import VideoWriter
+
+
+def _frames(video: Path, n: int) -> np.ndarray:
+    with open_video(video, reader="pyav") as r:
+        return np.concatenate([b.frames for b in r.iter_batches(64)])[:n]
+
+
+def test_cli_predicts_every_good_video_and_lists_the_bad_ones(
+    cli_model, cli_video, tmp_path, capsys
+):
+    good = tmp_path / "good.mp4"
+    shutil.copy(cli_video, good)
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x01garbage" * 500)
+    missing = tmp_path / "missing.mp4"
+    out = tmp_path / "out"
+    argv = ["predict", str(cli_model), str(corrupt), str(missing), str(good)]
+    code = main([*argv, "--out", str(out), "--device", "cpu", "--no-progress"])
+    output = "".join(capsys.readouterr())
+    assert code == 1
+    assert read_poses(out / "good.csv").n_frames == 48  # after both bad ones: still predicted
+    assert sorted(p.name for p in out.glob("*.csv")) == ["good.csv", "good_temporal_norm.csv"]
+    assert "2 of 3 video(s) could not be predicted" in output
+    assert f"{corrupt}: not a readable video" in output
+    assert f"{missing}: no such file" in output
+    assert "Traceback" not in output
+
+
+def test_videos_with_the_same_name_get_their_own_outputs(cli_model, cli_video, tmp_path, capsys):
+    cam1, cam2 = tmp_path / "cam1" / "session.mp4", tmp_path / "cam2" / "session.mp4"
+    cam1.parent.mkdir()
+    cam2.parent.mkdir()
+    shutil.copy(cli_video, cam1)
+    with VideoWriter(cam2, fps=30, width=64, height=64) as w:  # a different, shorter video
+        w.write(_frames(cli_video, 20)[:, ::-1])
+    out = tmp_path / "out"
+    code = main(["predict", str(cli_model), str(cam1), str(cam2), "--out", str(out),
+                 "--device", "cpu", "--no-progress"])  # fmt: skip
+    output = capsys.readouterr().out
+    assert code == 0
+    assert not (out / "session.csv").exists()
+    one, two = read_poses(out / "cam1_session.csv"), read_poses(out / "cam2_session.csv")
+    assert (one.n_frames, two.n_frames) == (48, 20)
+    direct = vidpose.load_model(cli_model, device="cpu").predict_video(cam2)
+    np.testing.assert_allclose(two.coords, direct.coords, atol=1e-4)
+    assert (out / "cam1_session_temporal_norm.csv").exists()
+    assert (out / "cam2_session_temporal_norm.csv").exists()
+    assert f"{cam1} -> cam1_session.csv" in output and f"{cam2} -> cam2_session.csv" in output
+
+
+def test_ensemble_members_and_smoothed_tables_follow_the_unique_names(
+    cli_model, cli_video, tmp_path
+):
+    ens = tmp_path / "ens"  # two copies of one model: an ensemble without training
+    for member in ("seed0", "seed1"):
+        shutil.copytree(cli_model, ens / member)
+    (ens / "ensemble.json").write_text(json.dumps({"members": ["seed0", "seed1"], "seeds": [0, 1]}))
+    videos = [tmp_path / "a" / "s.mp4", tmp_path / "b" / "s.mp4"]
+    for v in videos:
+        v.parent.mkdir()
+        shutil.copy(cli_video, v)
+    res = vidpose.predict_videos(ens, videos, device="cpu")
+    assert res.ok
+    assert res.outputs == {
+        videos[0]: ens / "videos" / "a_s.csv",
+        videos[1]: ens / "videos" / "b_s.csv",
+    }
+    for member in ("seed0", "seed1"):
+        assert {p.name for p in (ens / "videos" / member).glob("*_s.csv")} == {"a_s.csv", "b_s.csv"}
+    assert res.members[videos[1]] == [ens / "videos" / m / "b_s.csv" for m in ("seed0", "seed1")]
+    assert read_poses(res.outputs[videos[1]]).n_frames == 48
+
+
+def test_a_video_failing_during_prediction_is_recorded_and_not_written(
+    cli_model, cli_video, tmp_path, monkeypatch
+):
+    videos = [tmp_path / "first.mp4", tmp_path / "breaks.mp4", tmp_path / "last.mp4"]
+    for v in videos:
+        shutil.copy(cli_video, v)
+    real = PoseModel.predict_video
+
+    def flaky(self, path, **kwargs):
+        if Path(path).name == "breaks.mp4":
+            raise VideoError(f"{path}: decoder failed at frame 20")
+        return real(self, path, **kwargs)
+
+    monkeypatch.setattr(PoseModel, "predict_video", flaky)
+    res = vidpose.predict_videos(cli_model, videos, tmp_path / "out", device="cpu")
+    assert set(res.outputs) == {videos[0], videos[2]}
+    assert res.failed == {videos[1]: "decoder failed at frame 20"}
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.csv") if "_" not in p.stem) == [
+        "first.csv",
+        "last.csv",
+    ]
+    assert not list((tmp_path / "out").glob("breaks*"))
+    with pytest.raises(VideoError, match=r"breaks\.mp4: decoder failed at frame 20"):
+        res.raise_failures()
+
+
+def test_evaluate_finds_and_makes_the_unique_names(cli_model, cli_video, tmp_path):
+    from vidpose.viz.evaluate import _resolve_predictions
+
+    model = tmp_path / "model"
+    shutil.copytree(cli_model, model)
+    videos = [tmp_path / "cam1" / "s.mp4", tmp_path / "cam2" / "s.mp4"]
+    for v in videos:
+        v.parent.mkdir()
+        shutil.copy(cli_video, v)
+    tables = _resolve_predictions(model, videos, True, "cpu", lambda _m: None)
+    assert tables == {
+        "cam1_s": (model / "videos" / "cam1_s.csv", videos[0]),
+        "cam2_s": (model / "videos" / "cam2_s.csv", videos[1]),
+    }
+    stamp = tables["cam1_s"][0].stat().st_mtime_ns
+    assert _resolve_predictions(model, videos, False, "cpu", lambda _m: None) == tables
+    assert tables["cam1_s"][0].stat().st_mtime_ns == stamp  # found, not predicted again
+
+
+@pytest.mark.parametrize(
+    ("videos", "expected"),
+    [
+        (["x/a.mp4", "y/b.mp4"], ["a", "b"]),
+        (["cam1/session.mp4", "cam2/session.mp4"], ["cam1_session", "cam2_session"]),
+        (["p/x/s.mp4", "q/x/s.mp4", "r/s.mp4"], ["p_x_s", "q_x_s", "r_s"]),
+        (["d/s.mp4", "d/s.avi"], ["s_mp4", "s_avi"]),
+        (["d/S.mp4", "e/s.mp4"], ["d_S", "e_s"]),  # one file on a case-insensitive disk
+        (["d/s.mp4", "d/../d/s.mp4"], ["s", "s"]),  # the same file twice
+    ],
+)
+def test_output_stems(videos, expected, tmp_path):
+    paths = [tmp_path / v for v in videos]
+    names = output_stems(paths)
+    assert [names[p] for p in paths] == expected
