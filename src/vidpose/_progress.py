@@ -7,6 +7,7 @@ class FramesProgress:
     """A rich progress bar showing frames/s."""
 
     def __init__(self, name: str, total: int) -> None:
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -33,7 +34,8 @@ class FramesProgress:
             transient=False,
         )
         self.p.start()
-        self.task = self.p.add_task(name, total=total)
+        # The name is a file name: brackets in it are text, not rich markup.
+        self.task = self.p.add_task(escape(name), total=total)
 
     def advance(self, n: int) -> None:
         self.p.advance(self.task, n)

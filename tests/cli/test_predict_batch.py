@@ -68,6 +68,27 @@ def test_videos_with_the_same_name_get_their_own_outputs(cli_model, cli_video, t
     assert f"{cam1} -> cam1_session.csv" in output and f"{cam2} -> cam2_session.csv" in output
 
 
+def test_a_later_call_with_another_video_of_the_same_name_does_not_overwrite(
+    cli_model, cli_video, tmp_path, capsys
+):
+    cam1, cam2 = tmp_path / "cam1" / "session.mp4", tmp_path / "cam2" / "session.mp4"
+    cam1.parent.mkdir()
+    cam2.parent.mkdir()
+    shutil.copy(cli_video, cam1)
+    with VideoWriter(cam2, fps=30, width=64, height=64) as w:
+        w.write(_frames(cli_video, 20))
+    out = tmp_path / "out"
+    opts = ["--out", str(out), "--device", "cpu", "--no-progress"]
+    assert main(["predict", str(cli_model), str(cam1), *opts]) == 0
+    assert main(["predict", str(cli_model), str(cam2), *opts]) == 0
+    assert read_poses(out / "session.csv").n_frames == 48  # cam1's, kept
+    assert read_poses(out / "cam2_session.csv").n_frames == 20
+    assert "cam2_session.csv" in capsys.readouterr().out
+    # predicting cam1 again replaces its own output, under its own name
+    assert main(["predict", str(cli_model), str(cam1), *opts]) == 0
+    assert sorted(p.name for p in out.glob("*session.csv")) == ["cam2_session.csv", "session.csv"]
+
+
 def test_ensemble_members_and_smoothed_tables_follow_the_unique_names(
     cli_model, cli_video, tmp_path
 ):

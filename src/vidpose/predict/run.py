@@ -10,7 +10,9 @@ Kalman-smoothed ensemble (with ensemble median / variance and posterior variance
 
 Videos of one call that share a file name (``cam1/v.mp4``, ``cam2/v.mp4``) get outputs named
 with as many parent folders as tell them apart (``cam1_v.csv``, ``cam2_v.csv``); see
-:func:`output_stems`.
+:func:`output_stems`. ``OUT/.vidpose-sources.json`` records which video each output came from,
+so that a later call with another video of the same name does not overwrite it either (its
+output gets a name with its parent folders; predicting the same video again replaces its own).
 
 A batch never stops at a bad video: every video is checked before the model is loaded, every
 good one is predicted, and the bad ones come back in :attr:`PredictResult.failed` with the
@@ -19,12 +21,14 @@ reason.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidpose._atomic import atomic_write_text
 from vidpose.errors import VideoError, VidposeError
 from vidpose.io import write_poses
 from vidpose.model_dir import model_members
@@ -67,9 +71,10 @@ class PredictResult:
             )
 
 
-def _normalized(path: Path) -> str:
+def normalized_path(path: str | Path) -> str:
+    """The absolute, normalised spelling of ``path`` (symlinks kept) that outputs are keyed by."""
     # absolute without resolving symlinks: names follow the folders the user gave
-    return os.path.normpath(path.absolute())
+    return os.path.normpath(Path(path).absolute())
 
 
 def output_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
@@ -81,7 +86,7 @@ def output_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
     paths = [Path(v) for v in videos]
     unique: dict[str, Path] = {}
     for p in paths:
-        unique.setdefault(_normalized(p), p)
+        unique.setdefault(normalized_path(p), p)
     norms = list(unique)
     folders = [Path(n).parent.parts[1:] for n in norms]
     depth = [0] * len(norms)
@@ -114,7 +119,46 @@ def output_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
         if count[nm.lower()] > 1:
             final[i] = f"{nm}_{count[nm.lower()]}"
     by_norm = dict(zip(norms, final))
-    return {p: by_norm[_normalized(p)] for p in paths}
+    return {p: by_norm[normalized_path(p)] for p in paths}
+
+
+SOURCES_FILE = ".vidpose-sources.json"
+"""In an output folder: output stem -> the video (absolute path) it was predicted from."""
+
+
+def read_sources(out_dir: Path) -> dict[str, str]:
+    """The output folder's record of which video each output stem came from ({} if none or
+    unreadable: a damaged record must not stop prediction)."""
+    try:
+        data = json.loads((out_dir / SOURCES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def avoid_earlier_outputs(stems: dict[Path, str], sources: Mapping[str, str]) -> dict[Path, str]:
+    """``stems`` with every name an earlier call gave to *another* video replaced by one with
+    the video's parent folders (``cam2_session``), then a counter, so that no output of another
+    video is overwritten."""
+    taken = {k.lower(): v for k, v in sources.items()}
+    mine = {n.lower() for n in stems.values()}
+    out = dict(stems)
+    for video, name in stems.items():
+        owner = taken.get(name.lower())
+        if owner is None or owner == normalized_path(video):
+            continue
+        parents = Path(normalized_path(video)).parent.parts[1:]
+        candidates = [
+            "_".join([*parents[len(parents) - d :], name]) for d in range(1, len(parents) + 1)
+        ]
+        candidates += [f"{name}_{i}" for i in range(2, 1000)]
+        for c in candidates:
+            holder = taken.get(c.lower())
+            if (holder is None or holder == normalized_path(video)) and c.lower() not in mine:
+                out[video] = c
+                mine.add(c.lower())
+                break
+    return out
 
 
 def _reason(video: Path, exc: BaseException) -> str:
@@ -183,12 +227,14 @@ def predict_videos(
     stems = output_stems(given)
     if names:
         stems.update({Path(v): n for v, n in names.items() if Path(v) in stems})
+    sources = read_sources(out_dir)
+    stems = avoid_earlier_outputs(stems, sources)
     result = PredictResult(names=stems)
 
     todo: list[Path] = []
     first_of: dict[str, Path] = {}  # normalized path -> the video as first given
     for video in given:
-        key = _normalized(video)
+        key = normalized_path(video)
         if key in first_of:
             log(f"{video} was given before (as {first_of[key]}): predicted once")
             continue
@@ -201,9 +247,15 @@ def predict_videos(
     renamed = [v for v in todo if stems[v] != v.stem]
     if renamed:
         log(
-            "videos share a file name; outputs are named after their folders: "
+            "videos share a file name (in this call or with earlier outputs in "
+            f"{out_dir}); outputs are named after their folders: "
             + ", ".join(f"{v} -> {stems[v]}.csv" for v in renamed)
         )
+    if todo:
+        # Claimed before predicting: an interrupted run's partial outputs keep their owner.
+        sources.update({stems[v]: normalized_path(v) for v in todo})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
 
     tables: dict[Path, list[Path]] = {}
     for member in members:
@@ -246,7 +298,7 @@ def predict_videos(
         result.members[video] = tables[video]
     # a video given under two spellings can be looked up by either (failures are listed once)
     for video in given:
-        first = first_of[_normalized(video)]
+        first = first_of[normalized_path(video)]
         if video != first and first in result.outputs:
             result.outputs[video] = result.outputs[first]
     return result

@@ -180,7 +180,7 @@ def _first_undecodable(path: Path, indices: list[int]) -> tuple[int, str] | None
         # the reader warns about undecodable frames; here they become a Problem instead
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with open_video(path, device="cpu") as reader:
+            with open_video(path, reader="pyav", device="cpu") as reader:
                 for index in indices:
                     batch = reader.read_clip(index, 1)
                     if len(batch.valid) != 1 or not bool(batch.valid[0]):

@@ -209,6 +209,7 @@ def video_section(
     z_threshold: float,
     min_likelihood: float,
     outliers: pd.DataFrame,
+    shown_as: str | None = None,
 ) -> Section:
     """Section on one video's predictions."""
     sec = Section(f"Video {stem}", f"video-{stem}")
@@ -253,7 +254,7 @@ def video_section(
             "hard to see stand out.",
         )
     )
-    mine = outliers[outliers["video"].astype(str).map(lambda v: Path(v).stem) == stem]
+    mine = outliers[outliers["video"].astype(str) == (shown_as or stem)]
     if len(mine):
         sec.items += [f"Frames to label next ({len(mine)})", mine.drop(columns=["video"])]
     return sec
@@ -270,9 +271,18 @@ def _resolve_predictions(
         for table in prediction_tables(videos_dir):
             out[table.stem] = (table, None)
         return out
-    from vidpose.predict.run import output_stems, predict_videos
+    from vidpose.predict.run import normalized_path, output_stems, predict_videos, read_sources
 
     names = output_stems(videos)
+    # Outputs named in an earlier call (`vidpose predict` records which video each came from).
+    earlier = {video: stem for stem, video in read_sources(videos_dir).items()}
+    names.update(
+        {
+            Path(v): earlier[normalized_path(Path(v))]
+            for v in videos
+            if normalized_path(Path(v)) in earlier
+        }
+    )
     missing = []
     for v in videos:
         v = Path(v)
@@ -346,7 +356,16 @@ def evaluate(
     outliers_path = write_outliers(outliers, target.outliers)
     for stem, poses in loaded.items():
         sections.append(
-            video_section(stem, poses, per_video[stem], figs, z_threshold, min_likelihood, outliers)
+            video_section(
+                stem,
+                poses,
+                per_video[stem],
+                figs,
+                z_threshold,
+                min_likelihood,
+                outliers,
+                shown_as=names[stem],
+            )
         )
         log(f"video {stem}: {poses.n_frames} frames")
     if not loaded:
