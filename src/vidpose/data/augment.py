@@ -272,9 +272,13 @@ def _in_frame(coords: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
 def _warp_images(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) images resampled by (N or 1, 3, 3) original -> augmented matrices."""
     h, w = images.shape[-2:]
+    theta = matrices[:, :2, :].to(images.dtype)
+    # One matrix for N images: expanded (a view), since torch 2.11's affine_grid no longer
+    # broadcasts a batch of one over the images (kornia 0.8 relied on it).
+    theta = theta.expand(images.shape[0], -1, -1) if len(theta) == 1 else theta
     return warp_affine(
         images,
-        matrices[:, :2, :].to(images.dtype),
+        theta,
         (h, w),
         mode="bilinear",
         padding_mode="zeros",
@@ -454,7 +458,6 @@ def augment_clip(
         return frames, torch.eye(3, dtype=torch.float32, device=frames.device)
     t, _, h, w = frames.shape
     draws = _draw(1, (h, w), settings, generator, frames.device, allow_flips=allow_flips)
-    # One (1, 2, 3) matrix: kornia builds a single sampling grid and shares it across frames.
     warped = _warp_images(frames, draws.matrices)
     shared = _Draws(
         matrices=draws.matrices,
