@@ -54,13 +54,7 @@ class TemporalLoss(UnsupervisedLoss):
 
 
 @dataclass
-class PcaSingleviewParams:
-    variance: float = setting(
-        0.99, "keep enough PCA components to explain this variance", gt=0, le=1
-    )
-    components: int | None = setting(
-        None, "fixed number of PCA components (overrides variance)", ge=1
-    )
+class PcaMultiviewParams:
     epsilon_percentile: float = setting(
         99.0, "margin = this percentile of the labels' own reconstruction error", gt=0, le=100
     )
@@ -69,6 +63,19 @@ class PcaSingleviewParams:
     )
     min_confidence: float = setting(
         0.0, "keypoints less confident than this are not counted", ge=0, le=1
+    )
+
+
+@dataclass
+class PcaSingleviewParams(PcaMultiviewParams):
+    """The margins of the multiview subspace, and how many components the pose subspace has
+    (the multiview one is 3-D: a point seen by several cameras)."""
+
+    variance: float = setting(
+        0.99, "keep enough PCA components to explain this variance", gt=0, le=1
+    )
+    components: int | None = setting(
+        None, "fixed number of PCA components (overrides variance)", ge=1
     )
 
 
@@ -113,19 +120,6 @@ class PcaSingleviewLoss(UnsupervisedLoss):
 
     def fitted(self) -> dict[str, Any]:
         return {"pose_pca": self.pca.to_dict()}
-
-
-@dataclass
-class PcaMultiviewParams:
-    epsilon_percentile: float = setting(
-        99.0, "margin = this percentile of the labels' own reconstruction error", gt=0, le=100
-    )
-    epsilon_px: float | None = setting(
-        None, "fixed margin in px (overrides epsilon_percentile)", ge=0
-    )
-    min_confidence: float = setting(
-        0.0, "keypoints less confident than this are not counted", ge=0, le=1
-    )
 
 
 @register_unsupervised_loss("pca_multiview", params=PcaMultiviewParams, weight=0.01)
