@@ -26,7 +26,7 @@ from vidpose.io import read_poses
 from vidpose.predict import load_model
 from vidpose.smooth import smooth_poses
 from vidpose.synthetic import synthesize_project
-from vidpose.train.ensemble import train_ensemble
+from vidpose.training.ensemble import train_ensemble
 
 
 def errors(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:

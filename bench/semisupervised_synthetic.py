@@ -26,7 +26,7 @@ import torch
 from vidpose.io import read_poses
 from vidpose.predict import load_model
 from vidpose.synthetic import synthesize_project
-from vidpose.train import train
+from vidpose.training import train
 
 JUMP_PX = 20.0
 

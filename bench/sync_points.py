@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_mirror_mouse import DEFAULT_PROJECT, project_with_settings
-from vidpose.train import train
+from vidpose.training import train
 
 ROOTS = ("/torch/", "/lightning/", "/kornia/", "/warnings.py", "/contextlib.py")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from vidpose.train import train
+from vidpose.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PROJECT = REPO.parent / "shared" / "data" / "mirror-mouse-example"

@@ -72,7 +72,7 @@ def test_no_import_cycle_between_packages():
 
 def test_lower_layers_know_nothing_of_models_training_or_prediction():
     graph = package_graph()
-    high = {"models", "losses", "train", "predict", "viz", "cli", "build", "demo"}
+    high = {"models", "losses", "training", "predict", "viz", "cli", "build", "demo"}
     for low in ("io", "video", "errors", "_atomic", "registry", "model_dir"):
         assert not graph.get(low, set()) & high, (low, graph.get(low))
 

@@ -25,8 +25,6 @@ commands such as ``vidpose check`` stay quick.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -41,9 +39,9 @@ _LAZY = {
     "run_check": "vidpose.project",
     "synthesize_project": "vidpose.synthetic",
     "config_help": "vidpose.config",
-    "train": "vidpose.train",
-    "train_ensemble": "vidpose.train.ensemble",
-    "default_model_dir": "vidpose.train.run",
+    "train": "vidpose.training",
+    "train_ensemble": "vidpose.training.ensemble",
+    "default_model_dir": "vidpose.training.run",
     "load_model": "vidpose.predict",
     "PoseModel": "vidpose.predict",
     "predict_videos": "vidpose.predict.run",
@@ -69,21 +67,3 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'vidpose' has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """The ``vidpose`` module, whose API names win over its subpackages of the same name.
-
-    Importing the subpackage ``vidpose.train`` makes Python bind it as the attribute
-    ``vidpose.train``, which would hide the function ``vidpose.train`` from then on. That
-    binding is skipped: ``from vidpose.train.run import X`` and ``sys.modules`` still reach the
-    subpackage, but ``vidpose.train`` (and ``from vidpose import train``) is the function.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -1,6 +1,6 @@
 """From the typed config to built objects: the network, its losses, the optimizer and schedule.
 
-The config is read here and nowhere deeper: training (:mod:`vidpose.train`) and
+The config is read here and nowhere deeper: training (:mod:`vidpose.training`) and
 :func:`vidpose.predict.load_model` both build the network with :func:`build_network_from_config`,
 and the training module receives the built losses and optimizer factory, never the config
 (as lightning-hydra-template's ``train.py`` hands built objects to its LightningModule).

@@ -72,7 +72,7 @@ def run_demo(
     from vidpose.predict import load_model
     from vidpose.predict.metrics import write_video_metrics
     from vidpose.synthetic import synthesize_project
-    from vidpose.train import train
+    from vidpose.training import train
     from vidpose.viz.evaluate import evaluate
     from vidpose.viz.labeled_video import label_video, load_skeleton
 

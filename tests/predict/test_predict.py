@@ -11,7 +11,7 @@ from vidpose.cli import main as cli_main
 from vidpose.errors import VidposeError
 from vidpose.io import read_poses
 from vidpose.predict import load_model
-from vidpose.train import train
+from vidpose.training import train
 from vidpose.video import open_video
 from vidpose.video.writer import VideoWriter
 

@@ -11,7 +11,7 @@ import pytest
 
 from vidpose.cli import main
 from vidpose.errors import VidposeError
-from vidpose.train import train
+from vidpose.training import train
 from vidpose.viz.evaluate import evaluate
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}

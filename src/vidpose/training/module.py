@@ -20,7 +20,7 @@ from vidpose.data.geometry import input_to_orig
 from vidpose.losses.registry import UnsupervisedInputs, WeightedLoss, ramp_weight
 from vidpose.losses.supervised import SupervisedInputs, SupervisedLoss, pixel_error
 from vidpose.models import HeadOutput, PoseNetwork, gaussian_targets_px, input_to_heatmap
-from vidpose.train.datamodule import TrainBatch
+from vidpose.training.datamodule import TrainBatch
 
 
 class PoseModule(L.LightningModule):

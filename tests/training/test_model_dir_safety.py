@@ -17,7 +17,7 @@ import pytest
 from vidpose.errors import ConfigError
 from vidpose.model_dir import ModelDir, ModelDirError
 from vidpose.predict import load_model
-from vidpose.train import train
+from vidpose.training import train
 
 TINY = [
     "model.backbone=resnet18",

@@ -2,7 +2,7 @@
 
     ENSEMBLE_DIR/
       ensemble.json          {"members": ["seed0", "seed1", ...], "seeds": [0, 1, ...]}
-      seed0/ seed1/ ...      complete model directories (see vidpose.train.run)
+      seed0/ seed1/ ...      complete model directories (see vidpose.training.run)
 
 Members differ in data order, augmentation draws and initialisation (``training.seed``); the
 split (``data.split_seed``) is shared, so that every member is evaluated on the same frames.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vidpose.model_dir import ModelDir, write_ensemble
-from vidpose.train.run import Log, TrainResult, train
+from vidpose.training.run import Log, TrainResult, train
 
 
 def train_ensemble(

@@ -51,9 +51,9 @@ from vidpose.io.poses import Poses
 from vidpose.model_dir import ModelDir, ModelDirError, ModelRecord, write_json
 from vidpose.models import PoseNetwork
 from vidpose.project import Project, load_project
-from vidpose.train.checkpoint_io import AtomicCheckpointIO
-from vidpose.train.datamodule import LabeledDataModule
-from vidpose.train.module import PoseModule
+from vidpose.training.checkpoint_io import AtomicCheckpointIO
+from vidpose.training.datamodule import LabeledDataModule
+from vidpose.training.module import PoseModule
 
 RESUMABLE = (
     "training.max_steps",

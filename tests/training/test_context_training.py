@@ -24,9 +24,9 @@ from vidpose.data.labeled import load_labeled, neighbour_paths
 from vidpose.errors import ConfigError
 from vidpose.io.poses import Poses
 from vidpose.losses import SUPERVISED_LOSSES, LossSetup, build_unsupervised_losses
-from vidpose.train import train
-from vidpose.train.datamodule import TrainBatch
-from vidpose.train.module import PoseModule
+from vidpose.training import train
+from vidpose.training.datamodule import TrainBatch
+from vidpose.training.module import PoseModule
 
 TINY = [
     "model.backbone=resnet18",

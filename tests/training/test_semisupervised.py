@@ -10,7 +10,7 @@ import pytest
 
 from vidpose.cli import main as cli_main
 from vidpose.errors import ConfigError
-from vidpose.train import train
+from vidpose.training import train
 
 TINY = [
     "model.backbone=resnet18",

@@ -16,7 +16,7 @@ import torch
 
 from vidpose.errors import ConfigError
 from vidpose.io import read_poses
-from vidpose.train import train
+from vidpose.training import train
 
 TINY = [
     "model.backbone=resnet18",
