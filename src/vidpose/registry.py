@@ -54,6 +54,7 @@ class Registry(Generic[S]):
             the entry's name instead of raised.
         order: sort key of :meth:`names` (default: the name).
         columns: ``spec -> str`` of details shown by ``vidpose list`` between name and help.
+        listing: its name in ``vidpose list <listing>`` (default: ``kind`` + "s").
     """
 
     def __init__(
@@ -65,8 +66,10 @@ class Registry(Generic[S]):
         optional_modules: Mapping[str, str] | None = None,
         order: Callable[[S], Any] | None = None,
         columns: Callable[[S], str] | None = None,
+        listing: str | None = None,
     ) -> None:
         self.kind = kind
+        self.listing = listing or f"{kind}s"
         self.key = key
         self._modules = tuple(modules)
         self._optional = dict(optional_modules or {})
@@ -124,16 +127,19 @@ class Registry(Generic[S]):
         return len(self._specs)
 
     def unknown(self, name: Any, key: str | None = None, extra: Sequence[str] = ()) -> str:
-        """The message for an unknown name: the key, a suggestion, the allowed names."""
+        """The message for an unknown name: the key (the registry's own when None, none when
+        ""), a suggestion, the allowed names."""
         allowed = [*extra, *self.names()]
         close = suggest(str(name), allowed)
         hint = f" did you mean {close[0]!r}?" if close else ""
         why = ""
         if str(name) in self.import_errors:
             why = f" (it could not be loaded here: {self.import_errors[str(name)]})"
+        where = self.key if key is None else key
+        what = f"{where}: unknown {self.kind} {name!r}" if where else f"{name!r} is no {self.kind}"
         return (
-            f"{key or self.key}: unknown {self.kind} {name!r}{why};{hint} choose one of "
-            f"{', '.join(allowed) or '(none)'} (`vidpose list {self.kind}s`)"
+            f"{what}{why};{hint} choose one of {', '.join(allowed) or '(none)'} "
+            f"(`vidpose list {self.listing}`)"
         )
 
     def get(self, name: str, key: str | None = None) -> S:

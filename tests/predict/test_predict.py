@@ -125,3 +125,34 @@ def test_cli_predict_writes_csv(tiny_model, tiny_video, tmp_path):
 def test_load_model_on_incomplete_dir(tmp_path):
     with pytest.raises(VidposeError, match=r"config\.yaml"):
         load_model(tmp_path)
+
+
+def test_the_models_predict_config_gives_the_prediction_defaults(tiny_model, tmp_path, monkeypatch):
+    """predict.* keys saved with a model are what load_model / predict_video use when the
+    caller says nothing; arguments still win."""
+    import shutil
+
+    from vidpose.config import load_config, save_config
+    from vidpose.predict import predictor
+
+    md = tmp_path / "m"
+    shutil.copytree(tiny_model, md)
+    cfg = load_config(md / "config.yaml")
+    cfg.predict.device, cfg.predict.precision, cfg.predict.reader = "cpu", "32", "pyav"
+    save_config(cfg, md / "config.yaml")
+    model = load_model(md)
+    assert (model.device.type, model.precision) == ("cpu", "32")
+    asked: list[str] = []
+    real = predictor.open_video
+
+    def spy(path, reader="auto", device=None):
+        asked.append(reader)
+        return real(path, reader=reader, device=device)
+
+    monkeypatch.setattr(predictor, "open_video", spy)
+    video = tmp_path / "v.mp4"
+    with VideoWriter(video, fps=10, width=64, height=64) as w:
+        w.write(np.zeros((4, 64, 64, 3), dtype=np.uint8))
+    model.predict_video(video)
+    model.predict_video(video, reader="auto")
+    assert asked == ["pyav", "auto"]

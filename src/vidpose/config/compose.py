@@ -364,7 +364,8 @@ class _Composer:
         values = "; ".join(
             f"{k}={_show(get_key(cfg, k))} from {self.source_of(k)}" for k in issue.keys
         )
-        return f"{issue.keys[0]} {issue.message} [{values}]"
+        gap = "" if issue.message.startswith("[") else " "  # model.losses[1] 'x' is no ...
+        return f"{issue.keys[0]}{gap}{issue.message} [{values}]"
 
 
 def _show(value: Any) -> str:

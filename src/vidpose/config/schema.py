@@ -418,8 +418,8 @@ def find_issues(cfg: VidposeConfig) -> list[Issue]:
             values = value if isinstance(value, list) else [value]
             for i, v in enumerate(values):
                 if v not in spec.extra and v not in registry:
-                    where = f"{spec.key}[{i}]" if isinstance(value, list) else spec.key
-                    issues.append(Issue((spec.key,), registry.unknown(v, where, spec.extra)))
+                    at = f"[{i}] " if isinstance(value, list) else ""
+                    issues.append(Issue((spec.key,), at + registry.unknown(v, "", spec.extra)))
     for section in sections():
         obj = get_key(cfg, section)
         for name, message in bound_problems(obj):

@@ -141,6 +141,7 @@ UNSUPERVISED_LOSSES: Registry[UnsupervisedLossSpec] = Registry(
     key="model.losses",
     modules=("vidpose.losses.builtin",),
     columns=lambda s: f"weight {s.weight:<7g}",
+    listing="unsupervised-losses",
 )
 
 L = TypeVar("L", bound=type[UnsupervisedLoss])

@@ -195,6 +195,7 @@ SUPERVISED_LOSSES: Registry[SupervisedLoss] = Registry(
     "supervised loss",
     key="model.supervised_loss",
     columns=lambda s: "needs heatmaps" if s.needs_heatmaps else "",
+    listing="losses",
 )
 
 
