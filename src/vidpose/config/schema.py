@@ -53,6 +53,11 @@ class DataConfig:
         0.1, "fraction of labeled frames held out for testing", ge=0, lt=1
     )
     split_seed: int = setting(0, "random seed of the train/val/test split of labeled frames")
+    split_file: str | None = setting(
+        None,
+        "CSV (header image,split) assigning every labeled image to train, val or test; "
+        "relative to the project; overrides val_fraction, test_fraction and split_seed",
+    )
 
 
 @dataclass

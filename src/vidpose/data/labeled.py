@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,72 @@ def make_splits(n: int, val_fraction: float, test_fraction: float, seed: int) ->
     split = np.full(n, "train", dtype=object)
     split[order[:n_val]] = "val"
     split[order[n_val : n_val + n_test]] = "test"
+    return split
+
+
+SPLIT_FILE_COLUMNS = ("image", "split")
+
+
+def read_split_file(path: Path, frames: Sequence[str]) -> np.ndarray:
+    """The split a CSV file assigns to each labeled image: (N,) array of "train" | "val" |
+    "test", in the order of ``frames``.
+
+    The file has a header row ``image,split`` and one row per labeled image: its path as in
+    the labels table (relative to the project, ``/`` separators) and its split. Every labeled
+    image must be listed exactly once, and only labeled images.
+
+    Raises:
+        ProjectError: naming the file, the row and what was expected; every problem at once.
+    """
+    import csv
+
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectError(f"data.split_file {path}: cannot be read ({exc})") from exc
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if header[:2] != list(SPLIT_FILE_COLUMNS):
+        raise ProjectError(
+            f"data.split_file {path}: row 1 must be the header 'image,split', got "
+            f"{','.join(rows[0]) if rows else 'an empty file'}"
+        )
+    wanted = {str(f).replace("\\", "/"): i for i, f in enumerate(frames)}
+    split = np.full(len(frames), None, dtype=object)
+    problems: list[str] = []
+    for line, cells in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        image = cells[0].strip().replace("\\", "/") if cells else ""
+        name = cells[1].strip().lower() if len(cells) > 1 else ""
+        if name not in SPLITS:
+            problems.append(
+                f"row {line} ({image}): split {name or '(empty)'!r} is not one of "
+                f"{', '.join(SPLITS)}"
+            )
+            continue
+        i = wanted.get(image)
+        if i is None:
+            problems.append(f"row {line}: {image!r} is not a labeled image of the project")
+        elif split[i] is not None:
+            problems.append(f"row {line}: {image!r} is listed twice")
+        else:
+            split[i] = name
+    missing = [str(frames[i]) for i in np.flatnonzero(split == None)]  # noqa: E711
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        problems.append(f"{len(missing)} labeled image(s) are not listed: {shown}")
+    if not problems and not (split == "train").any():
+        problems.append("no image is in the train split")
+    if problems:
+        raise ProjectError(
+            f"data.split_file {path}: "
+            + ("\n  " if len(problems) > 1 else "")
+            + "\n  ".join(problems)
+        )
     return split
 
 

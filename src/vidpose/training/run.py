@@ -43,7 +43,7 @@ from vidpose.config import VidposeConfig, changed_keys, compose_config, load_con
 from vidpose.config.compose import to_dict
 from vidpose.data.augment import flip_permutation
 from vidpose.data.geometry import input_to_orig
-from vidpose.data.labeled import LabeledData, load_labeled, make_splits
+from vidpose.data.labeled import LabeledData, load_labeled, make_splits, read_split_file
 from vidpose.data.unlabeled import ClipLoader
 from vidpose.errors import ConfigError
 from vidpose.io import write_poses
@@ -250,6 +250,15 @@ def train(
             raise
 
 
+def labeled_split(project: Project, cfg: VidposeConfig) -> np.ndarray:
+    """The train/val/test split of the project's labeled frames: ``data.split_file`` (relative
+    to the project) when given, else a random one from the fractions and ``data.split_seed``."""
+    d = cfg.data
+    if d.split_file is None:
+        return make_splits(project.labels.n_frames, d.val_fraction, d.test_fraction, d.split_seed)
+    return read_split_file(project.root / d.split_file, [str(f) for f in project.labels.frames])
+
+
 def _record(project: Project, cfg: VidposeConfig, data: LabeledData) -> ModelRecord:
     return ModelRecord(
         keypoints=list(project.labels.keypoints),
@@ -285,9 +294,7 @@ def _prepare(run: _Run) -> _Prepared:
     t = cfg.training
     accelerator = resolve_device(t.device).type
     precision = resolve_precision(t.precision, accelerator)
-    split = make_splits(
-        project.labels.n_frames, cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.split_seed
-    )
+    split = labeled_split(project, cfg)
     supervised = build_supervised_loss(cfg)
     L.seed_everything(t.seed, workers=True, verbose=False)
     network = build_network_from_config(cfg, project.labels.n_keypoints)
