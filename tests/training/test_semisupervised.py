@@ -83,3 +83,42 @@ def test_unknown_unsupervised_loss_is_named(tiny_project, tmp_path):
             model_dir=tmp_path / "m",
             progress=False,
         )
+
+
+def test_loss_activity_is_logged_recorded_and_an_inactive_loss_is_reported(tiny_project, tmp_path):
+    """Two settings of the temporal loss on the same run: gated off by confidence (a model this
+    young is never 100% sure) it is inactive and the user is told why; with no gate and no
+    margin every counted pair is active."""
+    said: list[str] = []
+    gated = train(
+        tiny_project,
+        [*TINY, "model.losses=[temporal]", "losses.temporal.min_confidence=1.0"],
+        model_dir=tmp_path / "gated",
+        progress=False,
+        log=said.append,
+    )
+    act = gated.metrics["unsupervised"]["temporal"]
+    assert act["active_fraction"] == 0.0 and act["counted_fraction"] == 0.0
+    assert len(act["per_epoch"]) == 2  # 4 steps per epoch (13 training labels), then 2
+    (warning,) = gated.metrics["warnings"]
+    assert "temporal" in warning and "losses.temporal.min_confidence" in warning
+    assert warning in said
+
+    open_ = train(
+        tiny_project,
+        [
+            *TINY,
+            "model.losses=[temporal]",
+            "losses.temporal.min_confidence=0",
+            "losses.temporal.epsilon_px=0",
+        ],
+        model_dir=tmp_path / "open",
+        progress=False,
+    )
+    act = open_.metrics["unsupervised"]["temporal"]
+    assert act["counted_fraction"] == 1.0 and act["active_fraction"] > 0.9
+    assert act["relative_size"] > 0 and "warnings" in open_.metrics
+    assert open_.metrics["warnings"] == []
+    log = pd.read_csv(open_.model_dir / "logs" / "csv" / "metrics.csv")
+    assert (log["train/temporal_active"].dropna() > 0.9).all()
+    assert (log["train/temporal_relative"].dropna() > 0).all()

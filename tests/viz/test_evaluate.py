@@ -78,14 +78,23 @@ def test_report_is_valid_html_with_every_figure_embedded(trained):
     checker.close()
     assert text.startswith("<!DOCTYPE html>")
     assert not checker.errors and not checker.stack
-    # labeled: errors, error vs confidence, worst frames; video: traces, confidence
-    assert len(res.figures) == 5 and all(p.exists() for p in res.figures)
+    # labeled: errors, error vs confidence, worst frames; video: traces, confidence; model: the
+    # unsupervised loss's activity
+    assert len(res.figures) == 6 and all(p.exists() for p in res.figures)
+    assert any(p.name == "unsupervised_activity.png" for p in res.figures)
     assert len(checker.images) == len(res.figures)
     for src in checker.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r"(src|href)=\"(http|//)", text)  # nothing fetched from a network
-    for words in ("Labeled frames", "Video session00", "Pixel error by split", "pca_singleview"):
+    for words in (
+        "Labeled frames",
+        "Video session00",
+        "Pixel error by split",
+        "pca_singleview",
+        "how much they acted",
+        "active terms %",
+    ):
         assert words in text
     table = pd.read_csv(res.outliers)
     assert list(table.columns) == ["video", "frame", "score", "criteria", "reason"]

@@ -47,6 +47,10 @@ class TemporalLoss(UnsupervisedLoss):
     """Frame-to-frame jumps beyond epsilon_px (confident pairs only)."""
 
     params: TemporalParams
+    gates = (
+        "a frame pair counts only when both confidences are >= losses.temporal.min_confidence, "
+        "and costs only when the keypoint moves more than losses.temporal.epsilon_px"
+    )
 
     def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
         p = self.params
@@ -90,6 +94,11 @@ class PcaSingleviewLoss(UnsupervisedLoss):
     """Distance of each pose from the labels' pose subspace beyond its margin."""
 
     params: PcaSingleviewParams
+    gates = (
+        "a keypoint counts only when its confidence is >= losses.pca_singleview.min_confidence, "
+        "and costs only beyond its margin (losses.pca_singleview.epsilon_percentile of the "
+        "labels' own error, or epsilon_px)"
+    )
 
     @classmethod
     def problems(cls, params: PcaSingleviewParams, setup: LossSetup) -> list[str]:
@@ -127,6 +136,11 @@ class PcaMultiviewLoss(UnsupervisedLoss):
     """Disagreement between views of matched keypoints (3D subspace) beyond its margin."""
 
     params: PcaMultiviewParams
+    gates = (
+        "a keypoint counts only when its confidence is >= losses.pca_multiview.min_confidence, "
+        "and costs only beyond its margin (losses.pca_multiview.epsilon_percentile of the "
+        "labels' own error, or epsilon_px)"
+    )
 
     @classmethod
     def problems(cls, params: PcaMultiviewParams, setup: LossSetup) -> list[str]:
@@ -163,6 +177,7 @@ class UnimodalLoss(UnsupervisedLoss):
     """KL from a single Gaussian at the prediction to the heatmap (penalises extra peaks)."""
 
     needs_heatmaps = True
+    gates = "a keypoint counts only when its single-peak target lies on the heatmap"
 
     def __init__(self, params: Any, setup: LossSetup) -> None:
         super().__init__(params, setup)

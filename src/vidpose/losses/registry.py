@@ -96,6 +96,9 @@ class UnsupervisedLoss:
 
     name: ClassVar[str] = ""
     needs_heatmaps: ClassVar[bool] = False
+    gates: ClassVar[str] = ""
+    """What keeps a term from counting or its hinge from firing, in words naming the settings
+    (``losses.<name>.*``); told to a user whose loss stayed inactive."""
 
     def __init__(self, params: Any, setup: LossSetup) -> None:
         self.params = params

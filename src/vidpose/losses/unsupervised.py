@@ -53,6 +53,14 @@ class LossTerms:
     count: Tensor
     mask: Tensor
 
+    def activity(self) -> Tensor:
+        """(3,) float32 on the loss's device, no host sync: [terms whose hinge is active (counted
+        and > 0), terms counted (not gated off by confidence), all terms]."""
+        active = (self.mask & (self.per_element > 0)).sum().float()
+        # a fill kernel, not a host-to-device copy: no sync in the training step
+        every = self.per_element.new_full((), float(self.mask.numel()), dtype=torch.float32)
+        return torch.stack([active, self.count.float(), every])
+
 
 def _masked_terms(values: Tensor, mask: Tensor) -> LossTerms:
     """LossTerms with the mean of ``values`` over ``mask`` (same shape)."""

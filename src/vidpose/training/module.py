@@ -9,6 +9,7 @@ counts. Networks of every kind go through the same calls (:mod:`vidpose.models.n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -57,6 +58,11 @@ class PoseModule(L.LightningModule):
         self.sigma = float(sigma)
         self.ramp_epochs = float(ramp_epochs)
         self.steps_per_epoch = int(steps_per_epoch)
+        # Per unsupervised loss, summed on the device over this epoch's steps (no host sync):
+        # [active terms, counted terms, all terms, weighted loss / supervised loss, steps].
+        self._epoch_activity: dict[str, torch.Tensor] = {}
+        # Per loss, one row of the above per finished epoch (host floats).
+        self.activity_history: dict[str, list[list[float]]] = {w.name: [] for w in unsupervised}
         if compile:
             # In place: parameter names (and so checkpoints) stay those of the plain network.
             self.network.compile(dynamic=False)
@@ -88,10 +94,10 @@ class PoseModule(L.LightningModule):
 
     def unsupervised_losses(
         self, outputs: Sequence[HeadOutput], clip: UnlabeledClip
-    ) -> dict[str, torch.Tensor]:
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Each unsupervised loss on a clip's predictions (original-frame pixels), summed over
-        the network's decoders."""
-        out: dict[str, torch.Tensor] = {}
+        the network's decoders: name -> (loss, activity (3,) as in ``LossTerms.activity``)."""
+        out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for o in outputs:
             coords_in = unwarp_coords(o.coords.float(), clip.matrix)
             inputs = UnsupervisedInputs(
@@ -105,9 +111,53 @@ class PoseModule(L.LightningModule):
                 ),
             )
             for w in self.unsupervised:
-                value = w.loss(inputs).loss
-                out[w.name] = value if w.name not in out else out[w.name] + value
+                terms = w.loss(inputs)
+                value, activity = terms.loss, terms.activity()
+                if w.name in out:
+                    value, activity = value + out[w.name][0], activity + out[w.name][1]
+                out[w.name] = (value, activity)
         return out
+
+    def _track(self, name: str, activity: torch.Tensor, relative: torch.Tensor) -> None:
+        row = torch.cat([activity, relative.detach().float().reshape(1), activity.new_ones(1)])
+        acc = self._epoch_activity.get(name)
+        self._epoch_activity[name] = row if acc is None else acc + row
+
+    def on_train_epoch_end(self) -> None:
+        for name, acc in self._epoch_activity.items():
+            self.activity_history.setdefault(name, []).append(acc.tolist())  # one sync per epoch
+        self._epoch_activity = {}
+
+    def activity_summary(self) -> dict[str, dict[str, Any]]:
+        """Per unsupervised loss: the share of terms whose hinge was active, the share counted
+        (not gated off), the mean weighted size relative to the supervised loss, over the whole
+        run and per epoch."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, rows in self.activity_history.items():
+            if not rows:
+                continue
+            total = [sum(r[i] for r in rows) for i in range(5)]
+            per_epoch = [
+                {
+                    "active_fraction": r[0] / max(r[2], 1.0),
+                    "counted_fraction": r[1] / max(r[2], 1.0),
+                    "relative_size": r[3] / max(r[4], 1.0),
+                }
+                for r in rows
+            ]
+            out[name] = {
+                "active_fraction": total[0] / max(total[2], 1.0),
+                "counted_fraction": total[1] / max(total[2], 1.0),
+                "relative_size": total[3] / max(total[4], 1.0),
+                "per_epoch": per_epoch,
+            }
+        return out
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vidpose_activity"] = self.activity_history
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.activity_history.update(checkpoint.get("vidpose_activity", {}))
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
         labeled, clip = batch.labeled, batch.unlabeled
@@ -120,8 +170,18 @@ class PoseModule(L.LightningModule):
             ramp = ramp_weight(self.global_step / self.steps_per_epoch, self.ramp_epochs)
             values = self.unsupervised_losses(out_u.decoders, clip)
             for w in self.unsupervised:
-                total = total + w.weight * ramp * values[w.name]
-                self.log(f"train/{w.name}", values[w.name].detach(), batch_size=clip.n_frames)
+                value, activity = values[w.name]
+                weighted = w.weight * ramp * value
+                total = total + weighted
+                relative = weighted.detach() / sup.detach().clamp_min(1e-12)
+                self._track(w.name, activity, relative)
+                self.log(f"train/{w.name}", value.detach(), batch_size=clip.n_frames)
+                self.log(
+                    f"train/{w.name}_active",
+                    activity[0] / activity[2].clamp_min(1),
+                    batch_size=clip.n_frames,
+                )
+                self.log(f"train/{w.name}_relative", relative, batch_size=clip.n_frames)
             every = self._trainer.log_every_n_steps if self._trainer is not None else 1
             if self.global_step % max(1, every) == 0:
                 # A Python float becomes a device tensor: a blocking copy, so only when logged.

@@ -233,7 +233,7 @@ def train(
                 md.write_record(_record(project, cfg, prepared.data))
             elif run.config_changed:
                 atomic_write_text(md.config, to_yaml(cfg))
-            return _fit(prepared, run, progress=progress, callbacks=callbacks)
+            return _fit(prepared, run, progress=progress, callbacks=callbacks, say=say)
         except BaseException:
             if not resume and not md.last_ckpt.exists() and not md.best_ckpt.exists():
                 # Nothing worth resuming: leave no half model directory behind.
@@ -329,7 +329,12 @@ def _prepare(run: _Run) -> _Prepared:
 
 
 def _fit(
-    prep: _Prepared, run: _Run, *, progress: bool, callbacks: Sequence[L.Callback] = ()
+    prep: _Prepared,
+    run: _Run,
+    *,
+    progress: bool,
+    callbacks: Sequence[L.Callback] = (),
+    say: Log = lambda _m: None,
 ) -> TrainResult:
     _quiet_lightning()
     project, cfg, md = run.project, run.cfg, run.md
@@ -438,8 +443,35 @@ def _fit(
     metrics["steps"] = int(trainer.global_step)
     metrics["steps_per_epoch"] = steps_per_epoch
     metrics["seconds_per_epoch"] = train_seconds / max(1, trainer.current_epoch)
+    if module.unsupervised:
+        metrics["unsupervised"] = module.activity_summary()
+        metrics["warnings"] = inactive_loss_warnings(module)
+        for warning in metrics["warnings"]:
+            say(warning)
     md.write_metrics(metrics)
     return TrainResult(md.path, metrics, train_seconds, int(trainer.global_step))
+
+
+INACTIVE_FRACTION = 0.01
+"""A requested unsupervised loss active on fewer of its terms than this is reported."""
+
+
+def inactive_loss_warnings(module: PoseModule) -> list[str]:
+    """One line per requested unsupervised loss whose hinge fired on < 1% of its terms over
+    the run: training was, for that loss, supervised training plus its cost."""
+    summary = module.activity_summary()
+    out = []
+    for w in module.unsupervised:
+        s = summary.get(w.name)
+        if s is None or s["active_fraction"] >= INACTIVE_FRACTION:
+            continue
+        out.append(
+            f"model.losses includes {w.name} but it was active on only "
+            f"{100 * s['active_fraction']:.2g}% of its terms ({100 * s['counted_fraction']:.2g}% "
+            f"were counted at all): {w.loss.gates}. It barely trained the model; loosen those "
+            "settings (or drop the loss)."
+        )
+    return out
 
 
 @torch.no_grad()

@@ -379,7 +379,7 @@ def evaluate(
                 ],
             )
         )
-    sections.append(_model_section(model_dir, members))
+    sections.append(_model_section(model_dir, members, figs))
     record = members[0].read_record()
     subtitle = [
         f"model: {model_dir.resolve()}"
@@ -392,14 +392,26 @@ def evaluate(
     return EvaluateResult(report, outliers_path, figs.paths, len(outliers))
 
 
-def _model_section(model_dir: Path, members: list[ModelDir]) -> Section:
-    """Metrics of each member and the configuration."""
+def _model_section(model_dir: Path, members: list[ModelDir], figs: _Collector) -> Section:
+    """Metrics of each member, the unsupervised losses' activity, and the configuration."""
     sec = Section("Model and configuration", "model")
     rows = []
+    activity: list[dict[str, object]] = []
     for m in members:
         if not m.metrics_path.exists():
             continue
         metrics = m.read_metrics()
+        for name, a in metrics.get("unsupervised", {}).items():
+            activity.append(
+                {
+                    "model": m.name,
+                    "loss": name,
+                    "active terms %": 100 * float(a["active_fraction"]),
+                    "counted terms %": 100 * float(a["counted_fraction"]),
+                    "weighted / supervised": float(a["relative_size"]),
+                }
+            )
+        sec.notes += list(metrics.get("warnings", []))
         row: dict[str, object] = {"model": m.name}
         for split in ("train", "val", "test"):
             s = metrics.get(split, {})
@@ -412,6 +424,19 @@ def _model_section(model_dir: Path, members: list[ModelDir]) -> Section:
         rows.append(row)
     if rows:
         sec.items += ["Pixel error by split", pd.DataFrame(rows)]
+    if activity:
+        sec.items += ["Unsupervised losses: how much they acted", pd.DataFrame(activity)]
+        summary = members[0].read_metrics().get("unsupervised", {})
+        if summary:
+            sec.items.append(
+                figs.add(
+                    plots.plot_loss_activity(summary),
+                    "unsupervised_activity",
+                    "Each unsupervised loss per epoch: the share of its terms whose hinge was "
+                    "active (a loss below the dotted 1% line barely trains the model) and its "
+                    f"weighted size relative to the supervised loss ({members[0].name}).",
+                )
+            )
     cfg = members[0].config
     if cfg.exists():
         sec.items.append("Configuration (config.yaml)")

@@ -37,6 +37,23 @@ def figure_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def plot_loss_activity(summary: dict[str, dict]) -> Figure:
+    """Per unsupervised loss and epoch: the share of its terms whose hinge was active (left)
+    and its weighted size relative to the supervised loss (right), from ``metrics.json``'s
+    ``unsupervised`` section."""
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    ax_a, ax_r = fig.subplots(1, 2)
+    for name, s in summary.items():
+        epochs = np.arange(1, len(s["per_epoch"]) + 1)
+        ax_a.plot(epochs, [100 * e["active_fraction"] for e in s["per_epoch"]], label=name)
+        ax_r.plot(epochs, [e["relative_size"] for e in s["per_epoch"]], label=name)
+    ax_a.set(xlabel="epoch", ylabel="active terms (%)", ylim=(0, 100))
+    ax_a.axhline(1, color="0.6", lw=0.8, ls=":")  # below this a loss is reported as inactive
+    ax_r.set(xlabel="epoch", ylabel="weighted loss / supervised loss")
+    ax_a.legend(fontsize="small")
+    return fig
+
+
 def _eval_rows(split: np.ndarray) -> tuple[np.ndarray, str]:
     """Rows to show held-out error for: test, else val, else all (with a label saying so)."""
     for name in ("test", "val"):
