@@ -8,6 +8,8 @@ The public API, importable from the top level::
     synthesize_project                      synthetic projects with ground truth
     config_help                             every config key, its type and default
     train, train_ensemble                   project -> model (or ensemble) directory
+    train_folds                             K-fold cross-validation -> CV directory (CVResult)
+    run_sweep, write_sweep_report           one model per combination of values -> summary
     load_model                              model directory -> PoseModel (predict_video, ...)
     predict_videos                          model + videos -> prediction tables (PredictResult)
     run_smooth                              ensemble predictions -> Kalman-smoothed table
@@ -42,6 +44,11 @@ _LAZY = {
     "train": "vidpose.training",
     "train_ensemble": "vidpose.training.ensemble",
     "default_model_dir": "vidpose.training.run",
+    "train_folds": "vidpose.training.cv",
+    "CVResult": "vidpose.training.cv",
+    "run_sweep": "vidpose.training.sweep",
+    "SweepResult": "vidpose.training.sweep",
+    "write_sweep_report": "vidpose.viz.sweep",
     "load_model": "vidpose.predict",
     "PoseModel": "vidpose.predict",
     "predict_videos": "vidpose.predict.run",

@@ -6,6 +6,7 @@ same colour here as in labeled videos.
 
 Labeled frames: :func:`plot_keypoint_errors`, :func:`plot_error_vs_confidence`,
 :func:`plot_worst_frames`. Per video: :func:`plot_traces`, :func:`plot_confidence`.
+Sweeps: :func:`plot_sweep_errors`.
 """
 
 from __future__ import annotations
@@ -302,4 +303,72 @@ def plot_confidence(poses: Poses, min_likelihood: float = 0.9) -> Figure:
     ax2.set_ylabel("% of frames")
     ax2.set_title(f"Frames with confidence < {min_likelihood:g} (or missing)", fontsize=10)
     ax2.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_sweep_errors(
+    trials: Sequence[str],
+    errors: np.ndarray,
+    sd: np.ndarray | None,
+    values: dict[str, Sequence[str]],
+    metric: str,
+    order: dict[str, Sequence[str]] | None = None,
+) -> Figure:
+    """A sweep's error per trial, best first (bars, ± ``sd`` over folds when given), and for
+    each swept key every trial's error against the key's value (the best per value joined).
+
+    Args:
+        trials: trial names; ``errors``, ``sd`` and each of ``values`` are aligned with them
+            (NaN error: the trial has none, e.g. it failed).
+        values: swept key -> each trial's value (text).
+        metric: the y-axis label.
+        order: swept key -> its values in sweep order (default: first appearance).
+    """
+    errors = np.asarray(errors, dtype=float)
+    n_keys = len(values)
+    width = max(6.0, 0.32 * len(trials) + 2.5)
+    fig = Figure(
+        figsize=(width + 3.6 * n_keys, 4.2),
+        layout="constrained",
+    )
+    axes = np.atleast_1d(
+        fig.subplots(1, 1 + n_keys, width_ratios=[width / 3.6] + [1.0] * n_keys, sharey=True)
+    )
+    ok = np.isfinite(errors)
+    rank = np.argsort(np.where(ok, errors, np.inf), kind="stable")
+    rank = rank[ok[rank]]
+    ax = axes[0]
+    x = np.arange(len(rank))
+    yerr = None if sd is None else np.nan_to_num(np.asarray(sd, dtype=float)[rank])
+    ax.bar(x, errors[rank], yerr=yerr, color="tab:blue", alpha=0.8, capsize=3)
+    if len(rank):
+        ax.bar([0], errors[rank[:1]], color="tab:orange", alpha=0.9, label="best")
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xticks(x, [trials[i] for i in rank], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(metric)
+    missing = int((~ok).sum())
+    ax.set_title(
+        "Error per trial, best first" + (f" ({missing} without a result)" if missing else ""),
+        fontsize=10,
+    )
+    ax.grid(axis="y", alpha=0.3)
+    for ax, (key, vals) in zip(axes[1:], values.items(), strict=True):
+        vals = [str(v) for v in vals]
+        levels = list(order[key]) if order and key in order else list(dict.fromkeys(vals))
+        pos = {v: i for i, v in enumerate(levels)}
+        xs = np.array([pos.get(v, np.nan) for v in vals], dtype=float)
+        jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(xs))
+        ax.scatter(xs[ok] + jitter[ok], errors[ok], s=22, color="tab:blue", alpha=0.75)
+        best = [
+            np.min(errors[ok & (xs == i)]) if np.any(ok & (xs == i)) else np.nan
+            for i in range(len(levels))
+        ]
+        ax.plot(np.arange(len(levels)), best, "-o", color="tab:orange", ms=5, label="best")
+        ax.set_xticks(np.arange(len(levels)), levels, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.5, len(levels) - 0.5)
+        ax.set_title(key, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    if n_keys:
+        axes[1].legend(loc="upper left", fontsize=8)
+    axes[0].set_ylim(bottom=0)
     return fig
