@@ -243,3 +243,11 @@ def test_early_stopping_ends_a_run_whose_val_error_stops_improving(tiny_project,
         progress=False,
     )
     assert res.steps < 40
+
+
+def test_a_run_killed_after_its_last_checkpoint_is_finished_by_resume(tiny_project, model_copy):
+    md = ModelDir(model_copy)
+    md.metrics_path.unlink()  # killed between the last checkpoint and metrics.json
+    said: list[str] = []
+    res = train(tiny_project, model_dir=model_copy, resume=True, progress=False, log=said.append)
+    assert res.steps == 2 and md.is_complete() and "from step 2 of 2" in said[0]

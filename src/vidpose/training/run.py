@@ -214,7 +214,7 @@ def train(
                 f"{md.path} finished training at step {done}; to train it further, resume with a "
                 f"larger budget, e.g. training.max_steps={2 * done}"
             )
-        if total <= done:
+        if total < done:  # total == done: killed after its last checkpoint, only finishing left
             raise ConfigError(
                 f"{md.path} is at step {done} but the budget is {total} steps; give more, e.g. "
                 f"training.max_steps={done + max(1, done // 2)}"
