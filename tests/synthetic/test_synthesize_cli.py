@@ -20,6 +20,7 @@ def test_cli_shift_options(tmp_path: Path, capsys):
             "--height", "32", "--width", "32", "--shifted", "1", "--shift", "mild",
             "--shift-kinds", "lighting,camera"]  # fmt: skip
     assert main(argv) == 0
+    assert "shifted sessions: shift00; their shifts are in" in capsys.readouterr().out
     (shift,) = [s for s in read_sessions(out) if s.kind == "shifted"]
     record = json.loads((out / "ground_truth" / "sessions.json").read_text())
     assert record["shift_magnitude"] == 0.5 and record["shift_kinds"] == ["lighting", "camera"]

@@ -174,4 +174,7 @@ def handle(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     say(f"{proj.project_dir} in {time.perf_counter() - t0:.1f} s", "wrote synthetic project")
+    if proj.sessions_file is not None:
+        stems = ", ".join(s.stem for s in proj.shifted)
+        say(f"{stems}; their shifts are in {proj.sessions_file}", "shifted sessions:")
     return 0
