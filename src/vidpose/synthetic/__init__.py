@@ -2,7 +2,8 @@
 
 :func:`synthesize_project` writes a project folder in the layout ``vidpose train`` reads, plus
 the true keypoints of every video frame; see :mod:`vidpose.synthetic.project`. The animal's
-body model is :mod:`vidpose.synthetic.body`, its drawing :mod:`vidpose.synthetic.render`.
+body model is :mod:`vidpose.synthetic.body`, its drawing :mod:`vidpose.synthetic.render`, the
+domain shifts of shifted sessions :mod:`vidpose.synthetic.shift`.
 """
 
 from vidpose.synthetic.project import (
@@ -14,12 +15,17 @@ from vidpose.synthetic.project import (
     select_keypoints,
     synthesize_project,
 )
+from vidpose.synthetic.shift import SHIFT_KINDS, Session, SessionShift, read_sessions
 
 __all__ = [
     "CONTEXT_FRAMES",
+    "SHIFT_KINDS",
     "Difficulty",
     "RenderedVideo",
+    "Session",
+    "SessionShift",
     "SyntheticProject",
+    "read_sessions",
     "render_video",
     "select_keypoints",
     "synthesize_project",

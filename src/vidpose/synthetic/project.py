@@ -21,9 +21,17 @@ behind another body part (e.g. the far paws in the side view) or outside the fra
 as a human would leave them. Labels and ground truth are the exact geometry used for drawing,
 in pixel coordinates whose integer values are pixel centres.
 
-Project layout written (``<stem>`` = ``session00``, ``session01``, ...)::
+Shifted sessions (``shifted_sessions=N``). Further unlabeled videos ``shift00``, ``shift01``,
+... of the same animal in the same rig on "another day": another floor, lamp, animal size,
+contrast, lens blur and camera placement (:mod:`vidpose.synthetic.shift` lists each factor and
+its magnitude). They have ground truth like every session, no labeled frames, and
+``ground_truth/sessions.json`` records each session's kind and shift. Without them nothing
+else changes: the other files are the same bytes with or without shifted sessions.
 
-    videos/<stem>.mp4                          H.264, short GOP
+Project layout written (``<stem>`` = ``session00``, ``session01``, ..., then ``shift00``,
+``shift01``, ...)::
+
+    videos/<stem>.mp4                          H.264, short GOP (colour only with a tinted lamp)
     labeled-data/<stem>/img<frame:05d>.png     labeled frames of the first video, and their two
                                                neighbours on each side (decoded video frames)
     CollectedData.csv                          labels of the centre frames only
@@ -32,12 +40,16 @@ Project layout written (``<stem>`` = ``session00``, ``session01``, ...)::
     ground_truth/<stem>_full.csv               every frame, all true coordinates; likelihood 1/0
                                                for visible/not, keypoint columns ``occluded``
                                                (hidden inside the frame) and ``outside``
+    ground_truth/sessions.json                 with shifted sessions only: per stem its kind
+                                               (labeled, unlabeled, shifted), files, labeled
+                                               frames and shift factors (read_sessions)
     vidpose.yaml                               skeleton, flip pairs, PCA keypoints, views
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,20 +69,38 @@ from vidpose.synthetic.body import (
     simulate_path,
 )
 from vidpose.synthetic.render import (
+    BEYOND_GREY,
+    FLOOR_GREY,
+    Camera,
     Occluder,
     ProjectedPart,
     draw_occluders,
     draw_parts,
     expose,
     keypoint_visibility,
+    lamp_gradient,
     make_background,
     make_exposure,
     make_illumination,
+    make_tiled_background,
+    move_camera,
     owner_table,
     project_parts,
     side_camera,
+    similarity,
     to_uint8,
     top_camera,
+    warp_image,
+)
+from vidpose.synthetic.shift import (
+    SESSIONS_FILE,
+    SHIFT_STREAM,
+    Session,
+    SessionShift,
+    check_shift_kinds,
+    draw_shift,
+    sessions_json,
+    shift_magnitude,
 )
 from vidpose.video import VideoWriter, open_video
 
@@ -132,6 +162,8 @@ class SyntheticProject:
         keypoints: keypoint names in table order.
         views: view names (empty for single-view projects).
         labeled_frames: frame indices of the first video that are labeled.
+        sessions: every video's session (stem, kind, files, shift), in video order.
+        sessions_file: ``ground_truth/sessions.json``, written when there are shifted sessions.
     """
 
     project_dir: Path
@@ -143,6 +175,13 @@ class SyntheticProject:
     keypoints: list[str]
     views: list[str]
     labeled_frames: list[int]
+    sessions: list[Session] = field(default_factory=list)
+    sessions_file: Path | None = None
+
+    @property
+    def shifted(self) -> list[Session]:
+        """The shifted sessions, in order."""
+        return [s for s in self.sessions if s.kind == "shifted"]
 
 
 @dataclass(frozen=True)
@@ -246,6 +285,40 @@ class _View:
     occluders: list[Occluder]
 
 
+def _shift_view(
+    shift: SessionShift,
+    camera: Camera,
+    background: np.ndarray,
+    illumination: np.ndarray,
+    horizon: float | None,
+    texture_rng: np.random.Generator | None,
+) -> tuple[Camera, np.ndarray, np.ndarray]:
+    """One view's camera, arena and lamp after ``shift``'s background, lighting and camera."""
+    height, width = background.shape
+    if texture_rng is not None:
+        other = make_tiled_background(texture_rng, height, width, horizon)
+        mix = np.float32(shift.background_mix)
+        background = ((1 - mix) * background + mix * other).astype(np.float32)
+    if shift.changes_lamp:
+        ramp = lamp_gradient(height, width, shift.lamp_gradient, shift.lamp_gradient_deg)
+        illumination = illumination * ramp * np.float32(shift.lamp_gain)
+    if shift.moves_camera:
+        a, b = similarity(
+            shift.camera_zoom, shift.camera_rotation_deg, shift.camera_shift_px, height, width
+        )
+        camera = move_camera(camera, a, b)
+        background = warp_image(background, a, b, BEYOND_GREY)
+    return camera, background, illumination
+
+
+def _with_contrast(parts: list[ProjectedPart], contrast: float) -> list[ProjectedPart]:
+    """Parts whose grey levels lie ``contrast`` times as far from the floor's (clipped)."""
+    return [
+        replace(p, shade=float(np.clip(FLOOR_GREY + contrast * (p.shade - FLOOR_GREY), 0, 1)))
+        for p in parts
+    ]
+
+
 def render_video(
     seed: int | np.random.SeedSequence,
     n_frames: int,
@@ -255,6 +328,7 @@ def render_video(
     fps: float = 30.0,
     clean: bool = False,
     arena_seed: int | np.random.SeedSequence | None = None,
+    shift: SessionShift | None = None,
 ) -> RenderedVideo:
     """Render one video of the animal with its ground truth.
 
@@ -268,6 +342,9 @@ def render_video(
         clean: skip lighting drift, blur and noise (occluders stay), e.g. to check the geometry.
         arena_seed: randomness of the arena (background and lamp); by default drawn from
             ``seed``. Videos of one project share it, as sessions recorded in one rig do.
+        shift: a domain shift (see :mod:`vidpose.synthetic.shift`) of everything but the lamp's
+            colour, which the video writer applies; None (or a neutral shift) renders exactly
+            what it would without.
     """
     height, width = size
     diff = DIFFICULTIES[difficulty]
@@ -275,11 +352,19 @@ def render_video(
     motion_seq, occ_seq, light_seq, own_arena_seq = streams.spawn(4)
     arena = own_arena_seq if arena_seed is None else arena_seed
     arena_rng = np.random.default_rng(arena)
+    texture_rng = None
+    if shift is not None and shift.changes_background:
+        texture_rng = np.random.default_rng(shift.texture_seed)
 
+    # The camera, the occluders and the side camera's placement keep the rig's body length;
+    # the animal (its path's wall margin, its parts, its depth slack) has its own.
     body_px = BODY_FRACTION * min(height, width)
+    animal_px = body_px
+    if shift is not None and shift.body_scale != 1.0:
+        animal_px = body_px * shift.body_scale
     motion_rng = np.random.default_rng(motion_seq)
-    path = simulate_path(motion_rng, n_frames, width, height, body_px, fps)
-    body = pose_body(path, motion_rng, body_px, fps)
+    path = simulate_path(motion_rng, n_frames, width, height, animal_px, fps)
+    body = pose_body(path, motion_rng, animal_px, fps)
     owners = owner_table(body, range(len(KEYPOINTS)))
     occluder_id = len(body.parts) + 1
     spine = KEYPOINTS.index("spine_mid")
@@ -288,15 +373,24 @@ def render_video(
     cams = []
     for name in views:
         camera = top_camera() if name == "top" else side_camera(height, body_px)
-        keypoints_px = camera.project(body.keypoints)
         horizon = camera.offset[1] if name == "side" else None
+        background = make_background(arena_rng, height, width, horizon)
+        illumination = make_illumination(arena_rng, height, width)
+        if shift is not None:
+            camera, background, illumination = _shift_view(
+                shift, camera, background, illumination, horizon, texture_rng
+            )
+        parts = project_parts(body, camera)
+        if shift is not None and shift.contrast != 1.0:
+            parts = _with_contrast(parts, shift.contrast)
+        keypoints_px = camera.project(body.keypoints)
         cams.append(
             _View(
-                parts=project_parts(body, camera),
+                parts=parts,
                 keypoints_px=keypoints_px,
                 keypoint_depth=camera.depth(body.keypoints),
-                background=make_background(arena_rng, height, width, horizon),
-                illumination=make_illumination(arena_rng, height, width),
+                background=background,
+                illumination=illumination,
                 occluders=_make_occluders(
                     occ_rng, diff, n_frames, height, width, body_px, keypoints_px[:, spine]
                 ),
@@ -314,12 +408,14 @@ def render_video(
         diff.blur,
         diff.noise_std,
     )
+    if shift is not None and shift.blur_sigma_px > 0:
+        exposure = replace(exposure, blur_sigma=shift.blur_sigma_px)
 
     k = len(KEYPOINTS)
     frames = np.empty((n_frames, height, width * len(cams)), dtype=np.uint8)
     visible = np.zeros((n_frames, k * len(cams)), dtype=bool)
     inside = np.zeros((n_frames, k * len(cams)), dtype=bool)
-    tolerance = 0.05 * body_px
+    tolerance = 0.05 * animal_px
     for t0 in range(0, n_frames, _CHUNK):
         t1 = min(n_frames, t0 + _CHUNK)
         tc = t1 - t0
@@ -343,12 +439,12 @@ def render_video(
             visible[t0:t1, v * k : (v + 1) * k] = vis
         frames[t0:t1] = expose(scene, t0, exposure, clean)
 
-    shift = [np.array([v * width, 0.0]) for v in range(len(cams))]
+    offsets = [np.array([v * width, 0.0]) for v in range(len(cams))]
     background = np.concatenate([c.background for c in cams], axis=1) * illumination
     return RenderedVideo(
         frames=frames,
         background=to_uint8(background),
-        keypoints_px=np.concatenate([c.keypoints_px + d for c, d in zip(cams, shift)], axis=1),
+        keypoints_px=np.concatenate([c.keypoints_px + d for c, d in zip(cams, offsets)], axis=1),
         visible=visible,
         inside=inside,
         names=list(KEYPOINTS),
@@ -421,15 +517,27 @@ def _settings(keypoints: list[str], view_names: list[str]) -> ProjectSettings:
     )
 
 
-def _write_video(path: Path, frames_grey: np.ndarray, fps: float, crf: int) -> None:
+def _write_video(
+    path: Path,
+    frames_grey: np.ndarray,
+    fps: float,
+    crf: int,
+    tint: tuple[float, float, float] | None = None,
+) -> None:
+    """Encode grey frames as RGB, each channel times the lamp colour ``tint`` when given."""
     n, height, width = frames_grey.shape
+    lut = None
+    if tint is not None:
+        levels = np.arange(256, dtype=np.float64)[:, None] * np.asarray(tint, dtype=np.float64)
+        lut = np.clip(np.round(levels), 0, 255).astype(np.uint8)  # (256, 3)
     # No B-frames: with them x264's output varies from run to run (seen with libx264 core 165),
     # and the labeled PNGs, being decoded frames, would too.
     with VideoWriter(
         path, fps, width, height, crf=crf, gop=16, preset="veryfast", codec_options={"bf": "0"}
     ) as writer:
         for t0 in range(0, n, _CHUNK):
-            writer.write(np.repeat(frames_grey[t0 : t0 + _CHUNK, :, :, None], 3, axis=3))
+            chunk = frames_grey[t0 : t0 + _CHUNK]
+            writer.write(np.repeat(chunk[..., None], 3, axis=3) if lut is None else lut[chunk])
 
 
 def _decoded_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
@@ -452,6 +560,41 @@ def _save_png(path: Path, image: np.ndarray) -> None:
         picture.save(tmp, format="PNG", compress_level=1)
 
 
+def _write_truth(
+    project: Path, stem: str, rendered: RenderedVideo, columns: list[int], names: list[str]
+) -> tuple[Path, Path, Poses]:
+    """``ground_truth/<stem>.csv`` and ``<stem>_full.csv``; returns their paths and the first."""
+    px = rendered.keypoints_px[:, columns]
+    vis = rendered.visible[:, columns]
+    ins = rendered.inside[:, columns]
+    frame_ids = np.arange(len(px))
+    gt = Poses(
+        coords=np.where(vis[..., None], px, np.nan),
+        keypoints=names,
+        frames=frame_ids,
+        likelihood=np.where(vis, 1.0, np.nan),
+        scorer=SCORER,
+        is_labels=False,
+    )
+    full = Poses(
+        coords=px,
+        keypoints=names,
+        frames=frame_ids,
+        likelihood=vis.astype(np.float64),
+        scorer=SCORER,
+        is_labels=False,
+        keypoint_columns={
+            "occluded": (ins & ~vis).astype(np.float64),
+            "outside": (~ins).astype(np.float64),
+        },
+    )
+    truth = project / "ground_truth" / f"{stem}.csv"
+    truth_full = project / "ground_truth" / f"{stem}_full.csv"
+    write_poses(gt, truth)
+    write_poses(full, truth_full)
+    return truth, truth_full, gt
+
+
 def synthesize_project(
     out_dir: str | Path,
     *,
@@ -465,6 +608,9 @@ def synthesize_project(
     difficulty: str = "medium",
     views: int = 1,
     fps: float = 30.0,
+    shifted_sessions: int = 0,
+    shift: str | float = "strong",
+    shift_kinds: Sequence[str] | str | None = None,
     overwrite: bool = False,
 ) -> SyntheticProject:
     """Write a synthetic project with ground truth to ``out_dir`` (see the module docstring).
@@ -486,6 +632,13 @@ def synthesize_project(
             then end in ``_top`` / ``_side`` and ``vidpose.yaml`` lists ``views`` and
             ``view_matches`` (``view`` is ignored).
         fps: frame rate of the videos.
+        shifted_sessions: further unlabeled videos ``shift00``, ``shift01``, ... with a domain
+            shift (see :mod:`vidpose.synthetic.shift`), in ``videos/`` with ground truth and a
+            record of each session in ``ground_truth/sessions.json``. 0 writes exactly the
+            project this function wrote before shifted sessions existed.
+        shift: the shift's magnitude: ``"mild"`` (0.5), ``"strong"`` (1) or a number 0-2.
+        shift_kinds: which factors shift (names or comma-separated text from
+            :data:`~vidpose.synthetic.shift.SHIFT_KINDS`); None = all.
         overwrite: write into a non-empty ``out_dir``, replacing files of the same names
             (other files there are left alone).
 
@@ -494,6 +647,10 @@ def synthesize_project(
         ProjectError: ``out_dir`` is a file, or is not empty and ``overwrite`` is False.
     """
     _validate(n_labeled, n_videos, n_frames, size, view, difficulty, views, fps)
+    if int(shifted_sessions) != shifted_sessions or shifted_sessions < 0:
+        raise ConfigError(f"shifted_sessions must be 0 or more, got {shifted_sessions!r}")
+    magnitude = shift_magnitude(shift)
+    kinds = check_shift_kinds(shift_kinds)
     base_names = select_keypoints(n_keypoints)
     project = Path(out_dir)
     if project.exists() and not project.is_dir():
@@ -511,58 +668,49 @@ def synthesize_project(
     root = np.random.SeedSequence(seed)
     arena_seq, labels_seq, *video_seqs = root.spawn(2 + n_videos)
     crf = DIFFICULTIES[difficulty].crf
+    hw = (int(size[0]), int(size[1]))
 
-    videos, truth, truth_full = [], [], []
+    sessions: list[Session] = []
     first_truth: Poses | None = None
     for i, video_seq in enumerate(video_seqs):
         stem = f"session{i:02d}"
         rendered = render_video(
+            video_seq, n_frames, hw, tuple(view_names), difficulty, fps, arena_seed=arena_seq
+        )
+        video_path = project / "videos" / f"{stem}.mp4"
+        _write_video(video_path, rendered.frames, fps, crf)
+        truth, truth_full, gt = _write_truth(project, stem, rendered, columns, names)
+        kind = "labeled" if i == 0 else "unlabeled"
+        sessions.append(Session(stem, kind, video_path, truth, truth_full))
+        if i == 0:
+            first_truth = gt
+
+    for j in range(int(shifted_sessions)):
+        stem = f"shift{j:02d}"
+        shift_seq, video_seq = np.random.SeedSequence(seed, spawn_key=(SHIFT_STREAM, j)).spawn(2)
+        change = draw_shift(np.random.default_rng(shift_seq), magnitude, kinds, hw)
+        rendered = render_video(
             video_seq,
             n_frames,
-            (int(size[0]), int(size[1])),
+            hw,
             tuple(view_names),
             difficulty,
             fps,
             arena_seed=arena_seq,
+            shift=change,
         )
         video_path = project / "videos" / f"{stem}.mp4"
-        _write_video(video_path, rendered.frames, fps, crf)
-        videos.append(video_path)
-
-        px = rendered.keypoints_px[:, columns]
-        vis = rendered.visible[:, columns]
-        ins = rendered.inside[:, columns]
-        frame_ids = np.arange(n_frames)
-        gt = Poses(
-            coords=np.where(vis[..., None], px, np.nan),
-            keypoints=names,
-            frames=frame_ids,
-            likelihood=np.where(vis, 1.0, np.nan),
-            scorer=SCORER,
-            is_labels=False,
+        _write_video(
+            video_path, rendered.frames, fps, crf, change.lamp_tint if change.tinted else None
         )
-        full = Poses(
-            coords=px,
-            keypoints=names,
-            frames=frame_ids,
-            likelihood=vis.astype(np.float64),
-            scorer=SCORER,
-            is_labels=False,
-            keypoint_columns={
-                "occluded": (ins & ~vis).astype(np.float64),
-                "outside": (~ins).astype(np.float64),
-            },
-        )
-        truth.append(project / "ground_truth" / f"{stem}.csv")
-        truth_full.append(project / "ground_truth" / f"{stem}_full.csv")
-        write_poses(gt, truth[-1])
-        write_poses(full, truth_full[-1])
-        if i == 0:
-            first_truth = gt
+        truth, truth_full, _ = _write_truth(project, stem, rendered, columns, names)
+        sessions.append(Session(stem, "shifted", video_path, truth, truth_full, change))
 
     assert first_truth is not None
+    videos = [s.video for s in sessions]
     stem = videos[0].stem
     labeled = _labeled_frame_indices(np.random.default_rng(labels_seq), n_frames, n_labeled)
+    sessions[0] = replace(sessions[0], labeled_frames=labeled)
     wanted = {t + d for t in labeled for d in range(-CONTEXT_FRAMES, CONTEXT_FRAMES + 1)}
     decoded = _decoded_frames(videos[0], wanted)
     folder = project / "labeled-data" / stem
@@ -577,14 +725,20 @@ def synthesize_project(
 
     settings_path = project / SETTINGS_FILE
     atomic_write_text(settings_path, dump_settings(_settings(base_names, view_names)))
+    sessions_path = None
+    if shifted_sessions:
+        sessions_path = project / SESSIONS_FILE
+        atomic_write_text(sessions_path, sessions_json(project, sessions, seed, magnitude, kinds))
     return SyntheticProject(
         project_dir=project,
         videos=videos,
         labels=labels_path,
         settings=settings_path,
-        ground_truth=truth,
-        ground_truth_full=truth_full,
+        ground_truth=[s.ground_truth for s in sessions],
+        ground_truth_full=[s.ground_truth_full for s in sessions],
         keypoints=names,
         views=view_names if views == 2 else [],
         labeled_frames=labeled,
+        sessions=sessions,
+        sessions_file=sessions_path,
     )

@@ -23,6 +23,10 @@ from vidpose.synthetic.body import Body
 
 BACKGROUND_ID = 0
 _OCCLUDER_DEPTH = 1e9
+FLOOR_GREY = 0.3
+"""Mean grey level of an arena floor (before the lamp); the animal is lighter."""
+BEYOND_GREY = 0.12
+"""What a moved camera sees beyond the arena's edge (the dark rim of the rig)."""
 
 
 @dataclass(frozen=True)
@@ -321,6 +325,15 @@ def _soft_segment(yy, xx, a, b, half_width):
     return np.clip(half_width + 0.5 - dist, 0.0, 1.0)
 
 
+def _wall(
+    rng: np.random.Generator, img: np.ndarray, yy: np.ndarray, xx: np.ndarray, horizon: float
+) -> np.ndarray:
+    """A striped wall above the ``horizon`` row of a side view, and a bright floor edge."""
+    wall = yy < horizon
+    img = np.where(wall, img * 0.6 + 0.04 * np.sin(xx * rng.uniform(0.3, 0.8)), img)
+    return img + 0.15 * np.clip(1.5 - np.abs(yy - horizon), 0.0, 1.0)
+
+
 def make_background(
     rng: np.random.Generator, height: int, width: int, horizon: float | None = None
 ) -> np.ndarray:
@@ -331,7 +344,7 @@ def make_background(
     """
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     scale = min(height, width)
-    img = 0.3 + 0.05 * smooth_noise(rng, height, width, (4, 16, 48))
+    img = FLOOR_GREY + 0.05 * smooth_noise(rng, height, width, (4, 16, 48))
     for _ in range(int(rng.integers(3, 7))):
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         rx, ry = rng.uniform(0.03, 0.12, 2) * scale
@@ -342,9 +355,34 @@ def make_background(
         b = rng.uniform(0, 1, 2) * (width, height)
         img += rng.uniform(-0.1, 0.1) * _soft_segment(yy, xx, a, b, rng.uniform(0.5, 2.0))
     if horizon is not None:
-        wall = yy < horizon
-        img = np.where(wall, img * 0.6 + 0.04 * np.sin(xx * rng.uniform(0.3, 0.8)), img)
-        img += 0.15 * np.clip(1.5 - np.abs(yy - horizon), 0.0, 1.0)
+        img = _wall(rng, img, yy, xx, horizon)
+    return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+
+def make_tiled_background(
+    rng: np.random.Generator, height: int, width: int, horizon: float | None = None
+) -> np.ndarray:
+    """(H, W) float32 another kind of floor at the same mean grey as :func:`make_background`:
+    square tiles of uneven shade (a fifth to an eighth of the view wide, at a random angle)
+    with dark grout lines, under fine-grained bedding. ``horizon`` as in
+    :func:`make_background`.
+    """
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    scale = min(height, width)
+    period = rng.uniform(0.125, 0.2) * scale
+    angle = rng.uniform(0.0, np.pi / 2)
+    u = (xx * np.cos(angle) + yy * np.sin(angle)) / period + rng.uniform(0, 1)
+    v = (-xx * np.sin(angle) + yy * np.cos(angle)) / period + rng.uniform(0, 1)
+    n_tiles = int(np.ceil(np.hypot(height, width) / period)) + 4
+    shades = rng.uniform(-0.07, 0.07, (2 * n_tiles, 2 * n_tiles)).astype(np.float32)
+    tile = shades[np.floor(u).astype(np.int64) + n_tiles, np.floor(v).astype(np.int64) + n_tiles]
+    to_line = period * np.minimum(np.abs(u - np.round(u)), np.abs(v - np.round(v)))
+    grout = np.clip(rng.uniform(0.6, 1.2) + 0.5 - to_line, 0.0, 1.0)
+    grain = smooth_noise(rng, height, width, (2, 3))
+    img = tile + 0.045 * grain - 0.13 * grout
+    img += FLOOR_GREY - img.mean()
+    if horizon is not None:
+        img = _wall(rng, img, yy, xx, horizon)
     return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
@@ -354,6 +392,74 @@ def make_illumination(rng: np.random.Generator, height: int, width: int) -> np.n
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     r2 = ((xx - cx) / width) ** 2 + ((yy - cy) / height) ** 2
     return (1.0 - 0.5 * r2).astype(np.float32)
+
+
+def similarity(
+    zoom: float, rotation_deg: float, shift_px: tuple[float, float], height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(A (2, 2), b (2,)) mapping image px ``p`` to ``A p + b``: a zoom and a rotation about
+    the view's centre pixel, then a translation by ``shift_px`` (x, y)."""
+    r = np.deg2rad(rotation_deg)
+    a = zoom * np.array([[np.cos(r), -np.sin(r)], [np.sin(r), np.cos(r)]])
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    return a, centre + np.asarray(shift_px, dtype=np.float64) - a @ centre
+
+
+def move_camera(camera: Camera, a: np.ndarray, b: np.ndarray) -> Camera:
+    """``camera`` whose image is moved by the similarity ``p -> a p + b`` (see
+    :func:`similarity`); depth is unchanged."""
+    return Camera(camera.name, a @ camera.proj, a @ camera.offset + b, camera.toward)
+
+
+def warp_image(image: np.ndarray, a: np.ndarray, b: np.ndarray, fill: float) -> np.ndarray:
+    """(H, W) float32 ``image`` seen through the similarity ``p -> a p + b``: each output pixel
+    ``p`` shows ``image`` at ``a^-1 (p - b)`` (bilinear), ``fill`` where that is outside it."""
+    height, width = image.shape
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    inv = np.linalg.inv(a)
+    dx, dy = xx - b[0], yy - b[1]
+    sx = inv[0, 0] * dx + inv[0, 1] * dy
+    sy = inv[1, 0] * dx + inv[1, 1] * dy
+    outside = (sx < -0.5) | (sx > width - 0.5) | (sy < -0.5) | (sy > height - 0.5)
+    sx, sy = np.clip(sx, 0, width - 1), np.clip(sy, 0, height - 1)
+    x0 = np.minimum(np.floor(sx).astype(np.int64), width - 2) if width > 1 else sx.astype(int)
+    y0 = np.minimum(np.floor(sy).astype(np.int64), height - 2) if height > 1 else sy.astype(int)
+    fx, fy = sx - x0, sy - y0
+    img = image.astype(np.float64)
+    top = img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx
+    bottom = img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
+    out = top * (1 - fy) + bottom * fy
+    return np.where(outside, fill, out).astype(np.float32)
+
+
+def lamp_gradient(height: int, width: int, strength: float, angle_deg: float) -> np.ndarray:
+    """(H, W) float32 ``1 + strength * ramp``: a linear ramp from -1 to 1 (at the view's
+    corners) rising in the direction ``angle_deg`` (0 = towards +x, 90 = towards +y)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = np.deg2rad(angle_deg)
+    along = (xx - (width - 1) / 2) * np.cos(r) + (yy - (height - 1) / 2) * np.sin(r)
+    reach = 0.5 * np.hypot(width - 1, height - 1)
+    return (1.0 + strength * along / max(reach, 1e-9)).astype(np.float32)
+
+
+def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur float images (T, H, W) with a Gaussian of ``sigma`` px (separable, edges clamped)."""
+    if sigma <= 0:
+        return images
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
+    x = images
+    for axis in (1, 2):
+        n = x.shape[axis]
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(x, pad, mode="edge")
+        y = np.zeros_like(x)
+        for j, w in enumerate(taps):
+            y += w * np.take(padded, np.arange(j, j + n), axis=axis)
+        x = y
+    return x
 
 
 def blur3(images: np.ndarray, amount: float) -> np.ndarray:
@@ -390,6 +496,7 @@ class Exposure:
             (H, W) window of a random bank image, much cheaper than fresh noise per frame and,
             at a fresh offset each frame, as good for a model.
         noise_pick: (T, 3) int64 bank index, row offset, column offset per frame.
+        blur_sigma: further Gaussian blur, px (a shifted session's lens), after ``blur``.
     """
 
     illumination: np.ndarray
@@ -399,6 +506,7 @@ class Exposure:
     noise_std: float
     noise_bank: np.ndarray
     noise_pick: np.ndarray
+    blur_sigma: float = 0.0
 
 
 def make_exposure(
@@ -446,6 +554,8 @@ def expose(scene: np.ndarray, t0: int, exposure: Exposure, clean: bool = False) 
             x *= exposure.gain[t, None, None]
             x += exposure.offset[t, None, None]
             x = blur3(x, exposure.blur)
+            if exposure.blur_sigma > 0:
+                x = gaussian_blur(x, exposure.blur_sigma)
             for i, (b, r, c) in enumerate(exposure.noise_pick[t].tolist()):
                 x[i] += (
                     np.float32(exposure.noise_std)

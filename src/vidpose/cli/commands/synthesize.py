@@ -21,9 +21,68 @@ def _even_size(text: str) -> int:
 
 _even_size.__name__ = "an even size in pixels"
 
+# Kept in step with vidpose.synthetic.shift (a test checks), so that --help loads no numpy.
+SHIFT_KINDS = ("background", "lighting", "size", "contrast", "blur", "camera")
+MAX_SHIFT = 2.0
+
+
+def _shift(text: str) -> float:
+    key = text.strip().lower()
+    named = {"mild": 0.5, "strong": 1.0}
+    if key in named:
+        return named[key]
+    try:
+        value = float(key)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= MAX_SHIFT:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"expected mild, strong or a number from 0 to {MAX_SHIFT:g}, got {text!r}"
+        )
+    return value
+
+
+_shift.__name__ = "a shift magnitude"
+
+
+def _kinds(text: str) -> list[str]:
+    names = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in names if k not in SHIFT_KINDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated factors from {','.join(SHIFT_KINDS)}, got {text!r}"
+        )
+    return names
+
+
+_kinds.__name__ = "shift factors"
+
+_EPILOG = """\
+shifted sessions (--shifted N): unlabeled videos shift00.mp4, shift01.mp4, ... beside
+session00.mp4 (labeled), session01.mp4, ...; the same rig on another day, with ground truth
+for every frame (ground_truth/shiftNN.csv, shiftNN_full.csv) and each session's kind and
+factor values in ground_truth/sessions.json. No labels come from them; semi-supervised
+training uses them as unlabeled video (they are in videos/). Each factor's direction is
+drawn per session from --seed; at magnitude m (mild 0.5, strong 1, S = the smaller side):
+  background  floor blended with another kind of floor (tiles, bedding): mix min(1, m)
+  lighting    lamp level 1 +- 0.4m, lamp gradient +-0.4m across the view, colour +-0.12m
+  size        animal scale exp(+-0.3m)
+  contrast    animal-floor grey difference times 1 +- 0.45m
+  blur        Gaussian lens blur, sigma 2m S/256 px
+  camera      zoom exp(+-0.12m), rotation +-8m deg, translation 0.08m S px
+--shifted 0 (the default) writes the same project, byte for byte, as without these options.
+"""
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("synthesize", help="write a synthetic example project with ground truth")
+    p = sub.add_parser(
+        "synthesize",
+        help="write a synthetic example project with ground truth",
+        description="Write a synthetic project (videos, labeled frames, CollectedData.csv,\n"
+        "vidpose.yaml) with the true keypoints of every video frame in ground_truth/.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="project folder to create")
     p.add_argument(
         "--seed", type=int_type(0), default=0, help="random seed (same seed, same bytes)"
@@ -50,6 +109,27 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="2: two synchronized views side by side (multiview)",
     )
     p.add_argument(
+        "--shifted",
+        type=int_type(0),
+        default=0,
+        metavar="N",
+        help="add N unlabeled sessions with a domain shift (shift00, ...; default 0)",
+    )
+    p.add_argument(
+        "--shift",
+        type=_shift,
+        default=None,
+        metavar="mild|strong|M",
+        help=f"how strong the shift is: mild (0.5), strong (1, default) or 0-{MAX_SHIFT:g}",
+    )
+    p.add_argument(
+        "--shift-kinds",
+        type=_kinds,
+        default=None,
+        metavar="LIST",
+        help=f"which factors shift (default all): {','.join(SHIFT_KINDS)}",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="write into a non-empty OUT_DIR, replacing files of the same names",
@@ -73,6 +153,9 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--keypoints {args.keypoints}: the synthetic animal has {n_keypoints} keypoints"
         )
+    if args.shifted == 0 and (args.shift is not None or args.shift_kinds is not None):
+        given = "--shift" if args.shift is not None else "--shift-kinds"
+        raise UsageError(f"{given} sets up shifted sessions; add them with --shifted N (N >= 1)")
     t0 = time.perf_counter()
     proj = vidpose.synthesize_project(
         args.out_dir,
@@ -85,7 +168,13 @@ def handle(args: argparse.Namespace) -> int:
         view=args.view,
         difficulty=args.difficulty,
         views=args.views,
+        shifted_sessions=args.shifted,
+        shift=1.0 if args.shift is None else args.shift,
+        shift_kinds=args.shift_kinds,
         overwrite=args.overwrite,
     )
     say(f"{proj.project_dir} in {time.perf_counter() - t0:.1f} s", "wrote synthetic project")
+    if proj.sessions_file is not None:
+        stems = ", ".join(s.stem for s in proj.shifted)
+        say(f"{stems}; their shifts are in {proj.sessions_file}", "shifted sessions:")
     return 0
