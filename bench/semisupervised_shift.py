@@ -253,6 +253,7 @@ class Bench:
         self.runs: list[dict] = []
         self.sessions: dict[int, dict] = {}
         self.preds: dict[tuple[str, int], dict[str, Poses]] = {}
+        self.activity: dict[str, dict] = {}  # model tag -> metrics.json "unsupervised"
         self.t0 = time.perf_counter()
         self.ensemble_of: str | None = None
         self.check()
@@ -304,6 +305,7 @@ class Bench:
         t1 = time.perf_counter()
         preds = {s.stem: model.predict_video(s.video) for s in proj.sessions}
         predict_s = time.perf_counter() - t1
+        self.activity[tag] = res.metrics.get("unsupervised", {})
         del model
         if not self.args.keep_models:
             shutil.rmtree(model_dir, ignore_errors=True)
@@ -319,7 +321,8 @@ class Bench:
 
     def run_condition(self, proj: SyntheticProject, seed: int, name: str) -> None:
         overrides = [*self.cond[name], *self.extra.get(name, []), f"training.seed={seed}"]
-        preds, train_s, predict_s = self.train_predict(proj, overrides, f"{name}_s{seed}")
+        tag = f"{name}_s{seed}"
+        preds, train_s, predict_s = self.train_predict(proj, overrides, tag)
         self.preds[(name, seed)] = preds
         coords = {stem: p.coords for stem, p in preds.items()}
         self.record(
@@ -329,6 +332,7 @@ class Bench:
                 "overrides": overrides,
                 "train_seconds": train_s,
                 "predict_seconds": predict_s,
+                "loss_activity": self.activity.get(tag, {}),
                 **score(coords, proj, self.jump_px),
             }
         )
@@ -447,7 +451,7 @@ class Bench:
 
     def write(self) -> None:
         self.args.out.parent.mkdir(parents=True, exist_ok=True)
-        self.args.out.write_text(json.dumps(self.result(), indent=1) + "\n")
+        self.args.out.write_text(json.dumps(self.result(), indent=1, default=str) + "\n")
 
 
 def merge(paths: list[Path], out: Path) -> dict:
@@ -464,7 +468,7 @@ def merge(paths: list[Path], out: Path) -> dict:
         "table": table(summ),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(merged, indent=1) + "\n")
+    out.write_text(json.dumps(merged, indent=1, default=str) + "\n")
     return merged
 
 
