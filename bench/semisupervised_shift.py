@@ -311,6 +311,10 @@ class Bench:
             shutil.rmtree(model_dir, ignore_errors=True)
         return preds, res.train_seconds, predict_s
 
+    def labelled(self, name: str) -> str:
+        """The condition's name in the results, with ``--label`` (to pool variants)."""
+        return f"{name}[{self.args.label}]" if self.args.label else name
+
     def record(self, row: dict) -> None:
         self.runs.append(row)
         short = {k: row[k] for k in ("seed", "condition", "train_seconds")}
@@ -328,7 +332,8 @@ class Bench:
         self.record(
             {
                 "seed": seed,
-                "condition": name,
+                "condition": self.labelled(name),
+                "base_condition": name,
                 "overrides": overrides,
                 "train_seconds": train_s,
                 "predict_seconds": predict_s,
@@ -344,7 +349,9 @@ class Bench:
         for i, member_seed in enumerate(member_seeds):
             if i == 0 and (of, seed) in self.preds:
                 members.append(self.preds[(of, seed)])
-                prior = next(r for r in self.runs if r["condition"] == of and r["seed"] == seed)
+                prior = next(
+                    r for r in self.runs if r.get("base_condition") == of and r["seed"] == seed
+                )
                 train_s += prior["train_seconds"]
                 predict_s += prior["predict_seconds"]
                 continue
@@ -375,14 +382,14 @@ class Bench:
         self.record(
             {
                 **common,
-                "condition": f"{ENSEMBLE}{n}_median({of})",
+                "condition": self.labelled(f"{ENSEMBLE}{n}_median({of})"),
                 **score(median, proj, self.jump_px),
             }
         )
         self.record(
             {
                 **common,
-                "condition": f"{ENSEMBLE}{n}_kalman({of})",
+                "condition": self.labelled(f"{ENSEMBLE}{n}_kalman({of})"),
                 "smooth_seconds": smooth_s,
                 **score({k: v.coords for k, v in smoothed.items()}, proj, self.jump_px),
             }
@@ -392,14 +399,14 @@ class Bench:
         a = self.args
         if a.ensemble_of != "auto":
             return a.ensemble_of
-        trained = [r for r in self.runs if r["condition"] in CONDITIONS]
+        trained = [r for r in self.runs if r.get("base_condition") in CONDITIONS]
         if not trained:
             raise SystemExit("--ensemble-of auto needs another condition in --conditions")
         scores = {
             name: np.mean(
-                [r["shifted"]["visible_median_px"] for r in trained if r["condition"] == name]
+                [r["shifted"]["visible_median_px"] for r in trained if r["base_condition"] == name]
             )
-            for name in dict.fromkeys(r["condition"] for r in trained)
+            for name in dict.fromkeys(r["base_condition"] for r in trained)
         }
         return min(scores, key=scores.get)
 
@@ -524,6 +531,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-models", action="store_true", help="keep model dirs in --workdir")
     ap.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     ap.add_argument("--note", default="")
+    ap.add_argument(
+        "--label",
+        default="",
+        help="results name conditions NAME[LABEL], so that runs of one condition with "
+        "different overrides can be pooled with --merge",
+    )
     ap.add_argument("--merge", type=Path, nargs="+", help="pool these result files instead")
     ap.add_argument("--out", type=Path, default=Path("bench/results/semisupervised_shift.json"))
     ap.add_argument("overrides", nargs="*", help="key=value for every condition")

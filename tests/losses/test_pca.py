@@ -138,10 +138,109 @@ def test_translation_invariance_versus_raw_coordinates():
     coords, _ = shape_poses(3, travel_px=0.0)
     moved = coords[:4] + np.array([200.0, -150.0])
     centred = fit_pose_pca(coords, range(8), n_components=3)
-    raw = fit_pose_pca(coords, range(8), n_components=3, translation_invariant=False)
+    raw = fit_pose_pca(coords, range(8), n_components=3, align="none")
     assert not raw.translation_invariant
     assert np.all(pca_reconstruction_error(moved, centred) < 5.0)
     assert np.all(pca_reconstruction_error(moved, raw).mean(axis=1) > 30.0)
+
+
+def body_poses(seed: int, n_frames: int, noise_px: float = 0.3) -> np.ndarray:
+    """(n_frames, 8, 2) poses: a fixed body shape (~40 px across) deformed along 3 fixed modes
+    (sd 8, 5 and 3 px), at (300, 300), plus noise; the same body for every call."""
+    rng = np.random.default_rng(1234)
+    mean_shape = rng.normal(size=(8, 2)) * 40
+    basis = rng.normal(size=(8, 2, 3))
+    basis -= basis.mean(axis=0)
+    basis = np.linalg.qr(basis.reshape(16, 3))[0]
+    draw = np.random.default_rng(seed)
+    z = draw.normal(size=(n_frames, 3)) * [8.0, 5.0, 3.0]
+    noise = draw.normal(size=(n_frames, 8, 2)) * noise_px
+    return mean_shape + (z @ basis.T).reshape(n_frames, 8, 2) + 300 + noise
+
+
+def similar_poses(coords: np.ndarray, seed: int, scale=(0.6, 1.6)) -> np.ndarray:
+    """Each pose turned by a random angle and scaled about its centroid."""
+    rng = np.random.default_rng(seed)
+    n = coords.shape[0]
+    theta = rng.uniform(-np.pi, np.pi, n)
+    s = rng.uniform(*scale, n)
+    rot = np.stack([np.cos(theta), -np.sin(theta), np.sin(theta), np.cos(theta)], -1)
+    rot = rot.reshape(n, 2, 2) * s[:, None, None]
+    c = coords.mean(axis=1, keepdims=True)
+    return np.einsum("nij,nkj->nki", rot, coords - c) + c
+
+
+def test_similarity_alignment_ignores_rotation_and_size():
+    """Labels turned and scaled at random: the similarity model keeps the true shape rank and
+    finds turned, resized new poses plausible; the translation-only model does neither."""
+    labels = similar_poses(body_poses(11, 120), seed=1)
+    sim = fit_pose_pca(labels, range(8), variance=0.99, align="similarity")
+    trans = fit_pose_pca(labels, range(8), variance=0.99, align="translation")
+    assert sim.align == "similarity" and 0.6 < sim.scale_px / 40 < 2.0
+    assert sim.n_components == 3  # the true shape modes; turning and size take none
+    new = similar_poses(body_poses(12, 20), seed=2, scale=(1.8, 2.2))  # bigger than any label
+    sim_err = np.median(pca_reconstruction_error(new, sim))
+    assert sim_err < 2.0
+    assert np.median(pca_reconstruction_error(new, trans)) > 2 * sim_err
+    # a keypoint moved 30 px off the shape is caught at any rotation and size
+    off = new.copy()
+    off[:, 5] += [30.0, 0.0]
+    err = pca_reconstruction_error(off, sim)
+    assert np.all(err.argmax(axis=1) == 5) and np.all(err[:, 5] > 12.0)
+    # the error is in px of the pose itself: the same shape twice as large, twice the error
+    c = off.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(pca_reconstruction_error(2 * (off - c) + c, sim), 2 * err, rtol=1e-6)
+
+
+def test_similarity_alignment_with_missing_labels():
+    labels = drop_keypoints(similar_poses(body_poses(13, 80), seed=3), 0.15, seed=4)
+    pca = fit_pose_pca(labels, range(8), n_components=3, align="similarity")
+    fresh = similar_poses(body_poses(14, 10), seed=5)
+    assert np.median(pca_reconstruction_error(fresh, pca)) < 2.5
+
+
+def test_similarity_torch_matches_numpy_and_shrinking_never_pays():
+    labels = similar_poses(body_poses(15, 60, noise_px=0.5), seed=6)
+    pca = fit_pose_pca(labels, range(8), n_components=3, align="similarity")
+    poses = labels[:6].copy()
+    poses[:, 2] += [15.0, -9.0]
+    err_np = pca_reconstruction_error(poses, pca)
+    x = torch.tensor(poses, dtype=torch.float32, requires_grad=True)
+    err_t = pca_reconstruction_error(x, pca)
+    assert torch.allclose(err_t, torch.tensor(err_np, dtype=torch.float32), atol=1e-3)
+    err_t.sum().backward()
+    g = x.grad.numpy().astype(np.float64)
+    centred = poses - poses.mean(axis=1, keepdims=True)
+    turned = np.stack([-centred[..., 1], centred[..., 0]], axis=-1)
+    unit = lambda v: v / np.linalg.norm(v.reshape(len(v), -1), axis=1)[:, None, None]  # noqa: E731
+    for direction in (unit(centred), unit(turned), np.ones_like(poses) / 4.0):
+        along = np.abs((g * direction).sum(axis=(1, 2)))
+        assert np.all(along < 1e-3 * np.linalg.norm(g.reshape(6, -1), axis=1)), along
+    # the margin grows with the pose's size
+    from vidpose.losses.pca import pca_margin
+
+    xs = torch.tensor(poses, dtype=torch.float32)
+    c = xs.mean(dim=1, keepdim=True)
+    assert torch.allclose(pca_margin(2 * (xs - c) + c, pca), 2 * pca_margin(xs, pca), rtol=1e-5)
+    # every keypoint at one point: finite error and gradient
+    y = torch.full((1, 8, 2), 50.0, requires_grad=True)
+    pca_reconstruction_error(y, pca).sum().backward()
+    assert torch.isfinite(y.grad).all()
+
+
+def test_models_saved_before_align_still_load():
+    coords, _ = shape_poses(14)
+    pca = fit_pose_pca(coords, range(8), n_components=3)
+    old = pca.to_dict()
+    del old["align"], old["scale_px"]
+    old["translation_invariant"] = True
+    back = type(pca).from_dict(old)
+    assert back.align == "translation"
+    np.testing.assert_allclose(
+        pca_reconstruction_error(coords, back), pca_reconstruction_error(coords, pca)
+    )
+    old["translation_invariant"] = False
+    assert type(pca).from_dict(old).align == "none"
 
 
 def test_identical_shapes_give_zero_components():

@@ -223,6 +223,7 @@ def test_losses_compute_in_float32_under_half_inputs():
 
 def test_available_losses():
     assert UNSUPERVISED_LOSSES.names() == [
+        "equivariance",
         "pca_multiview",
         "pca_singleview",
         "temporal",
@@ -263,6 +264,9 @@ def _full_inputs() -> tuple[UnsupervisedInputs, torch.Tensor]:
         heatmap_logits=logits,
         coords_hm=torch.full((12, K, 2), 7.0),
     )
+    # a second view that disagrees by the same scramble (for equivariance)
+    inputs.second = UnsupervisedInputs(coords_px=tensor(rigid_clip()), confidence=torch.ones(12, K))
+    inputs.in_both = torch.ones(12, K, dtype=torch.bool)
     return inputs, logits
 
 
@@ -321,7 +325,7 @@ def test_registering_a_loss_needs_a_weight_and_defaults_for_its_parameters():
         (
             ["pca_singleview"],
             {"pca_keypoint_idx": [2]},
-            "at least 2 keypoints and the project has 1",
+            "align=similarity needs at least 3 keypoints and pca_keypoints has 1",
         ),
         (["pca_multiview"], {"labels_px": rigid_labels()[:3]}, "at least 4 labeled training"),
         (["smoothness"], {}, r"unknown unsupervised loss 'smoothness'.*choose one of"),
@@ -345,3 +349,63 @@ def test_ramp_weight():
     assert ramp_weight(37.0, 10) == 1.0
     assert ramp_weight(0.0, 0) == 1.0
     assert ramp_weight(-1.0, 5) == 0.0
+
+
+def test_equivariance_loss_margin_mask_confidence_and_gradients():
+    from vidpose.losses.unsupervised import equivariance_loss
+
+    a = torch.zeros(4, 3, 2, requires_grad=True)
+    b = torch.zeros(4, 3, 2)
+    b[..., 0] = 5.0  # every keypoint 5 px apart
+    terms = equivariance_loss(a, b, epsilon_px=2.0)
+    assert terms.loss.item() == pytest.approx(3.0) and int(terms.count) == 12
+    terms.loss.backward()
+    assert torch.all(a.grad[..., 0] < 0)  # pulled towards the other view
+    valid = torch.ones(4, 3, dtype=torch.bool)
+    valid[:, 0] = False
+    assert int(equivariance_loss(a, b, 2.0, valid).count) == 8
+    conf = torch.full((4, 3), 0.9)
+    conf2 = conf.clone()
+    conf2[0] = 0.1
+    assert int(equivariance_loss(a, b, 2.0, None, conf, conf2, 0.5).count) == 9
+    assert equivariance_loss(a, b, 6.0).loss.item() == 0.0
+    none = equivariance_loss(a, b, 2.0, torch.zeros(4, 3, dtype=torch.bool))
+    assert none.loss.item() == 0.0 and none.loss.requires_grad
+
+
+def test_equivariance_second_view_matrix_moves_the_image_content():
+    """A bright dot at p in the clip appears at M p in the second view."""
+    from vidpose.losses.builtin import EquivarianceLoss, EquivarianceParams
+
+    torch.manual_seed(0)
+    frames = torch.zeros(2, 3, 48, 64)
+    frames[:, :, 20:23, 30:33] = 1.0  # centre (31, 21)
+    loss = EquivarianceLoss(EquivarianceParams(brightness=0.0, contrast=0.0), None)
+    for _ in range(5):
+        view, m = loss.second_view(frames)
+        assert view.shape == frames.shape and m.shape == (3, 3)
+        expect = m @ torch.tensor([31.0, 21.0, 1.0])
+        w = view[0, 0]
+        ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="ij")
+        centre = torch.stack([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()])
+        assert torch.allclose(centre, expect[:2], atol=0.3), (centre, expect)
+
+
+def test_warp_frames_matches_the_augmentation_warp():
+    from vidpose.data.augment import _warp_images
+    from vidpose.data.geometry import warp_frames
+
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(3, 3, 40, 56, generator=g)
+    angle = torch.tensor(0.3)
+    m = torch.tensor(
+        [
+            [torch.cos(angle) * 1.1, -torch.sin(angle) * 1.1, 4.0],
+            [torch.sin(angle) * 1.1, torch.cos(angle) * 1.1, -6.0],
+            [0.0, 0.0, 1.0],
+        ]
+    )
+    ours = warp_frames(images, m)
+    theirs = _warp_images(images, m[None])
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert torch.allclose(ours[inner], theirs[inner], atol=1e-4)

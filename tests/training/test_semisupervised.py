@@ -28,7 +28,7 @@ TINY = [
 
 
 def test_semisupervised_run_logs_every_loss_and_writes_metrics(tiny_project, tmp_path):
-    losses = ["temporal", "pca_singleview", "unimodal"]
+    losses = ["temporal", "pca_singleview", "unimodal", "equivariance"]
     res = train(
         tiny_project,
         [*TINY, f"model.losses=[{','.join(losses)}]"],
@@ -122,3 +122,23 @@ def test_loss_activity_is_logged_recorded_and_an_inactive_loss_is_reported(tiny_
     log = pd.read_csv(open_.model_dir / "logs" / "csv" / "metrics.csv")
     assert (log["train/temporal_active"].dropna() > 0.9).all()
     assert (log["train/temporal_relative"].dropna() > 0).all()
+
+
+def test_equivariance_trains_a_context_model_and_is_active(tiny_project, tmp_path):
+    """The second view runs through the context network's sequence path (frames trimmed
+    alike in both views); with no margin almost every keypoint inside both views costs."""
+    res = train(
+        tiny_project,
+        [
+            *TINY,
+            "model.head=heatmap_context",
+            "model.context_frames=3",
+            "model.losses=[equivariance]",
+            "losses.equivariance.epsilon_px=0",
+        ],
+        model_dir=tmp_path / "m",
+        progress=False,
+    )
+    act = res.metrics["unsupervised"]["equivariance"]
+    assert act["counted_fraction"] > 0.5 and act["active_fraction"] > 0.5
+    assert act["relative_size"] > 0

@@ -6,11 +6,16 @@ heatmap loss when they fire; their weights keep them a correction, not the objec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from torch import Tensor
+
 from vidpose._schema import setting
-from vidpose.losses.pca import fit_multiview_pca, fit_pose_pca
+from vidpose.data.geometry import warp_frames
+from vidpose.losses.pca import ALIGNMENTS, fit_multiview_pca, fit_pose_pca
 from vidpose.losses.registry import (
     LossSetup,
     UnsupervisedInputs,
@@ -19,6 +24,7 @@ from vidpose.losses.registry import (
 )
 from vidpose.losses.unsupervised import (
     LossTerms,
+    equivariance_loss,
     multiview_pca_loss,
     pca_loss,
     temporal_loss,
@@ -58,6 +64,66 @@ class TemporalLoss(UnsupervisedLoss):
 
 
 @dataclass
+class EquivarianceParams:
+    epsilon_px: float = setting(
+        2.0, "disagreement of the two views (original-frame px) below which the loss is 0", ge=0
+    )
+    min_confidence: float = setting(
+        0.0, "keypoints less confident than this in either view are not counted", ge=0, le=1
+    )
+    rotation_deg: float = setting(15.0, "the second view is turned by up to this angle", ge=0)
+    scale: float = setting(0.15, "and scaled by up to this fraction", ge=0, lt=1)
+    translate: float = setting(0.05, "and shifted by up to this fraction of the frame", ge=0)
+    brightness: float = setting(0.2, "and its brightness changed by up to this fraction", ge=0)
+    contrast: float = setting(0.2, "and its contrast changed by up to this fraction", ge=0)
+
+
+@register_unsupervised_loss("equivariance", params=EquivarianceParams, weight=0.01)
+class EquivarianceLoss(UnsupervisedLoss):
+    """Predictions that do not move with the image: the clip seen again turned, scaled, shifted
+    and re-lit must give the same poses (original-frame px) beyond a margin."""
+
+    params: EquivarianceParams
+    needs_second_view = True
+    gates = (
+        "a keypoint counts only when it lies inside both views and both confidences are >= "
+        "losses.equivariance.min_confidence, and costs only when the views disagree by more "
+        "than losses.equivariance.epsilon_px"
+    )
+
+    def second_view(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        p = self.params
+        u = torch.rand(6, device=frames.device) * 2.0 - 1.0
+        angle = u[0] * math.radians(p.rotation_deg)
+        scale = 1.0 + u[1] * p.scale
+        h, w = frames.shape[-2:]
+        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+        a, b = torch.cos(angle) * scale, -torch.sin(angle) * scale
+        c, d = -b, a
+        m = torch.zeros((3, 3), dtype=torch.float32, device=frames.device)
+        m[0, 0], m[0, 1], m[0, 2] = a, b, cx + u[2] * p.translate * w - (a * cx + b * cy)
+        m[1, 0], m[1, 1], m[1, 2] = c, d, cy + u[3] * p.translate * h - (c * cx + d * cy)
+        m[2, 2] = 1.0
+        warped = warp_frames(frames, m)
+        mean = warped.mean()
+        contrast, gain = 1.0 + u[4] * p.contrast, 1.0 + u[5] * p.brightness
+        return ((warped - mean) * contrast + mean).mul(gain).clamp(0.0, 1.0), m
+
+    def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
+        assert inputs.second is not None
+        p = self.params
+        return equivariance_loss(
+            inputs.coords_px,
+            inputs.second.coords_px,
+            p.epsilon_px,
+            inputs.in_both,
+            inputs.confidence,
+            inputs.second.confidence,
+            p.min_confidence,
+        )
+
+
+@dataclass
 class PcaMultiviewParams:
     epsilon_percentile: float = setting(
         99.0, "margin = this percentile of the labels' own reconstruction error", gt=0, le=100
@@ -81,6 +147,12 @@ class PcaSingleviewParams(PcaMultiviewParams):
     components: int | None = setting(
         None, "fixed number of PCA components (overrides variance)", ge=1
     )
+    align: str = setting(
+        "similarity",
+        "what a pose may change at no cost: similarity (position, rotation and size), "
+        "translation (position only) or none",
+        choices=ALIGNMENTS,
+    )
 
 
 def _keypoints_for_pca(setup: LossSetup) -> list[int]:
@@ -103,8 +175,14 @@ class PcaSingleviewLoss(UnsupervisedLoss):
     @classmethod
     def problems(cls, params: PcaSingleviewParams, setup: LossSetup) -> list[str]:
         n_kp = len(_keypoints_for_pca(setup))
-        if n_kp < 2:
-            return [f"pose PCA needs at least 2 keypoints and the project has {n_kp}"]
+        fewest = 3 if params.align == "similarity" else 2
+        if n_kp < fewest:
+            hint = " (or losses.pca_singleview.align=translation)" if n_kp >= 2 else ""
+            where = "the project has" if setup.pca_keypoint_idx is None else "pca_keypoints has"
+            return [
+                f"pose PCA with align={params.align} needs at least {fewest} keypoints and "
+                f"{where} {n_kp}{hint}"
+            ]
         if setup.n_train_labels < MIN_PCA_LABELS:
             return [
                 f"pose PCA needs at least {MIN_PCA_LABELS} labeled training frames and there "
@@ -121,6 +199,7 @@ class PcaSingleviewLoss(UnsupervisedLoss):
             n_components=params.components,
             epsilon_percentile=params.epsilon_percentile,
             epsilon_px=params.epsilon_px,
+            align=params.align,
             keypoint_names=setup.keypoints,
         )
 

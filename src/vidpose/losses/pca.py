@@ -16,9 +16,21 @@ budget on two translation directions learned from a few dozen frames and drops r
 modes into the discarded 1 %, and a pose at a place the labels never visited is penalised.
 With the centroid removed, translation is exactly in the model (two fixed directions, no data
 spent on them), ``variance`` is a fraction of *shape* variance, and a rigid move of the whole
-animal never costs anything. Rotation is not factored out (it is not linear in the pose); a
-body that turns spans it with components, as in ordinary PCA.
-``translation_invariant=False`` gives the raw-coordinate model.
+animal never costs anything. ``align="translation"`` is that model, ``align="none"`` the
+raw-coordinate one.
+
+``align="similarity"`` (the default of the ``pca_singleview`` loss) also factors out **rotation
+and size**: each pose is centred, scaled to unit RMS radius and rotated onto the mean shape
+(orthogonal Procrustes, closed form in 2D) before it is projected, and the labels are aligned
+the same way by generalised Procrustes analysis before the fit (Cootes et al.'s point
+distribution model). Why: the same animal seen closer, further, from a moved camera or turned
+on the floor has the same *shape*, and a subspace fitted in pixels penalises those poses. On
+the shifted synthetic sessions (animal 0.74-1.35x the labeled size, camera zoomed and turned)
+the translation-only model pulled correct poses towards the labels' size and made
+semi-supervised training worse than supervised (bench/results/semisupervised_shift_*). Errors
+are measured in units of the mean shape's RMS radius and converted back to px with the pose's
+own size (detached, so that shrinking a pose never lowers its loss); the margins are stored in
+px for an animal of the labels' median size (``scale_px``) and scale with each pose's size.
 
 **Multiview** (:func:`fit_multiview_pca`). A body part seen by V cameras is one 3D point; an
 affine camera maps it to ``A_v X + b_v``, so the stacked 2V-vector of its views lies on a
@@ -80,14 +92,18 @@ class PosePCA:
 
     Attributes:
         keypoint_idx: (K_pca,) indices of the keypoints it models, in label-table order.
-        mean: (D,) mean pose, D = 2 * K_pca interleaved ``x0, y0, x1, y1, ...`` in px; the mean
-            *shape* (centroid 0) when ``translation_invariant``.
+        mean: (D,) mean pose, D = 2 * K_pca interleaved ``x0, y0, x1, y1, ...``: in px for
+            ``align="none"``; the mean *shape* (centroid 0) in px for ``"translation"``; the
+            mean shape at unit RMS radius for ``"similarity"``.
         components: (D, C) orthonormal columns spanning the pose (shape) variation; C may be 0
             when every label has the same shape.
-        explained_variance: (C,) variance along each component, px**2.
+        explained_variance: (C,) variance along each component, in squared units of ``mean``.
         explained_variance_ratio: fraction of the (shape) variance the C components explain.
-        epsilon_px: (K_pca,) loss margin per keypoint, original-frame px.
-        translation_invariant: whether each pose's centroid is removed before projecting.
+        epsilon_px: (K_pca,) loss margin per keypoint, original-frame px (for ``"similarity"``:
+            at size ``scale_px``; a pose of size s gets ``epsilon_px * s / scale_px``).
+        align: what a pose may change at no cost: ``"none"``, ``"translation"`` or
+            ``"similarity"`` (translation, rotation and size).
+        scale_px: median RMS radius (px) of the labeled poses; 1.0 unless ``"similarity"``.
         n_frames: labeled frames the fit used.
     """
 
@@ -97,12 +113,17 @@ class PosePCA:
     explained_variance: np.ndarray
     explained_variance_ratio: float
     epsilon_px: np.ndarray
-    translation_invariant: bool
+    align: str
+    scale_px: float
     n_frames: int
 
     @property
     def n_components(self) -> int:
         return int(self.components.shape[1])
+
+    @property
+    def translation_invariant(self) -> bool:
+        return self.align != "none"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and numbers (JSON / YAML / checkpoint friendly)."""
@@ -110,7 +131,11 @@ class PosePCA:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PosePCA:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (also reads models saved before ``align`` existed)."""
+        if "align" not in data:
+            data = dict(data)
+            data["align"] = "translation" if data.pop("translation_invariant", True) else "none"
+            data["scale_px"] = 1.0
         return _from_plain(cls, data)
 
 
@@ -149,6 +174,9 @@ class MultiviewPCA:
         """Inverse of :meth:`to_dict`."""
         return _from_plain(cls, data)
 
+
+ALIGNMENTS: tuple[str, ...] = ("similarity", "translation", "none")
+"""What a pose may change at no cost in the single-view pose PCA (module docstring)."""
 
 _INT_ARRAYS = {"keypoint_idx", "view_matches"}
 _SHAPED = {"components"}  # (D, C) with C possibly 0: keep D when C is 0
@@ -316,6 +344,73 @@ def _fit_subspace(
     return _SubspaceFit(mean, components, variances, x - recon, float(ratios[chosen]))
 
 
+GPA_MAX_ITER = 100
+"""Iterations cap of the generalised Procrustes alignment of the labels."""
+
+
+def _align_rows(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity-align poses with missing keypoints onto a reference shape.
+
+    Each row is centred on its observed keypoints' centroid, scaled to the RMS radius the
+    reference has on the same keypoints and rotated onto it (least squares), then placed at
+    the reference's centroid of those keypoints.
+
+    Args:
+        x: (N, K, 2), NaN where a keypoint is missing (at least 2 observed per row).
+        ref: (K, 2) finite.
+
+    Returns:
+        aligned (N, K, 2) (NaN kept), size (N,): each row's RMS radius in px divided by the
+        reference's on the same keypoints.
+    """
+    obs = np.isfinite(x).all(axis=-1)
+    w = obs[..., None].astype(np.float64)
+    n_obs = obs.sum(axis=1)[:, None]
+    xf = np.where(w > 0, x, 0.0)
+    cx = (xf * w).sum(axis=1) / n_obs
+    cr = (ref[None] * w).sum(axis=1) / n_obs
+    z = (xf - cx[:, None]) * w
+    r = (ref[None] - cr[:, None]) * w
+    zc = z[..., 0] + 1j * z[..., 1]
+    rc = r[..., 0] + 1j * r[..., 1]
+    zz = np.sqrt(np.sum(np.abs(zc) ** 2, axis=1))
+    rr = np.sqrt(np.sum(np.abs(rc) ** 2, axis=1))
+    size = zz / np.maximum(rr, 1e-300)
+    cross = np.sum(np.conj(zc) * rc, axis=1)
+    rot = np.where(np.abs(cross) > 0, cross / np.maximum(np.abs(cross), 1e-300), 1.0)
+    ac = rot[:, None] * zc / np.maximum(size, 1e-300)[:, None]
+    aligned = np.stack([ac.real, ac.imag], axis=-1) + cr[:, None]
+    return np.where(w > 0, aligned, np.nan), size
+
+
+def _unit_shape(shape: np.ndarray) -> np.ndarray:
+    """(K, 2) centred and scaled to RMS radius 1."""
+    c = shape - shape.mean(axis=0)
+    return c / max(float(np.sqrt(np.mean(np.sum(c**2, axis=-1)))), 1e-300)
+
+
+def _procrustes_labels(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised Procrustes analysis of (N, K, 2) poses with missing keypoints.
+
+    Returns:
+        aligned (N, K, 2) in units of the mean shape's RMS radius (NaN kept) and each row's
+        size (N,) in px per unit.
+    """
+    start = int(np.argmax(np.isfinite(x).all(axis=-1).sum(axis=1)))
+    ref = _unit_shape(np.where(np.isfinite(x[start]), x[start], np.nanmean(x, axis=0)))
+    for _ in range(GPA_MAX_ITER):
+        aligned, _ = _align_rows(x, ref)
+        new = _unit_shape(np.nanmean(aligned, axis=0))
+        # keep the reference's orientation (the mean of rotated copies may turn slightly)
+        new, _ = _align_rows(new[None], ref)
+        new = _unit_shape(new[0])
+        done = float(np.max(np.abs(new - ref))) < 1e-10
+        ref = new
+        if done:
+            break
+    return _align_rows(x, ref)
+
+
 def _keypoint_label(k: int, keypoint_names: Sequence[str] | None) -> str:
     if keypoint_names is not None and 0 <= k < len(keypoint_names):
         return f"'{keypoint_names[k]}' (index {k})"
@@ -344,7 +439,7 @@ def fit_pose_pca(
     epsilon_percentile: float = 99.0,
     epsilon_px: float | None = None,
     *,
-    translation_invariant: bool = True,
+    align: str = "translation",
     keypoint_names: Sequence[str] | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> PosePCA:
@@ -357,8 +452,9 @@ def fit_pose_pca(
             ``n_components`` is given.
         n_components: fixed number of components C.
         epsilon_percentile: margin = this percentile of each keypoint's own label error.
-        epsilon_px: fixed margin in px for every keypoint (overrides the percentile).
-        translation_invariant: remove each pose's centroid first (default; see module doc).
+        epsilon_px: fixed margin in px for every keypoint (overrides the percentile); for
+            ``align="similarity"``, at the labels' median size.
+        align: ``"translation"``, ``"similarity"`` or ``"none"`` (see the module docstring).
         keypoint_names: the K keypoint names, only for error messages.
         max_iter: EM iterations cap per rank.
 
@@ -371,7 +467,8 @@ def fit_pose_pca(
             fixed C that leaves no constraint.
 
     A frame is usable when it has at least 2 of the PCA keypoints labeled (1 for the raw
-    model): its other keypoints are imputed by the EM, not discarded with it.
+    model, 3 for the similarity model): its other keypoints are imputed by the EM, not
+    discarded with it.
     """
     coords = _check_coords(coords, "fit_pose_pca")
     n_frames, n_kp, _ = coords.shape
@@ -387,25 +484,31 @@ def fit_pose_pca(
         raise ConfigError(f"pose PCA variance must be in (0, 1], got {variance}")
     _check_margin_args(epsilon_percentile, epsilon_px)
 
+    if align not in ALIGNMENTS:
+        raise ConfigError(f"pose PCA align must be one of {', '.join(ALIGNMENTS)}; got {align!r}")
     k_pca = len(idx)
     dim = 2 * k_pca
-    free_dims = dim - 2 if translation_invariant else dim  # dims a shape can vary in
-    model = "translation-invariant" if translation_invariant else "raw-coordinate"
+    # dims a shape can vary in, and the fewest keypoints a pose needs to have any
+    free_dims, min_labeled = {"none": (dim, 1), "translation": (dim - 2, 2)}.get(
+        align, (dim - 4, 3)
+    )
+    model = {"none": "raw-coordinate", "translation": "translation-invariant"}.get(
+        align, "similarity-invariant"
+    )
     if free_dims < 2:
         raise ConfigError(
-            f"{model} pose PCA needs at least {2 if translation_invariant else 1} keypoints "
-            f"to constrain anything; got {k_pca}"
+            f"{model} pose PCA needs at least {min_labeled} keypoints to constrain "
+            f"anything; got {k_pca}"
         )
     if n_components is not None and not 1 <= n_components <= free_dims - 1:
         raise ConfigError(
             f"pose PCA n_components={n_components}: {k_pca} keypoints leave {free_dims} "
-            f"{'shape ' if translation_invariant else ''}dimensions, so use 1..{free_dims - 1} "
+            f"{'shape ' if align != 'none' else ''}dimensions, so use 1..{free_dims - 1} "
             "(as many as the dimensions would penalise nothing)"
         )
 
     sub = coords[:, idx, :]  # (N, K_pca, 2)
     kp_observed = np.isfinite(sub).all(axis=-1)  # (N, K_pca)
-    min_labeled = 2 if translation_invariant else 1
     usable = kp_observed.sum(axis=1) >= min_labeled
     n_usable = int(usable.sum())
     needed = (n_components if n_components is not None else 1) + 1
@@ -427,10 +530,14 @@ def fit_pose_pca(
 
     x = sub[usable].copy()
     x[~kp_observed[usable]] = np.nan  # a keypoint with only x or only y is missing
+    scale_px = 1.0
+    if align == "similarity":
+        x, sizes = _procrustes_labels(x)
+        scale_px = float(np.median(sizes))
     x = x.reshape(n_usable, dim)
     fit = _fit_subspace(
         x,
-        centred=translation_invariant,
+        centred=align != "none",
         n_components=n_components,
         variance=variance,
         max_components=min(n_usable - 1, free_dims - 1),
@@ -440,7 +547,7 @@ def fit_pose_pca(
         eps = np.full(k_pca, float(epsilon_px))
     else:
         err = np.linalg.norm(fit.residual.reshape(n_usable, k_pca, 2), axis=-1)
-        eps = np.nanpercentile(err, epsilon_percentile, axis=0)
+        eps = np.nanpercentile(err, epsilon_percentile, axis=0) * scale_px
     return PosePCA(
         keypoint_idx=np.asarray(idx, dtype=np.int64),
         mean=fit.mean,
@@ -448,7 +555,8 @@ def fit_pose_pca(
         explained_variance=fit.variances,
         explained_variance_ratio=fit.explained_ratio,
         epsilon_px=eps,
-        translation_invariant=translation_invariant,
+        align=align,
+        scale_px=scale_px,
         n_frames=n_usable,
     )
 
@@ -582,8 +690,46 @@ def _projection_residual_np(flat: np.ndarray, mean: np.ndarray, components: np.n
     return dev - (dev @ components) @ components.T
 
 
+def _similarity_align_t(x: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
+    """(..., K, 2) poses -> (aligned (..., K, 2) in ``ref``'s units, size (...) px per unit):
+    centred, scaled to ``ref``'s RMS radius and rotated onto ``ref`` (a (K, 2) centred shape).
+    Differentiable; a pose with every keypoint at one point is left unrotated."""
+    z = x - x.mean(dim=-2, keepdim=True)
+    zx, zy = z[..., 0], z[..., 1]
+    rx, ry = ref[:, 0], ref[:, 1]
+    size = safe_norm(z.flatten(-2)) / ref.square().sum().sqrt()
+    dot = (zx * rx + zy * ry).sum(-1)
+    crs = (zx * ry - zy * rx).sum(-1)
+    norm = safe_norm(torch.stack([dot, crs], dim=-1))
+    ok = norm > 0
+    safe = torch.where(ok, norm, torch.ones_like(norm))
+    cos = torch.where(ok, dot / safe, torch.ones_like(dot))[..., None]
+    sin = torch.where(ok, crs / safe, torch.zeros_like(crs))[..., None]
+    inv = 1.0 / size.clamp_min(1e-6)[..., None]
+    aligned = torch.stack([(cos * zx - sin * zy) * inv, (cos * zy + sin * zx) * inv], dim=-1)
+    return aligned, size
+
+
+def _similarity_align_np(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numpy twin of :func:`_similarity_align_t` (NaN in, NaN out)."""
+    z = x - x.mean(axis=-2, keepdims=True)
+    zc = z[..., 0] + 1j * z[..., 1]
+    rc = ref[:, 0] + 1j * ref[:, 1]
+    size = np.sqrt(np.sum(np.abs(zc) ** 2, axis=-1)) / np.sqrt(np.sum(np.abs(rc) ** 2))
+    cross = np.sum(np.conj(zc) * rc, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rot = np.where(np.abs(cross) > 0, cross / np.abs(cross), 1.0)
+        ac = rot[..., None] * zc / np.maximum(size, 1e-6)[..., None]
+    return np.stack([ac.real, ac.imag], axis=-1), size
+
+
 def pca_reconstruction_error(coords: Tensor | np.ndarray, pca: PosePCA) -> Tensor | np.ndarray:
     """Per-keypoint distance between each pose and its projection onto the pose subspace.
+
+    For ``align="similarity"`` the distance is measured on the aligned pose and converted to
+    px with the pose's own size (a detached factor in the tensor case: the loss never rewards
+    shrinking a pose), and so is comparable with ``pca.epsilon_px * size / pca.scale_px``;
+    :func:`pca_margin` gives that margin.
 
     Args:
         coords: (B, K, 2) x, y in original-frame px (all K keypoints; the PCA ones are picked
@@ -595,21 +741,47 @@ def pca_reconstruction_error(coords: Tensor | np.ndarray, pca: PosePCA) -> Tenso
         (B, K_pca) px, same kind as ``coords``. numpy only: a frame with any PCA keypoint NaN
         gives NaN for all its keypoints (its centroid and projection are undefined).
     """
+    k = len(pca.keypoint_idx)
     if isinstance(coords, np.ndarray):
         x = np.asarray(coords, dtype=np.float64)[..., pca.keypoint_idx, :]
-        if pca.translation_invariant:
+        size = None
+        if pca.align == "similarity":
+            x, size = _similarity_align_np(x, pca.mean.reshape(k, 2))
+        elif pca.align == "translation":
             x = x - x.mean(axis=-2, keepdims=True)
         flat = x.reshape(*x.shape[:-2], -1)
         res = _projection_residual_np(flat, pca.mean, pca.components)
-        return np.linalg.norm(res.reshape(x.shape), axis=-1)
+        err = np.linalg.norm(res.reshape(x.shape), axis=-1)
+        return err if size is None else err * size[..., None]
     with torch.autocast(device_type=coords.device.type, enabled=False):
         idx = device_constant(pca, "keypoint_idx", pca.keypoint_idx, coords.device, torch.long)
         x = coords.float().index_select(-2, idx)
-        if pca.translation_invariant:
+        size = None
+        if pca.align == "similarity":
+            ref = device_constant(pca, "mean", pca.mean, coords.device, torch.float32)
+            x, size = _similarity_align_t(x, ref.reshape(k, 2))
+        elif pca.align == "translation":
             x = x - x.mean(dim=-2, keepdim=True)
         flat = x.reshape(*x.shape[:-2], -1)
         res = _projection_residual_t(flat, pca)
-        return safe_norm(res.reshape(x.shape))
+        err = safe_norm(res.reshape(x.shape))
+        return err if size is None else err * size.detach()[..., None]
+
+
+def pca_margin(coords: Tensor, pca: PosePCA) -> Tensor:
+    """(B, K_pca) margin in px for each pose of ``coords`` (B, K, 2): ``pca.epsilon_px``,
+    scaled with the pose's size for ``align="similarity"`` (no gradient)."""
+    eps = device_constant(pca, "epsilon_px", pca.epsilon_px, coords.device, torch.float32)
+    if pca.align != "similarity":
+        return eps.expand(*coords.shape[:-2], -1)
+    with torch.no_grad(), torch.autocast(device_type=coords.device.type, enabled=False):
+        idx = device_constant(pca, "keypoint_idx", pca.keypoint_idx, coords.device, torch.long)
+        x = coords.float().index_select(-2, idx)
+        z = x - x.mean(dim=-2, keepdim=True)
+        k = len(pca.keypoint_idx)
+        ref = device_constant(pca, "mean", pca.mean, coords.device, torch.float32).reshape(k, 2)
+        size = z.flatten(-2).norm(dim=-1) / ref.square().sum().sqrt()
+        return eps * (size / pca.scale_px)[..., None]
 
 
 def multiview_reconstruction_error(

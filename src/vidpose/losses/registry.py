@@ -58,6 +58,11 @@ class UnsupervisedInputs:
     confidence: Tensor | None = None
     heatmap_logits: Tensor | None = None
     coords_hm: Tensor | None = None
+    second: UnsupervisedInputs | None = None
+    """The predictions on a second, differently transformed copy of the clip (same frames,
+    mapped back to original-frame px), for losses with ``needs_second_view``; else None."""
+    in_both: Tensor | None = None
+    """(T, K) bool with ``second``: the keypoint's predicted position lies inside both views."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +96,14 @@ class UnsupervisedLoss:
     Attributes:
         name: the registry name (set by :func:`register_unsupervised_loss`).
         needs_heatmaps: the loss reads ``inputs.heatmap_logits`` / ``coords_hm``.
+        needs_second_view: the loss reads ``inputs.second``; the training step then runs the
+            network on :meth:`second_view` of the clip too.
         params: this loss's parameters (an instance of its registered dataclass).
     """
 
     name: ClassVar[str] = ""
     needs_heatmaps: ClassVar[bool] = False
+    needs_second_view: ClassVar[bool] = False
     gates: ClassVar[str] = ""
     """What keeps a term from counting or its hinge from firing, in words naming the settings
     (``losses.<name>.*``); told to a user whose loss stayed inactive."""
@@ -113,6 +121,11 @@ class UnsupervisedLoss:
         return []
 
     def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def second_view(self, frames: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        """(T, 3, H, W) clip frames -> a transformed copy and its (3, 3) input-pixel matrix
+        (frames -> copy); only for losses with ``needs_second_view``."""
         raise NotImplementedError
 
     def fitted(self) -> dict[str, Any]:

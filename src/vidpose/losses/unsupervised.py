@@ -25,6 +25,7 @@ from vidpose.losses.pca import (
     MultiviewPCA,
     PosePCA,
     multiview_reconstruction_error,
+    pca_margin,
     pca_reconstruction_error,
     safe_norm,
 )
@@ -125,6 +126,44 @@ def temporal_norm(coords_px: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# Equivariance
+
+
+def equivariance_loss(
+    coords_px: Tensor,
+    coords2_px: Tensor,
+    epsilon_px: float,
+    valid: Tensor | None = None,
+    confidence: Tensor | None = None,
+    confidence2: Tensor | None = None,
+    min_confidence: float = 0.0,
+) -> LossTerms:
+    """Penalise predictions that do not move with the image.
+
+    The same frames are seen twice, the second time turned, scaled, shifted and re-lit; both
+    predictions, mapped back to original-frame px, should agree. Gradients reach both views.
+
+    Args:
+        coords_px, coords2_px: (..., K, 2) the two views' predictions in original-frame px.
+        epsilon_px: disagreement that costs nothing, px.
+        valid: (..., K) bool, False where a keypoint is outside either view (not counted).
+        confidence, confidence2: (..., K) in [0, 1], or None.
+        min_confidence: a keypoint counts only if both views' confidences are >= this.
+
+    Returns:
+        LossTerms with per_element (..., K) = ReLU(|p - p2| - epsilon_px) px.
+    """
+    with torch.autocast(device_type=coords_px.device.type, enabled=False):
+        gap = safe_norm(coords_px.float() - coords2_px.float())
+        ok = _confident(confidence, gap, min_confidence) & _confident(
+            confidence2, gap, min_confidence
+        )
+        if valid is not None:
+            ok = ok & valid
+        return _masked_terms(torch.relu(gap - epsilon_px), ok)
+
+
+# ---------------------------------------------------------------------------------------------
 # PCA
 
 
@@ -144,10 +183,11 @@ def pca_loss(
             error still enters its neighbours' projections).
 
     Returns:
-        LossTerms with per_element (B, K_pca) = ReLU(err - pca.epsilon_px) px.
+        LossTerms with per_element (B, K_pca) = ReLU(err - margin) px, the margin being
+        ``pca.epsilon_px`` (scaled with each pose's size for ``align="similarity"``).
     """
     err = pca_reconstruction_error(coords_px, pca)
-    eps = device_constant(pca, "epsilon_px", pca.epsilon_px, err.device, torch.float32)
+    eps = pca_margin(coords_px, pca)
     ok = _confident(confidence, coords_px[..., 0], min_confidence)
     ok = ok.index_select(
         -1, device_constant(pca, "keypoint_idx", pca.keypoint_idx, ok.device, torch.long)

@@ -15,13 +15,19 @@ import lightning as L
 import torch
 
 from vidpose.build import OptimizerFactory
-from vidpose.data.augment import unwarp_coords
+from vidpose.data.augment import unwarp_coords, warp_coords
 from vidpose.data.batches import LabeledBatch, UnlabeledClip
 from vidpose.data.geometry import input_to_orig
 from vidpose.losses.registry import UnsupervisedInputs, WeightedLoss, ramp_weight
 from vidpose.losses.supervised import SupervisedInputs, SupervisedLoss, pixel_error
 from vidpose.models import HeadOutput, PoseNetwork, gaussian_targets_px, input_to_heatmap
 from vidpose.training.datamodule import TrainBatch
+
+
+def _inside(coords: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(..., K) bool: input-pixel points (..., K, 2) inside an h x w frame (pixel centres)."""
+    x, y = coords[..., 0], coords[..., 1]
+    return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
 
 
 class PoseModule(L.LightningModule):
@@ -92,24 +98,49 @@ class PoseModule(L.LightningModule):
         assert total is not None
         return total
 
+    def _inputs(self, o: HeadOutput, clip: UnlabeledClip, matrix: torch.Tensor):
+        coords_in = unwarp_coords(o.coords.float(), matrix)
+        inputs = UnsupervisedInputs(
+            coords_px=input_to_orig(coords_in, clip.orig_hw, clip.input_hw),
+            confidence=o.confidence.float(),
+            heatmap_logits=o.heatmaps,
+            coords_hm=(
+                input_to_heatmap(o.coords.float(), o.heatmap_stride)
+                if o.heatmaps is not None
+                else None
+            ),
+        )
+        return inputs, coords_in
+
+    def _second_view(self, clip: UnlabeledClip) -> tuple[Sequence[HeadOutput], torch.Tensor] | None:
+        """The network's outputs on the second view of the clip that a loss with
+        ``needs_second_view`` draws (None when no such loss is trained), and the view's
+        original -> view matrix."""
+        for w in self.unsupervised:
+            if w.loss.needs_second_view:
+                frames2, m = w.loss.second_view(clip.frames)
+                out = self.network.forward_sequence(self.network.forward_features(frames2))
+                return out.decoders, m @ clip.matrix
+        return None
+
     def unsupervised_losses(
-        self, outputs: Sequence[HeadOutput], clip: UnlabeledClip
+        self,
+        outputs: Sequence[HeadOutput],
+        clip: UnlabeledClip,
+        second: tuple[Sequence[HeadOutput], torch.Tensor] | None = None,
     ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Each unsupervised loss on a clip's predictions (original-frame pixels), summed over
-        the network's decoders: name -> (loss, activity (3,) as in ``LossTerms.activity``)."""
+        the network's decoders: name -> (loss, activity (3,) as in ``LossTerms.activity``).
+        ``second``: the decoders' outputs on a second view of the clip and its matrix."""
         out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for o in outputs:
-            coords_in = unwarp_coords(o.coords.float(), clip.matrix)
-            inputs = UnsupervisedInputs(
-                coords_px=input_to_orig(coords_in, clip.orig_hw, clip.input_hw),
-                confidence=o.confidence.float(),
-                heatmap_logits=o.heatmaps,
-                coords_hm=(
-                    input_to_heatmap(o.coords.float(), o.heatmap_stride)
-                    if o.heatmaps is not None
-                    else None
-                ),
-            )
+        h, w_img = clip.input_hw
+        for i, o in enumerate(outputs):
+            inputs, coords_in = self._inputs(o, clip, clip.matrix)
+            if second is not None:
+                inputs.second, coords2_in = self._inputs(second[0][i], clip, second[1])
+                in_view2 = warp_coords(coords_in.detach(), second[1])
+                in_view1 = warp_coords(coords2_in.detach(), clip.matrix)
+                inputs.in_both = _inside(in_view2, h, w_img) & _inside(in_view1, h, w_img)
             for w in self.unsupervised:
                 terms = w.loss(inputs)
                 value, activity = terms.loss, terms.activity()
@@ -168,7 +199,7 @@ class PoseModule(L.LightningModule):
         total = sup
         if clip is not None and out_u is not None:
             ramp = ramp_weight(self.global_step / self.steps_per_epoch, self.ramp_epochs)
-            values = self.unsupervised_losses(out_u.decoders, clip)
+            values = self.unsupervised_losses(out_u.decoders, clip, self._second_view(clip))
             for w in self.unsupervised:
                 value, activity = values[w.name]
                 weighted = w.weight * ramp * value
