@@ -76,6 +76,11 @@ class EquivarianceParams:
     translate: float = setting(0.05, "and shifted by up to this fraction of the frame", ge=0)
     brightness: float = setting(0.2, "and its brightness changed by up to this fraction", ge=0)
     contrast: float = setting(0.2, "and its contrast changed by up to this fraction", ge=0)
+    one_way: bool = setting(
+        False,
+        "the first view's predictions are a fixed target (no gradient): only the second view "
+        "learns to agree",
+    )
 
 
 @register_unsupervised_loss("equivariance", params=EquivarianceParams, weight=0.01)
@@ -112,8 +117,9 @@ class EquivarianceLoss(UnsupervisedLoss):
     def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
         assert inputs.second is not None
         p = self.params
+        first = inputs.coords_px.detach() if p.one_way else inputs.coords_px
         return equivariance_loss(
-            inputs.coords_px,
+            first,
             inputs.second.coords_px,
             p.epsilon_px,
             inputs.in_both,
