@@ -4,8 +4,8 @@
 #
 #   bench/parallel_shift.sh OUT_DIR SPEC_FILE [common bench args ...]
 #
-# SPEC_FILE: one variant per line, "LABEL|bench args" (e.g. "sup|--conditions supervised").
-# Each variant writes OUT_DIR/LABEL.json and OUT_DIR/LABEL.log; OUT_DIR/merged.json pools them.
+# SPEC_FILE: one variant per line, "NAME|bench args" (e.g. "sup|--conditions supervised").
+# NAME is the --label unless the args give one. Each variant writes OUT_DIR/NAME.json and .log; OUT_DIR/merged.json pools them.
 set -u
 out=$1; spec=$2; shift 2
 mkdir -p "$out"
@@ -13,7 +13,7 @@ pids=()
 while IFS='|' read -r label args; do
   [[ -z "$label" || "$label" == \#* ]] && continue
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=2 python3 bench/semisupervised_shift.py "$@" $args --label "$label" \
+  OMP_NUM_THREADS=2 python3 bench/semisupervised_shift.py "$@" --label "$label" $args \
     --out "$out/$label.json" > "$out/$label.log" 2>&1 &
   pids+=($!)
 done < "$spec"

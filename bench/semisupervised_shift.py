@@ -57,6 +57,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import platform
 import shutil
 import sys
@@ -328,6 +329,7 @@ class Bench:
         tag = f"{name}_s{seed}"
         preds, train_s, predict_s = self.train_predict(proj, overrides, tag)
         self.preds[(name, seed)] = preds
+        self.save_member(name, seed, 0, preds, train_s, predict_s)
         coords = {stem: p.coords for stem, p in preds.items()}
         self.record(
             {
@@ -342,11 +344,55 @@ class Bench:
             }
         )
 
+    def member_path(self, of: str, seed: int, index: int, folder: Path | None = None) -> Path:
+        folder = folder if folder is not None else self.args.save_preds
+        return folder / f"{self.labelled(of)}_s{seed}_m{index}.pkl"
+
+    def save_member(
+        self, of: str, seed: int, index: int, preds: dict, train_s: float, predict_s: float
+    ) -> None:
+        """With --save-preds: one model's predictions, for --ensemble-from in another process."""
+        if self.args.save_preds is None:
+            return
+        self.args.save_preds.mkdir(parents=True, exist_ok=True)
+        path = self.member_path(of, seed, index)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps({"preds": preds, "train_s": train_s, "predict_s": predict_s}))
+        tmp.replace(path)
+
+    def run_member(self, proj: SyntheticProject, seed: int, of: str, index: int) -> None:
+        """--member I: train only ensemble member I of --ensemble-of and save its predictions."""
+        overrides = [
+            *self.cond[of],
+            *self.extra.get(of, []),
+            *self.extra.get(ENSEMBLE, []),
+            f"training.seed={seed + MEMBER_SEED_STEP * index}",
+        ]
+        preds, t, p = self.train_predict(proj, overrides, f"ens_{of}_s{seed}_m{index}")
+        self.save_member(of, seed, index, preds, t, p)
+        coords = {stem: q.coords for stem, q in preds.items()}
+        self.record(
+            {
+                "seed": seed,
+                "condition": self.labelled(f"member{index}({of})"),
+                "overrides": overrides,
+                "train_seconds": t,
+                "predict_seconds": p,
+                **score(coords, proj, self.jump_px),
+            }
+        )
+
     def run_ensemble(self, proj: SyntheticProject, seed: int, of: str) -> None:
         members: list[dict[str, Poses]] = []
         train_s = predict_s = 0.0
         member_seeds = [seed + MEMBER_SEED_STEP * i for i in range(self.args.members)]
         for i, member_seed in enumerate(member_seeds):
+            if self.args.ensemble_from is not None:  # trained by other processes
+                path = self.member_path(of, seed, i, self.args.ensemble_from)
+                saved = pickle.loads(path.read_bytes())
+                members.append(saved["preds"])
+                train_s, predict_s = train_s + saved["train_s"], predict_s + saved["predict_s"]
+                continue
             if i == 0 and (of, seed) in self.preds:
                 members.append(self.preds[(of, seed)])
                 prior = next(
@@ -419,8 +465,13 @@ class Bench:
             t = time.perf_counter()
             projects[seed] = self.project(seed)
             print(f"seed {seed}: project in {time.perf_counter() - t:.1f} s", flush=True)
+            if a.member is not None:
+                self.run_member(projects[seed], seed, a.ensemble_of, a.member)
+                continue
             for name in singles:
                 self.run_condition(projects[seed], seed, name)
+        if a.member is not None:
+            return
         if ENSEMBLE in a.conditions:
             self.ensemble_of = self.choose()
             print(f"ensemble of {a.members} x {self.ensemble_of}", flush=True)
@@ -537,6 +588,25 @@ def main(argv: list[str] | None = None) -> int:
         help="results name conditions NAME[LABEL], so that runs of one condition with "
         "different overrides can be pooled with --merge",
     )
+    ap.add_argument(
+        "--save-preds",
+        type=Path,
+        default=None,
+        help="save each model's predictions here (member 0 of its condition's ensemble)",
+    )
+    ap.add_argument(
+        "--member",
+        type=int,
+        default=None,
+        help="train only ensemble member I (>= 1) of --ensemble-of per seed, into --save-preds",
+    )
+    ap.add_argument(
+        "--ensemble-from",
+        type=Path,
+        default=None,
+        help="ensemble members' predictions saved by other processes (--save-preds): "
+        "smooth and score them instead of training",
+    )
     ap.add_argument("--merge", type=Path, nargs="+", help="pool these result files instead")
     ap.add_argument("--out", type=Path, default=Path("bench/results/semisupervised_shift.json"))
     ap.add_argument("overrides", nargs="*", help="key=value for every condition")
@@ -545,6 +615,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         print(merge(args.merge, args.out)["table"])
         return 0
+    if args.member is not None and (
+        args.member < 1 or args.save_preds is None or args.ensemble_of == "auto"
+    ):
+        ap.error("--member I needs I >= 1, --save-preds and a named --ensemble-of")
+    if args.ensemble_from is not None and args.ensemble_of == "auto":
+        ap.error("--ensemble-from needs a named --ensemble-of")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -41,10 +41,10 @@ MIN_MULTIVIEW_LABELS = 4
 @dataclass
 class TemporalParams:
     epsilon_px: float = setting(
-        20.0, "frame-to-frame jump (original-frame px) below which the loss is 0", ge=0
+        5.0, "frame-to-frame jump (original-frame px) below which the loss is 0", ge=0
     )
     min_confidence: float = setting(
-        0.9, "frame pairs with a confidence below this are ignored", ge=0, le=1
+        0.05, "frame pairs with a confidence below this are ignored", ge=0, le=1
     )
 
 
@@ -83,7 +83,7 @@ class EquivarianceParams:
     )
 
 
-@register_unsupervised_loss("equivariance", params=EquivarianceParams, weight=0.01)
+@register_unsupervised_loss("equivariance", params=EquivarianceParams, weight=0.05)
 class EquivarianceLoss(UnsupervisedLoss):
     """Predictions that do not move with the image: the clip seen again turned, scaled, shifted
     and re-lit must give the same poses (original-frame px) beyond a margin."""
@@ -167,7 +167,7 @@ def _keypoints_for_pca(setup: LossSetup) -> list[int]:
     return list(setup.pca_keypoint_idx)
 
 
-@register_unsupervised_loss("pca_singleview", params=PcaSingleviewParams, weight=0.01)
+@register_unsupervised_loss("pca_singleview", params=PcaSingleviewParams, weight=0.003)
 class PcaSingleviewLoss(UnsupervisedLoss):
     """Distance of each pose from the labels' pose subspace beyond its margin."""
 
