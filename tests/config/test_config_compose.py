@@ -103,7 +103,7 @@ def test_section_must_be_a_mapping():
         ("training.compile=yes", "training.compile", "expected true or false"),
         ("training.lr=fast", "training.lr", "expected float"),
         ("model.backbone=true", "model.backbone", "expected one of convnext_tiny"),
-        ("model.losses=temporal", "model.losses", "expected a list of pca_multiview"),
+        ("model.losses=temporal", "model.losses", "expected a list of equivariance, pca_multiview"),
         ("training.milestones=[a,b]", "training.milestones", "expected list of float"),
         ("losses.temporal.weight=abc", "losses.temporal.weight", "expected float"),
         ("losses.temporal=3", "losses.temporal", "expected a mapping of losses.temporal.*"),
