@@ -294,7 +294,7 @@ def test_config_of_an_earlier_version_loads_with_its_keys_migrated(tmp_path: Pat
     cfg = load_config(path)
     assert cfg.data.image_height == 128 and cfg.unlabeled.clip_length == 8
     assert (cfg.losses.temporal.weight, cfg.losses.unimodal.weight) == (0.5, 0.2)
-    assert cfg.losses.pca_singleview.weight == 0.01  # not in the file: the default
+    assert cfg.losses.pca_singleview.weight == 0.003  # not in the file: the default
     assert cfg.losses.temporal.epsilon_px == 7.0
     assert cfg.losses.pca_singleview.epsilon_percentile == 95.0
     assert cfg.losses.pca_multiview.epsilon_percentile == 95.0

@@ -39,12 +39,14 @@ def test_documented_defaults():
     assert cfg.model.losses == []
     weights = {n: getattr(cfg.losses, n).weight for n in UNSUPERVISED_LOSSES.names()}
     assert weights == {
+        "equivariance": 0.05,
         "temporal": 0.005,
-        "pca_singleview": 0.01,
+        "pca_singleview": 0.003,
         "pca_multiview": 0.01,
         "unimodal": 0.1,
     }
-    assert cfg.losses.temporal.epsilon_px == 20.0 and cfg.losses.temporal.min_confidence == 0.9
+    assert cfg.losses.temporal.epsilon_px == 5.0 and cfg.losses.temporal.min_confidence == 0.05
+    assert cfg.losses.pca_singleview.align == "similarity"
     assert cfg.losses.pca_singleview.components is None and cfg.output.dir is None
     assert cfg.training.max_steps == -1 and cfg.training.precision == "auto"
     assert isinstance(cfg.training.lr, float)

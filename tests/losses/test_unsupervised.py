@@ -393,7 +393,7 @@ def test_equivariance_second_view_matrix_moves_the_image_content():
 
 def test_warp_frames_matches_the_augmentation_warp():
     from vidpose.data.augment import _warp_images
-    from vidpose.data.geometry import warp_frames
+    from vidpose.losses.builtin import warp_frames
 
     g = torch.Generator().manual_seed(1)
     images = torch.rand(3, 3, 40, 56, generator=g)

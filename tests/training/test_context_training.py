@@ -237,9 +237,9 @@ def test_context_semisupervised_step_runs_the_backbone_once_on_windows_and_clip(
     seen: list[list[int]] = []
     losses = module.unsupervised_losses
 
-    def spy(outs, clip):
+    def spy(outs, clip, second=None):
         seen.append([int(o.coords.shape[0]) for o in outs])
-        return losses(outs, clip)
+        return losses(outs, clip, second)
 
     module.unsupervised_losses = spy  # type: ignore[method-assign]
     windows = torch.rand(2, 5, 3, 64, 64)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from vidpose._schema import setting
-from vidpose.data.geometry import warp_frames
 from vidpose.losses.pca import ALIGNMENTS, fit_multiview_pca, fit_pose_pca
 from vidpose.losses.registry import (
     LossSetup,
@@ -61,6 +61,26 @@ class TemporalLoss(UnsupervisedLoss):
     def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
         p = self.params
         return temporal_loss(inputs.coords_px, inputs.confidence, p.epsilon_px, p.min_confidence)
+
+
+def warp_frames(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images resampled by one (3, 3) matrix mapping input pixels to warped ones
+    (the pixel-centre convention of :mod:`vidpose.data.augment`: pixel centres at integer
+    coordinates, the frame centre at ``((W - 1) / 2, (H - 1) / 2)``). Bilinear, zeros outside;
+    plain torch (no kornia)."""
+    h, w = images.shape[-2:]
+    m = matrix.to(torch.float32)
+    norm = torch.zeros((3, 3), dtype=torch.float32, device=m.device)
+    norm[0, 0], norm[1, 1] = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+    norm[0, 2], norm[1, 2], norm[2, 2] = -1.0, -1.0, 1.0
+    # affine_grid maps each *output* location to where it samples the input
+    theta = norm @ torch.linalg.inv(m) @ torch.linalg.inv(norm)
+    grid = F.affine_grid(
+        theta[:2].unsqueeze(0).expand(images.shape[0], -1, -1).to(images.dtype),
+        list(images.shape),
+        align_corners=True,
+    )
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 @dataclass
