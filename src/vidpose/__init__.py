@@ -19,6 +19,7 @@ The public API, importable from the top level::
     probe_video                             what a video file holds
     get_registry                            backbones, heads, losses, readers, formats
     run_demo                                the end-to-end demo
+    export_model                            model directory -> ONNX file, checked against PyTorch
 
 Heavy modules (torch, lightning) are imported on first use, so that ``import vidpose`` and
 commands such as ``vidpose check`` stay quick.
@@ -63,6 +64,8 @@ _LAZY = {
     "probe_video": "vidpose.video",
     "get_registry": "vidpose.registry",
     "run_demo": "vidpose.demo",
+    "export_model": "vidpose.export",
+    "ExportResult": "vidpose.export",
 }
 
 __all__ = ["__version__", *_LAZY]

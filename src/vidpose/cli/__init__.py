@@ -35,6 +35,7 @@ COMMANDS = (
     "evaluate",
     "extract_frames",
     "label_video",
+    "export",
     "demo",
     "list",
 )

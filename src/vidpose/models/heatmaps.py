@@ -183,8 +183,8 @@ def _windowed_moments(
     rx: Tensor | float = radius
     ry: Tensor | float = radius
     if symmetric:
-        rx = torch.minimum(cx, (w - 1) - cx).clamp(0.0, radius)
-        ry = torch.minimum(cy, (h - 1) - cy).clamp(0.0, radius)
+        rx = torch.minimum(cx, (w - 1) - cx).clamp(0.0, float(radius))
+        ry = torch.minimum(cy, (h - 1) - cy).clamp(0.0, float(radius))
     wx = _box_weights(cx, w, rx)  # (B, K, w)
     wy = _box_weights(cy, h, ry)  # (B, K, h)
     xs = torch.arange(w, device=probs.device, dtype=probs.dtype)
