@@ -78,9 +78,10 @@ def test_lower_layers_know_nothing_of_models_training_or_prediction():
 
 
 def test_importing_prediction_loads_neither_lightning_nor_dynamo_nor_kornia():
+    """Nor numba (the smoother's): a single model's prediction does not smooth."""
     code = (
-        "import sys, vidpose.predict; "
-        "print([m for m in ('lightning', 'torch._dynamo', 'kornia') if m in sys.modules])"
+        "import sys, vidpose.predict, vidpose.predict.run; "
+        "print([m for m in ('lightning', 'torch._dynamo', 'kornia', 'numba') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -34,7 +34,6 @@ from vidpose.io import write_poses
 from vidpose.model_dir import model_members
 from vidpose.predict.metrics import write_video_metrics
 from vidpose.predict.predictor import PredictStats, load_model
-from vidpose.smooth import run_smooth
 from vidpose.video import probe_video
 
 
@@ -289,6 +288,8 @@ def predict_videos(
         else:
             final = out_dir / f"{stems[video]}.csv"
             try:
+                from vidpose.smooth import run_smooth  # numba: only for ensembles
+
                 run_smooth(tables[video], final, smoothing="auto")
             except VidposeError as exc:
                 result.failed[video] = f"the members' predictions cannot be smoothed: {exc}"
