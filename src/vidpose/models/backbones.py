@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from vidpose.errors import ConfigError
+from vidpose.models.resnet import ResNet
 from vidpose.registry import Registry, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -204,7 +205,11 @@ def _torchvision_model(registry_name: str, tv_name: str, pretrained: bool) -> nn
 
 
 def _resnet(registry_name: str, pretrained: bool, channels: Sequence[int]) -> Backbone:
-    net = _torchvision_model(registry_name, registry_name, pretrained)
+    # vidpose's own ResNet (torchvision's parameters and initialisation, without importing
+    # torchvision: see models/resnet.py); torchvision only to fetch ImageNet weights.
+    net = ResNet(registry_name)
+    if pretrained:
+        net.load_state_dict(_torchvision_model(registry_name, registry_name, True).state_dict())
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
     return Backbone([stem, net.layer2, net.layer3, net.layer4], [4, 8, 16, 32], channels)
 

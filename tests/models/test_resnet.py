@@ -1,0 +1,38 @@
+"""vidpose's ResNets are torchvision's, parameter for parameter, draw for draw."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from vidpose.models.resnet import ResNet
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_same_parameters_initialisation_and_outputs_as_torchvision(name):
+    import torchvision
+
+    torch.manual_seed(3)
+    theirs = getattr(torchvision.models, name)(weights=None).eval()
+    torch.manual_seed(3)
+    ours = ResNet(name).eval()
+    a, b = theirs.state_dict(), ours.state_dict()
+    assert list(a) == list(b)  # names and order: torchvision checkpoints load as they are
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # the same seed draws the same weights
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
+def test_building_a_resnet_backbone_does_not_import_torchvision():
+    code = (
+        "import sys; from vidpose.models.backbones import build_backbone; "
+        "build_backbone('resnet18', pretrained=False); "
+        "print([m for m in ('torchvision', 'torch._dynamo') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
