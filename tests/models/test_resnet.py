@@ -36,3 +36,20 @@ def test_building_a_resnet_backbone_does_not_import_torchvision():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_pretrained_weights_are_torchvisions(monkeypatch):
+    """With model.pretrained=true the ImageNet weights torchvision fetches end up in ours."""
+    import torchvision
+
+    from vidpose.models import backbones
+
+    torch.manual_seed(5)
+    fetched = torchvision.models.resnet18(weights=None)
+    monkeypatch.setattr(backbones, "_torchvision_model", lambda *a: fetched)
+    state = torch.random.get_rng_state()
+    backbone = backbones.build_backbone("resnet18", pretrained=True)
+    assert torch.equal(torch.random.get_rng_state(), state)  # building ours drew nothing
+    stem = backbone.stages[0]
+    assert torch.equal(stem[0].weight, fetched.conv1.weight)
+    assert torch.equal(backbone.stages[3][1].conv2.weight, fetched.layer4[1].conv2.weight)

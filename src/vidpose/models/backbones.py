@@ -207,9 +207,13 @@ def _torchvision_model(registry_name: str, tv_name: str, pretrained: bool) -> nn
 def _resnet(registry_name: str, pretrained: bool, channels: Sequence[int]) -> Backbone:
     # vidpose's own ResNet (torchvision's parameters and initialisation, without importing
     # torchvision: see models/resnet.py); torchvision only to fetch ImageNet weights.
-    net = ResNet(registry_name)
-    if pretrained:
-        net.load_state_dict(_torchvision_model(registry_name, registry_name, True).state_dict())
+    if not pretrained:
+        net = ResNet(registry_name)
+    else:
+        weights = _torchvision_model(registry_name, registry_name, True).state_dict()
+        with torch.random.fork_rng(devices=[]):  # the weights are overwritten: draw nothing
+            net = ResNet(registry_name)
+        net.load_state_dict(weights)
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
     return Backbone([stem, net.layer2, net.layer3, net.layer4], [4, 8, 16, 32], channels)
 
