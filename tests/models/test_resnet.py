@@ -26,6 +26,13 @@ def test_same_parameters_initialisation_and_outputs_as_torchvision(name):
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+    # training mode, one backward: the same gradients to the bit (same order of operations)
+    theirs.train(), ours.train()
+    for net in (theirs, ours):
+        net.zero_grad()
+        net(x).square().mean().backward()
+    for (key, p), q in zip(theirs.named_parameters(), ours.parameters()):
+        assert torch.equal(p.grad, q.grad), key
 
 
 def test_building_a_resnet_backbone_does_not_import_torchvision():

@@ -10,6 +10,7 @@ same initial weights (``tests/models/test_resnet.py`` checks both against torchv
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 LAYERS = {
@@ -41,10 +42,12 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        # torchvision's order of operations, so that gradients accumulate in the same order
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        identity = x if self.downsample is None else self.downsample(x)
+        out += identity
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -64,11 +67,12 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        identity = x if self.downsample is None else self.downsample(x)
+        out += identity
+        return self.relu(out)
 
 
 class ResNet(nn.Module):
@@ -112,4 +116,4 @@ class ResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.avgpool(x).flatten(1))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
