@@ -105,8 +105,9 @@ class EquivarianceParams:
 
 @register_unsupervised_loss("equivariance", params=EquivarianceParams, weight=0.05)
 class EquivarianceLoss(UnsupervisedLoss):
-    """Predictions that do not move with the image: the clip seen again turned, scaled, shifted
-    and re-lit must give the same poses (original-frame px) beyond a margin."""
+    """Poses that do not move with the image (the clip seen again, turned, scaled and re-lit).
+
+    Both views' predictions, mapped back to original-frame px, must agree within a margin."""
 
     params: EquivarianceParams
     needs_second_view = True
