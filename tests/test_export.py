@@ -94,3 +94,14 @@ def test_refusals_write_nothing(single_model, video, tmp_path, monkeypatch):
     monkeypatch.setattr("vidpose.export.missing_onnx_packages", lambda: ["onnxscript"])
     with pytest.raises(VidposeError, match=r"needs onnxscript.*vidpose\[onnx\]"):
         export_model(single_model, out)
+
+
+def test_an_exporter_failure_is_a_clear_error(single_model, video, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("Unsupported operator aten::something\nlong trace")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    out = tmp_path / "x.onnx"
+    with pytest.raises(VidposeError, match=r"exporter failed.*resnet18.*aten::something$"):
+        export_model(single_model, out, check_video=video, check_frames=4)
+    assert not list(tmp_path.glob("x*"))

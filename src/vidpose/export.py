@@ -204,18 +204,26 @@ def export_model(
     ):
         warnings.simplefilter("ignore")
         batch_dim = torch.export.Dim("batch", min=1, max=65536)
-        torch.onnx.export(
-            traced,
-            (x[: min(2, len(x))].clone(),),
-            str(tmp),
-            dynamo=True,
-            input_names=[name],
-            output_names=["coords", "confidence"],
-            dynamic_shapes=({0: batch_dim},),
-            opset_version=opset,
-            external_data=False,
-            verbose=False,
-        )
+        try:
+            torch.onnx.export(
+                traced,
+                (x[: min(2, len(x))].clone(),),
+                str(tmp),
+                dynamo=True,
+                input_names=[name],
+                output_names=["coords", "confidence"],
+                dynamic_shapes=({0: batch_dim},),
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
+        except Exception as exc:  # an operator or opset the exporter cannot translate
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise VidposeError(
+                f"{out}: not written: the ONNX exporter failed on this network (model.backbone="
+                f"{model.cfg.model.backbone}, model.head={model.cfg.model.head}, opset {opset}): "
+                f"{type(exc).__name__}: {first}"
+            ) from exc
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         xs = x.numpy()
         t0 = time.perf_counter()
