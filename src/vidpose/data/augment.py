@@ -263,7 +263,8 @@ def sample_affine(
     return _draw(n, input_hw, settings, generator, torch.device(device), allow_flips).matrices
 
 
-def _in_frame(coords: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
+def in_frame(coords: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
+    """(..., K) bool: input-pixel points (..., K, 2) inside the frame (pixel centres)."""
     h, w = input_hw
     x, y = coords[..., 0], coords[..., 1]
     return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
@@ -313,7 +314,7 @@ def warp_labeled(
         mirrored = (m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]) < 0
         kp = torch.where(mirrored[:, None, None], kp[:, perm], kp)
         visible = torch.where(mirrored[:, None], visible[:, perm], visible)
-    visible = visible & _in_frame(kp, batch.input_hw)
+    visible = visible & in_frame(kp, batch.input_hw)
     kp = torch.where(visible[..., None], kp, torch.zeros_like(kp))
     return LabeledBatch(
         images=warped[:, w // 2],

@@ -690,6 +690,11 @@ def _projection_residual_np(flat: np.ndarray, mean: np.ndarray, components: np.n
     return dev - (dev @ components) @ components.T
 
 
+def _pose_size_t(z: Tensor, ref: Tensor) -> Tensor:
+    """(...) RMS radius of centred poses z (..., K, 2) in units of ``ref``'s (K, 2)."""
+    return safe_norm(z.flatten(-2)) / ref.square().sum().sqrt()
+
+
 def _similarity_align_t(x: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
     """(..., K, 2) poses -> (aligned (..., K, 2) in ``ref``'s units, size (...) px per unit):
     centred, scaled to ``ref``'s RMS radius and rotated onto ``ref`` (a (K, 2) centred shape).
@@ -697,7 +702,7 @@ def _similarity_align_t(x: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
     z = x - x.mean(dim=-2, keepdim=True)
     zx, zy = z[..., 0], z[..., 1]
     rx, ry = ref[:, 0], ref[:, 1]
-    size = safe_norm(z.flatten(-2)) / ref.square().sum().sqrt()
+    size = _pose_size_t(z, ref)
     dot = (zx * rx + zy * ry).sum(-1)
     crs = (zx * ry - zy * rx).sum(-1)
     norm = safe_norm(torch.stack([dot, crs], dim=-1))
@@ -780,8 +785,7 @@ def pca_margin(coords: Tensor, pca: PosePCA) -> Tensor:
         z = x - x.mean(dim=-2, keepdim=True)
         k = len(pca.keypoint_idx)
         ref = device_constant(pca, "mean", pca.mean, coords.device, torch.float32).reshape(k, 2)
-        size = z.flatten(-2).norm(dim=-1) / ref.square().sum().sqrt()
-        return eps * (size / pca.scale_px)[..., None]
+        return eps * (_pose_size_t(z, ref) / pca.scale_px)[..., None]
 
 
 def multiview_reconstruction_error(

@@ -410,12 +410,7 @@ def train_folds(
         for i, fold in enumerate(plan.folds):
             md = fold.md
             if md.is_complete():
-                metrics = md.read_metrics()
-                results.append(
-                    TrainResult(
-                        md.path, metrics, metrics.get("train_seconds", 0.0), metrics.get("steps", 0)
-                    )
-                )
+                results.append(TrainResult.of_finished(md))
                 continue
             resume = md.has_model()
             say(f"fold {i + 1} of {k}: {'resuming ' if resume else ''}{md.path}")

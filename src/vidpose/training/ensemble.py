@@ -36,12 +36,7 @@ def train_ensemble(
     for seed, name in zip(seeds, members):
         md = ModelDir(ensemble_dir / name)
         if md.is_complete():
-            metrics = md.read_metrics()
-            results.append(
-                TrainResult(
-                    md.path, metrics, metrics.get("train_seconds", 0.0), metrics.get("steps", 0)
-                )
-            )
+            results.append(TrainResult.of_finished(md))
             continue
         resume = md.has_model()
         results.append(

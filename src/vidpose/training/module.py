@@ -15,19 +15,13 @@ import lightning as L
 import torch
 
 from vidpose.build import OptimizerFactory
-from vidpose.data.augment import unwarp_coords, warp_coords
+from vidpose.data.augment import in_frame, unwarp_coords, warp_coords
 from vidpose.data.batches import LabeledBatch, UnlabeledClip
 from vidpose.data.geometry import input_to_orig
 from vidpose.losses.registry import UnsupervisedInputs, WeightedLoss, ramp_weight
 from vidpose.losses.supervised import SupervisedInputs, SupervisedLoss, pixel_error
 from vidpose.models import HeadOutput, PoseNetwork, gaussian_targets_px, input_to_heatmap
 from vidpose.training.datamodule import TrainBatch
-
-
-def _inside(coords: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(..., K) bool: input-pixel points (..., K, 2) inside an h x w frame (pixel centres)."""
-    x, y = coords[..., 0], coords[..., 1]
-    return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
 
 
 class PoseModule(L.LightningModule):
@@ -133,14 +127,15 @@ class PoseModule(L.LightningModule):
         the network's decoders: name -> (loss, activity (3,) as in ``LossTerms.activity``).
         ``second``: the decoders' outputs on a second view of the clip and its matrix."""
         out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        h, w_img = clip.input_hw
         for i, o in enumerate(outputs):
             inputs, coords_in = self._inputs(o, clip, clip.matrix)
             if second is not None:
                 inputs.second, coords2_in = self._inputs(second[0][i], clip, second[1])
                 in_view2 = warp_coords(coords_in.detach(), second[1])
                 in_view1 = warp_coords(coords2_in.detach(), clip.matrix)
-                inputs.in_both = _inside(in_view2, h, w_img) & _inside(in_view1, h, w_img)
+                inputs.in_both = in_frame(in_view2, clip.input_hw) & in_frame(
+                    in_view1, clip.input_hw
+                )
             for w in self.unsupervised:
                 terms = w.loss(inputs)
                 value, activity = terms.loss, terms.activity()

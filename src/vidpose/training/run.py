@@ -79,6 +79,12 @@ class TrainResult:
     train_seconds: float
     steps: int
 
+    @classmethod
+    def of_finished(cls, md: ModelDir) -> TrainResult:
+        """The result of a model directory whose training already finished."""
+        metrics = md.read_metrics()
+        return cls(md.path, metrics, metrics.get("train_seconds", 0.0), metrics.get("steps", 0))
+
 
 def _quiet_lightning() -> None:
     """Keep the console to what a user needs: no accelerator banners, tips or deprecations."""
