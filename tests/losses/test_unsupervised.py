@@ -391,21 +391,23 @@ def test_equivariance_second_view_matrix_moves_the_image_content():
         assert torch.allclose(centre, expect[:2], atol=0.3), (centre, expect)
 
 
-def test_warp_frames_matches_the_augmentation_warp():
-    from vidpose.data.augment import _warp_images
-    from vidpose.losses.builtin import warp_frames
+def test_warp_images_matches_kornia_warp_affine():
+    """Our graph-safe warp resamples exactly like kornia's warp_affine (the reference)."""
+    from kornia.geometry.transform import warp_affine
+
+    from vidpose._warp import warp_images
 
     g = torch.Generator().manual_seed(1)
     images = torch.rand(3, 3, 40, 56, generator=g)
-    angle = torch.tensor(0.3)
-    m = torch.tensor(
-        [
-            [torch.cos(angle) * 1.1, -torch.sin(angle) * 1.1, 4.0],
-            [torch.sin(angle) * 1.1, torch.cos(angle) * 1.1, -6.0],
-            [0.0, 0.0, 1.0],
-        ]
-    )
-    ours = warp_frames(images, m)
-    theirs = _warp_images(images, m[None])
-    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
-    assert torch.allclose(ours[inner], theirs[inner], atol=1e-4)
+    angle = torch.tensor([0.3, -0.5, 1.2])
+    s = torch.tensor([1.1, 0.8, 1.0])
+    m = torch.zeros(3, 3, 3)
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = torch.cos(angle) * s, -torch.sin(angle) * s, 4.0
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = torch.sin(angle) * s, torch.cos(angle) * s, -6.0
+    m[:, 2, 2] = 1.0
+    m[2, 0, 0] *= -1.0  # a mirror too
+    ours = warp_images(images, m)
+    theirs = warp_affine(images, m[:, :2], (40, 56), align_corners=True, padding_mode="zeros")
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    one = warp_images(images, m[:1])  # one matrix for every image
+    assert torch.allclose(one[1], warp_images(images[1:2], m[:1])[0])

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
+from vidpose._warp import warp_images
 from vidpose.config import AugmentConfig as AugmentSettings
 from vidpose.data import dali_clips
-from vidpose.data.augment import _warp_images
 from vidpose.data.dali_clips import dali_matrix
 from vidpose.data.geometry import resize_frames
 from vidpose.data.unlabeled import ClipLoader, ClipSampler
@@ -229,7 +229,7 @@ def test_dali_cpu_clip_pipeline_positions_geometry_and_photometry(vp9_video):
             assert batch.orig_hw.tolist() == [[48, 64]] * 3
             for j in range(3):
                 raw = resize_frames(reader.read_clip(int(batch.start_frame[j]), 6).frames, (48, 64))
-                expected = _warp_images(raw, batch.matrices[j][None])
+                expected = warp_images(raw, batch.matrices[j][None])
                 assert not torch.equal(batch.matrices[j], torch.eye(3))
                 assert (batch.frames[j] - expected).abs().max() < 1e-3
 

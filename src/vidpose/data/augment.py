@@ -11,12 +11,12 @@ spans ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``.
 Geometry. Each sample gets one 3x3 affine matrix ``M`` that maps input-pixel coordinates of the
 original image to input-pixel coordinates of the augmented image:
 ``M = T(c + t) @ R(angle) @ S(scale) @ F(flips) @ T(-c)`` with ``c = ((W-1)/2, (H-1)/2)`` the
-image centre. Pixels are resampled with :func:`kornia.geometry.transform.warp_affine`, whose
-matrix acts on pixel indices, i.e. on pixel centres (its normalisation maps pixel ``0`` and
-``W - 1`` to -1 and +1, paired with ``align_corners=True`` sampling, which puts -1 and +1 on those
-same pixel centres); so the very same ``M`` transforms keypoints, and a horizontal flip is the
-exact mirror ``x -> W - 1 - x``. ``align_corners=True`` is used because it is correct for every
-kornia version (older ones normalised corner-aligned whatever ``align_corners`` said).
+image centre. Pixels are resampled with :func:`vidpose._warp.warp_images` (bilinear
+``grid_sample`` with ``align_corners=True``, whose -1 and +1 are the centres of the first and last
+pixels), so the very same ``M`` transforms keypoints, and a horizontal flip is the exact mirror
+``x -> W - 1 - x``. It is plain torch built from device tensors only, so a whole augmented training
+step can be captured as one CUDA graph (kornia's ``warp_affine`` copies host tensors to the
+device on every call).
 
 Regions that come from outside the original image are filled with zeros (black): reflection
 would invent mirrored, unlabeled copies of body parts. Keypoints pushed outside the frame become
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import warp_affine
 
+from vidpose._warp import invert_affine, warp_images
 from vidpose.config.schema import AugmentConfig
 from vidpose.data.batches import LabeledBatch
 from vidpose.errors import ProjectError
@@ -129,19 +129,6 @@ def warp_coords(coords: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return (a @ coords[..., None]).squeeze(-1) + t
 
 
-def _invert_affine(matrix: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) inverse of affine matrices, closed form (no linalg solver needed on device)."""
-    a, b, tx = matrix[..., 0, 0], matrix[..., 0, 1], matrix[..., 0, 2]
-    c, d, ty = matrix[..., 1, 0], matrix[..., 1, 1], matrix[..., 1, 2]
-    det = a * d - b * c
-    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
-    out = torch.zeros_like(matrix)
-    out[..., 0, 0], out[..., 0, 1], out[..., 0, 2] = ia, ib, -(ia * tx + ib * ty)
-    out[..., 1, 0], out[..., 1, 1], out[..., 1, 2] = ic, id_, -(ic * tx + id_ * ty)
-    out[..., 2, 2].fill_(1.0)  # fill_, not "= 1.0": that copies a host scalar and blocks
-    return out
-
-
 def unwarp_coords(coords_aug: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """Map points from augmented input pixels back to original input pixels.
 
@@ -152,7 +139,7 @@ def unwarp_coords(coords_aug: torch.Tensor, matrix: torch.Tensor) -> torch.Tenso
     Returns:
         (T, K, 2) points in original input pixels, in coords_aug's dtype (computed in float64).
     """
-    inv = _invert_affine(matrix.to(torch.float64))
+    inv = invert_affine(matrix.to(torch.float64))
     return warp_coords(coords_aug.to(torch.float64), inv).to(coords_aug.dtype)
 
 
@@ -270,23 +257,6 @@ def in_frame(coords: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
     return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
 
 
-def _warp_images(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) images resampled by (N or 1, 3, 3) original -> augmented matrices."""
-    h, w = images.shape[-2:]
-    theta = matrices[:, :2, :].to(images.dtype)
-    # One matrix for N images: expanded (a view), since torch 2.11's affine_grid no longer
-    # broadcasts a batch of one over the images (kornia 0.8 relied on it).
-    theta = theta.expand(images.shape[0], -1, -1) if len(theta) == 1 else theta
-    return warp_affine(
-        images,
-        theta,
-        (h, w),
-        mode="bilinear",
-        padding_mode="zeros",
-        align_corners=True,
-    )
-
-
 def warp_labeled(
     batch: LabeledBatch, matrices: torch.Tensor, flip_perm: torch.Tensor | None = None
 ) -> LabeledBatch:
@@ -304,7 +274,7 @@ def warp_labeled(
     """
     windows = batch.as_windows()
     b, w = windows.shape[:2]
-    warped = _warp_images(windows.flatten(0, 1), matrices.repeat_interleave(w, dim=0))
+    warped = warp_images(windows.flatten(0, 1), matrices.repeat_interleave(w, dim=0))
     warped = warped.unflatten(0, (b, w))
     kp = warp_coords(batch.keypoints, matrices)
     visible = batch.visible
@@ -459,7 +429,7 @@ def augment_clip(
         return frames, torch.eye(3, dtype=torch.float32, device=frames.device)
     t, _, h, w = frames.shape
     draws = _draw(1, (h, w), settings, generator, frames.device, allow_flips=allow_flips)
-    warped = _warp_images(frames, draws.matrices)
+    warped = warp_images(frames, draws.matrices)
     shared = _Draws(
         matrices=draws.matrices,
         brightness=draws.brightness.expand(t),

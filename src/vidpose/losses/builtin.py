@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vidpose._schema import setting
+from vidpose._warp import warp_images
 from vidpose.losses.pca import ALIGNMENTS, fit_multiview_pca, fit_pose_pca
 from vidpose.losses.registry import (
     LossSetup,
@@ -63,26 +63,6 @@ class TemporalLoss(UnsupervisedLoss):
         return temporal_loss(inputs.coords_px, inputs.confidence, p.epsilon_px, p.min_confidence)
 
 
-def warp_frames(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) images resampled by one (3, 3) matrix mapping input pixels to warped ones
-    (the pixel-centre convention of :mod:`vidpose.data.augment`: pixel centres at integer
-    coordinates, the frame centre at ``((W - 1) / 2, (H - 1) / 2)``). Bilinear, zeros outside;
-    plain torch (no kornia)."""
-    h, w = images.shape[-2:]
-    m = matrix.to(torch.float32)
-    norm = torch.zeros((3, 3), dtype=torch.float32, device=m.device)
-    norm[0, 0], norm[1, 1] = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
-    norm[0, 2], norm[1, 2], norm[2, 2] = -1.0, -1.0, 1.0
-    # affine_grid maps each *output* location to where it samples the input
-    theta = norm @ torch.linalg.inv(m) @ torch.linalg.inv(norm)
-    grid = F.affine_grid(
-        theta[:2].unsqueeze(0).expand(images.shape[0], -1, -1).to(images.dtype),
-        list(images.shape),
-        align_corners=True,
-    )
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-
-
 @dataclass
 class EquivarianceParams:
     epsilon_px: float = setting(
@@ -129,8 +109,8 @@ class EquivarianceLoss(UnsupervisedLoss):
         m = torch.zeros((3, 3), dtype=torch.float32, device=frames.device)
         m[0, 0], m[0, 1], m[0, 2] = a, b, cx + u[2] * p.translate * w - (a * cx + b * cy)
         m[1, 0], m[1, 1], m[1, 2] = c, d, cy + u[3] * p.translate * h - (c * cx + d * cy)
-        m[2, 2] = 1.0
-        warped = warp_frames(frames, m)
+        m[2, 2].fill_(1.0)  # not "= 1.0": a copy from the host (no CUDA graph can hold it)
+        warped = warp_images(frames, m[None])
         mean = warped.mean()
         contrast, gain = 1.0 + u[4] * p.contrast, 1.0 + u[5] * p.brightness
         return ((warped - mean) * contrast + mean).mul(gain).clamp(0.0, 1.0), m
