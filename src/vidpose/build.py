@@ -25,11 +25,19 @@ from vidpose.models import HEADS, PoseNetwork, build_network
 from vidpose.project.settings import ProjectSettings
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda params, lr, wd: torch.optim.Adam(params, lr=lr, weight_decay=wd),
-    "adamw": lambda params, lr, wd: torch.optim.AdamW(params, lr=lr, weight_decay=wd),
-    "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd),
+    "adam": lambda params, lr, wd, cap: torch.optim.Adam(
+        params, lr=lr, weight_decay=wd, capturable=cap
+    ),
+    "adamw": lambda params, lr, wd, cap: torch.optim.AdamW(
+        params, lr=lr, weight_decay=wd, capturable=cap
+    ),
+    "sgd": lambda params, lr, wd, cap: torch.optim.SGD(
+        params, lr=lr, momentum=0.9, weight_decay=wd
+    ),
 }
-"""``training.optimizer`` -> ``factory(params, lr, weight_decay)``; the schema's choices."""
+"""``training.optimizer`` -> ``factory(params, lr, weight_decay, capturable)``; the schema's
+choices. ``capturable``: the update may be captured in a CUDA graph (its step count stays on
+the device)."""
 
 
 def build_network_from_config(
@@ -155,12 +163,15 @@ OptimizerFactory = Callable[
 ]
 
 
-def optimizer_factory(t: TrainingConfig, schedule: Schedule) -> OptimizerFactory:
-    """``factory(parameters) -> (optimizer, per-step LR scheduler)`` for ``training.*``."""
+def optimizer_factory(
+    t: TrainingConfig, schedule: Schedule, *, capturable: bool = False
+) -> OptimizerFactory:
+    """``factory(parameters) -> (optimizer, per-step LR scheduler)`` for ``training.*``;
+    ``capturable`` for an update inside a CUDA graph."""
     make = OPTIMIZERS[t.optimizer]
 
     def factory(params: Iterable[torch.nn.Parameter]):
-        opt = make([p for p in params if p.requires_grad], t.lr, t.weight_decay)
+        opt = make([p for p in params if p.requires_grad], t.lr, t.weight_decay, capturable)
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule.factor)
 
     return factory

@@ -252,7 +252,7 @@ def test_context_semisupervised_step_runs_the_backbone_once_on_windows_and_clip(
         windows=windows,
     )
     clip = UnlabeledClip(torch.rand(7, 3, 64, 64), 0, 0, (64, 64), torch.eye(3))
-    total = module.training_step(TrainBatch(labeled, clip), 0)
+    total = module.compute_loss(TrainBatch(labeled, clip), 1.0)["loss"]
     assert calls == [17]
     assert seen == [[3, 3]]
     assert torch.isfinite(total) and total.requires_grad

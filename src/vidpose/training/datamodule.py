@@ -37,6 +37,45 @@ class TrainBatch:
     unlabeled: UnlabeledClip | None = None
 
 
+@dataclass
+class RawBatch:
+    """A training step's inputs before gathering and augmenting, on the training device: the
+    labeled rows and, when semi-supervised, the next clip (augmented already only when a clip
+    pipeline did it, ``clip.matrix`` set). :meth:`LabeledDataModule.prepare_train` turns it
+    into a :class:`TrainBatch`; inside a captured CUDA graph that happens at every replay.
+    """
+
+    rows: torch.Tensor
+    clip: UnlabeledClip | None = None
+
+    def tensors_and_consts(self) -> tuple[dict[str, torch.Tensor], tuple]:
+        """The step's device tensors and the host values it depends on (a CUDA graph's
+        signature: the clip's original frame size is a constant of the captured step)."""
+        tensors = {"rows": self.rows}
+        consts: tuple = ()
+        if self.clip is not None:
+            tensors["clip_frames"] = self.clip.frames
+            if self.clip.matrix is not None:
+                tensors["clip_matrix"] = self.clip.matrix
+            consts = (self.clip.orig_hw,)
+        return tensors, consts
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], consts: tuple) -> RawBatch:
+        """The inverse of :meth:`tensors_and_consts` (video index and start frame are not
+        used by training and come back as 0)."""
+        clip = None
+        if "clip_frames" in tensors:
+            clip = UnlabeledClip(
+                frames=tensors["clip_frames"],
+                video_index=0,
+                start_frame=0,
+                orig_hw=consts[0],
+                matrix=tensors.get("clip_matrix"),
+            )
+        return cls(rows=tensors["rows"], clip=clip)
+
+
 class RandomBatchSampler(Sampler[list[int]]):
     """``steps`` batches of ``batch_size`` rows per epoch, reshuffled every epoch.
 
@@ -133,7 +172,7 @@ class LabeledDataModule(L.LightningDataModule):
     def load_state_dict(self, state: dict) -> None:
         self.train_sampler.epoch = int(state.get("sampler_epoch", 0))
 
-    def _cache_on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+    def _cache_on(self, device: torch.device) -> tuple:
         if device not in self._device_cache:
             d = self.data
             self._device_cache[device] = (
@@ -141,13 +180,14 @@ class LabeledDataModule(L.LightningDataModule):
                 d.keypoints.to(device),
                 d.visible.to(device),
                 d.orig_hw.to(device),
+                None if self.flip_perm is None else self.flip_perm.to(device),
             )
         return self._device_cache[device]
 
     def gather(self, rows: torch.Tensor) -> LabeledBatch:
         """Rows of the cache (frames with their windows) as a float batch on ``rows.device``,
         not augmented."""
-        windows, keypoints, visible, orig_hw = self._cache_on(rows.device)
+        windows, keypoints, visible, orig_hw, _ = self._cache_on(rows.device)
         win = windows[rows].float().div_(255.0)
         return LabeledBatch(
             images=win[:, win.shape[1] // 2],
@@ -158,7 +198,7 @@ class LabeledDataModule(L.LightningDataModule):
             windows=win,
         )
 
-    def _generator_on(self, device: torch.device) -> torch.Generator:
+    def generator_on(self, device: torch.device) -> torch.Generator:
         """One generator per device type, seeded once (per sampler epoch after a resume)."""
         if self._generator is None or self._generator.device.type != device.type:
             self._generator = torch.Generator(device=device)
@@ -166,7 +206,8 @@ class LabeledDataModule(L.LightningDataModule):
         return self._generator
 
     def next_clip(self, device: torch.device) -> UnlabeledClip:
-        """The next unlabeled clip of this epoch, augmented with one transform for all frames."""
+        """The next unlabeled clip of this epoch on ``device``, not augmented (unless a clip
+        pipeline augmented it: then ``matrix`` is set)."""
         assert self.clips is not None
         epoch = self.train_sampler.epoch - 1  # the sampler has already advanced
         if self._clip_iter is None or self._clip_epoch != epoch:
@@ -178,30 +219,42 @@ class LabeledDataModule(L.LightningDataModule):
         except StopIteration:  # more labeled steps than clips: start the epoch's clips again
             self._clip_iter = iter(self.clips)
             clip = next(self._clip_iter)
-        clip = clip.to(device, non_blocking=True)
-        if clip.matrix is None:
-            if self.augment.enabled:
-                frames, matrix = augment_clip(clip.frames, self.augment, self._generator_on(device))
-            else:
-                frames, matrix = clip.frames, torch.eye(3, device=device)
-            clip = UnlabeledClip(
-                frames=frames,
-                video_index=clip.video_index,
-                start_frame=clip.start_frame,
-                orig_hw=clip.orig_hw,
-                matrix=matrix.float(),
-            )
-        return clip
+        return clip.to(device, non_blocking=True)
+
+    def prepare_clip(self, clip: UnlabeledClip) -> UnlabeledClip:
+        """The clip augmented with one transform for all frames (unless already augmented)."""
+        if clip.matrix is not None:
+            return clip
+        device = clip.frames.device
+        if self.augment.enabled:
+            frames, matrix = augment_clip(clip.frames, self.augment, self.generator_on(device))
+        else:
+            frames, matrix = clip.frames, torch.eye(3, device=device)
+        return UnlabeledClip(
+            frames=frames,
+            video_index=clip.video_index,
+            start_frame=clip.start_frame,
+            orig_hw=clip.orig_hw,
+            matrix=matrix.float(),
+        )
+
+    def prepare_train(self, raw: RawBatch) -> TrainBatch:
+        """Gather the rows from the device cache and augment them and the clip; no host sync,
+        so that it can run inside a captured CUDA graph."""
+        out = self.gather(raw.rows)
+        if self.augment.enabled:
+            device = raw.rows.device
+            flip = None if self.flip_perm is None else self._cache_on(device)[4]
+            out = augment_labeled(out, self.augment, flip, self.generator_on(device))
+        clip = None if raw.clip is None else self.prepare_clip(raw.clip)
+        return TrainBatch(labeled=out, unlabeled=clip)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Training: the rows and the next clip (a :class:`RawBatch`, prepared by the module's
+        step); validation: the gathered, unaugmented batch."""
         if not isinstance(batch, torch.Tensor):
             return batch
-        out = self.gather(batch)
         if self.trainer is None or not self.trainer.training:
-            return out
-        if self.augment.enabled:
-            out = augment_labeled(
-                out, self.augment, self.flip_perm, self._generator_on(batch.device)
-            )
+            return self.gather(batch)
         clip = self.next_clip(batch.device) if self.clips is not None else None
-        return TrainBatch(labeled=out, unlabeled=clip)
+        return RawBatch(rows=batch, clip=clip)

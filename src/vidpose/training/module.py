@@ -21,7 +21,9 @@ from vidpose.data.geometry import input_to_orig
 from vidpose.losses.registry import UnsupervisedInputs, WeightedLoss, ramp_weight
 from vidpose.losses.supervised import SupervisedInputs, SupervisedLoss, pixel_error
 from vidpose.models import HeadOutput, PoseNetwork, gaussian_targets_px, input_to_heatmap
-from vidpose.training.datamodule import TrainBatch
+from vidpose.training.async_log import AsyncMetrics
+from vidpose.training.datamodule import RawBatch, TrainBatch
+from vidpose.training.graphed import ReplayOptimizer, StepGraphs, lr_to_tensors
 
 
 class PoseModule(L.LightningModule):
@@ -36,6 +38,8 @@ class PoseModule(L.LightningModule):
         ramp_epochs: epochs over which the unsupervised weights ramp from 0.
         steps_per_epoch: optimizer steps per epoch (the ramp is in epochs).
         compile: compile the network in place with torch.compile.
+        cuda_graphs: run each training step as a replay of a captured CUDA graph
+            (:mod:`vidpose.training.graphed`); needs a CUDA device.
     """
 
     def __init__(
@@ -49,8 +53,15 @@ class PoseModule(L.LightningModule):
         ramp_epochs: float = 0.0,
         steps_per_epoch: int = 1,
         compile: bool = False,
+        cuda_graphs: bool = False,
     ) -> None:
         super().__init__()
+        # Manual optimization: the step (update included) may be one captured CUDA graph.
+        self.automatic_optimization = False
+        self.cuda_graphs = bool(cuda_graphs)
+        self._graphs: StepGraphs | None = None
+        self._ramp: torch.Tensor | None = None
+        self.metric_log = AsyncMetrics()
         self.network = network
         self.supervised_loss = supervised_loss
         self.unsupervised = list(unsupervised)
@@ -63,6 +74,9 @@ class PoseModule(L.LightningModule):
         self._epoch_activity: dict[str, torch.Tensor] = {}
         # Per loss, one row of the above per finished epoch (host floats).
         self.activity_history: dict[str, list[list[float]]] = {w.name: [] for w in unsupervised}
+        self._device_history: dict[str, list[torch.Tensor]] = {}
+        # Validation sums on the device: [error sum, labeled keypoints, loss sum, frames].
+        self._val_sums: torch.Tensor | None = None
         if compile:
             # In place: parameter names (and so checkpoints) stay those of the plain network.
             self.network.compile(dynamic=False)
@@ -150,16 +164,25 @@ class PoseModule(L.LightningModule):
         self._epoch_activity[name] = row if acc is None else acc + row
 
     def on_train_epoch_end(self) -> None:
+        # Kept on the device: reading it here would make every epoch boundary wait for the GPU.
         for name, acc in self._epoch_activity.items():
-            self.activity_history.setdefault(name, []).append(acc.tolist())  # one sync per epoch
+            self._device_history.setdefault(name, []).append(acc)
         self._epoch_activity = {}
+
+    def _history(self) -> dict[str, list[list[float]]]:
+        """activity_history with the epochs still on the device brought over (one sync)."""
+        for name, rows in self._device_history.items():
+            if rows:
+                self.activity_history.setdefault(name, []).extend(torch.stack(rows).tolist())
+        self._device_history = {}
+        return self.activity_history
 
     def activity_summary(self) -> dict[str, dict[str, Any]]:
         """Per unsupervised loss: the share of terms whose hinge was active, the share counted
         (not gated off), the mean weighted size relative to the supervised loss, over the whole
         run and per epoch."""
         out: dict[str, dict[str, Any]] = {}
-        for name, rows in self.activity_history.items():
+        for name, rows in self._history().items():
             if not rows:
                 continue
             total = [sum(r[i] for r in rows) for i in range(5)]
@@ -180,42 +203,135 @@ class PoseModule(L.LightningModule):
         return out
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vidpose_activity"] = self.activity_history
+        checkpoint["vidpose_activity"] = self._history()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.activity_history.update(checkpoint.get("vidpose_activity", {}))
 
-    def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
+    def compute_loss(
+        self, batch: TrainBatch, ramp: torch.Tensor | float
+    ) -> dict[str, torch.Tensor]:
+        """One step's loss and what is logged about it, all device tensors (no host sync):
+        ``loss`` (the total), ``supervised``, and per unsupervised loss ``<name>`` (its value),
+        ``<name>/activity`` ((3,), as in ``LossTerms.activity``) and ``<name>/relative`` (its
+        weighted size relative to the supervised loss).
+
+        Args:
+            batch: augmented labeled frames and, when semi-supervised, an augmented clip.
+            ramp: the unsupervised weights' ramp factor (a device tensor inside a CUDA graph,
+                so that it is read at every replay).
+        """
         labeled, clip = batch.labeled, batch.unlabeled
         out_l, out_u = self.network.forward_train(
             labeled.as_windows(), None if clip is None else clip.frames
         )
         sup = self._supervised(out_l.decoders, labeled)
+        stats = {"supervised": sup}
         total = sup
         if clip is not None and out_u is not None:
-            ramp = ramp_weight(self.global_step / self.steps_per_epoch, self.ramp_epochs)
             values = self.unsupervised_losses(out_u.decoders, clip, self._second_view(clip))
             for w in self.unsupervised:
                 value, activity = values[w.name]
                 weighted = w.weight * ramp * value
                 total = total + weighted
-                relative = weighted.detach() / sup.detach().clamp_min(1e-12)
-                self._track(w.name, activity, relative)
-                self.log(f"train/{w.name}", value.detach(), batch_size=clip.n_frames)
-                self.log(
-                    f"train/{w.name}_active",
-                    activity[0] / activity[2].clamp_min(1),
-                    batch_size=clip.n_frames,
-                )
-                self.log(f"train/{w.name}_relative", relative, batch_size=clip.n_frames)
-            every = self._trainer.log_every_n_steps if self._trainer is not None else 1
-            if self.global_step % max(1, every) == 0:
-                # A Python float becomes a device tensor: a blocking copy, so only when logged.
-                self.log("train/ramp", ramp, batch_size=1)
-        bs = labeled.batch_size
-        self.log("train/supervised", sup.detach(), prog_bar=True, batch_size=bs)
-        self.log("train/loss", total.detach(), batch_size=bs)
-        return total
+                stats[w.name] = value.detach()
+                stats[f"{w.name}/activity"] = activity
+                stats[f"{w.name}/relative"] = weighted.detach() / sup.detach().clamp_min(1e-12)
+        stats["loss"] = total
+        return stats
+
+    def configure_optimizers(self):
+        opt, sched = self.optimizer_factory(self.parameters())
+        if self.cuda_graphs:
+            # Lightning steps the wrapper; the schedule drives the same parameter groups.
+            opt = ReplayOptimizer(opt)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, sched.lr_lambdas[0])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        if self.cuda_graphs:
+            inner = self._inner_optimizer()
+            lr_to_tensors(inner, self.device)
+            dm = self.trainer.datamodule
+            self._graphs = StepGraphs(self._graph_step, generators=[dm.generator_on(self.device)])
+
+    def _inner_optimizer(self) -> torch.optim.Optimizer:
+        opt = self.optimizers()
+        opt = getattr(opt, "optimizer", opt)  # LightningOptimizer -> the optimizer
+        return opt.inner if isinstance(opt, ReplayOptimizer) else opt
+
+    def _graph_step(
+        self, tensors: dict[str, torch.Tensor], consts: tuple
+    ) -> dict[str, torch.Tensor]:
+        """The captured step: prepare the batch, losses, backward, optimizer update."""
+        inner = self._inner_optimizer()
+        inner.zero_grad(set_to_none=True)
+        batch = self.trainer.datamodule.prepare_train(RawBatch.from_tensors(tensors, consts))
+        stats = self.compute_loss(batch, tensors["ramp"])
+        stats["loss"].backward()
+        inner.step()
+        stats["loss"] = stats["loss"].detach()
+        return stats
+
+    def training_step(self, batch: RawBatch, batch_idx: int) -> torch.Tensor:
+        """One optimizer step on a batch of labeled rows (and a clip): eagerly, or as a replay
+        of the captured step (``cuda_graphs``). Manual optimization, so that the update can be
+        inside the graph."""
+        opt = self.optimizers()
+        sched = self.lr_schedulers()
+        ramp = ramp_weight(self.global_step / self.steps_per_epoch, self.ramp_epochs)
+        stats: dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            if self._graphs is not None:
+                tensors, consts = batch.tensors_and_consts()
+                tensors["ramp"] = self._ramp_tensor(ramp)
+                stats.update(self._graphs(tensors, consts))
+            else:
+                opt.zero_grad()
+                prepared = self.trainer.datamodule.prepare_train(batch)
+                stats.update(self.compute_loss(prepared, ramp))
+                self.manual_backward(stats["loss"])
+            return stats["loss"]
+
+        opt.step(closure=closure)
+        sched.step()
+        self._after_step(stats, batch)
+        return stats["loss"].detach()
+
+    def _ramp_tensor(self, ramp: float) -> torch.Tensor:
+        """The ramp as a device tensor, refilled in place (a kernel, not a host copy)."""
+        if self._ramp is None:
+            self._ramp = torch.zeros((), device=self.device)
+        return self._ramp.fill_(ramp)
+
+    def _after_step(self, stats: dict[str, torch.Tensor], batch: RawBatch) -> None:
+        """Track each loss's activity (device adds) and, on logging steps, log (deferred: no
+        wait for the GPU, see :mod:`vidpose.training.async_log`)."""
+        for w in self.unsupervised:
+            if w.name in stats:
+                self._track(w.name, stats[f"{w.name}/activity"], stats[f"{w.name}/relative"])
+        every = self._trainer.log_every_n_steps if self._trainer is not None else 1
+        step = self.global_step  # counts this step
+        if (step - 1) % max(1, every):
+            return
+        row: dict[str, torch.Tensor | float] = {
+            "train/supervised": stats["supervised"],
+            "train/loss": stats["loss"],
+        }
+        for w in self.unsupervised:
+            if w.name in stats:
+                activity = stats[f"{w.name}/activity"]
+                row[f"train/{w.name}"] = stats[w.name]
+                row[f"train/{w.name}_active"] = activity[0] / activity[2].clamp_min(1)
+                row[f"train/{w.name}_relative"] = stats[f"{w.name}/relative"]
+        if self.unsupervised and batch.clip is not None:
+            row["train/ramp"] = ramp_weight((step - 1) / self.steps_per_epoch, self.ramp_epochs)
+        row["epoch"] = float(self.current_epoch)
+        self.metric_log.record(step, row)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        return [self.metric_log]
 
     def validation_step(self, batch: LabeledBatch, batch_idx: int) -> None:
         out = self.network.forward_windows(batch.as_windows())
@@ -223,17 +339,36 @@ class PoseModule(L.LightningModule):
         input_hw = batch.input_hw
         pred = input_to_orig(out.combined.coords.float(), batch.orig_hw[:, None, :], input_hw)
         target = input_to_orig(batch.keypoints.float(), batch.orig_hw[:, None, :], input_hw)
-        target = torch.where(batch.visible[..., None], target, torch.nan)
         # A labeled keypoint predicted as NaN (a diverged network) is infinitely wrong, not
         # missing: the error must get worse, so that checkpointing and early stopping see it.
-        err = torch.where(batch.visible, pixel_error(pred, target).nan_to_num(torch.inf), torch.nan)
-        n = int(batch.visible.sum())
-        self.log("val/loss", loss, batch_size=batch.batch_size, sync_dist=True)
-        if n:
-            self.log(
-                "val/pixel_error", torch.nanmean(err), prog_bar=True, batch_size=n, sync_dist=True
-            )
+        err = pixel_error(pred, target).nan_to_num(torch.inf)
+        visible = batch.visible
+        row = torch.stack(
+            [
+                torch.where(visible, err, 0.0).sum(),
+                visible.sum().float(),
+                loss.detach().float() * batch.batch_size,
+                torch.full((), float(batch.batch_size), device=loss.device),
+            ]
+        )
+        self._val_sums = row if self._val_sums is None else self._val_sums + row
 
-    def configure_optimizers(self):
-        opt, sched = self.optimizer_factory(self.parameters())
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    def on_validation_epoch_end(self) -> None:
+        # Summed on the device over the batches and logged once: no batch waits for the GPU.
+        # No labeled keypoint at all gives NaN, which never counts as an improvement.
+        if self._val_sums is None:
+            return
+        s, self._val_sums = self._val_sums, None
+        # For callbacks (best weights, early stopping) as device tensors; for the loggers
+        # through the deferred log.
+        self.log("val/loss", s[2] / s[3], sync_dist=True, logger=False)
+        self.log("val/pixel_error", s[0] / s[1], sync_dist=True, logger=False)
+        metrics = self.trainer.callback_metrics
+        self.metric_log.record(
+            self.global_step,
+            {
+                "val/loss": metrics["val/loss"],
+                "val/pixel_error": metrics["val/pixel_error"],
+                "epoch": float(self.current_epoch),
+            },
+        )

@@ -51,6 +51,8 @@ from vidpose.io.poses import Poses
 from vidpose.model_dir import ModelDir, ModelDirError, ModelRecord, write_json
 from vidpose.models import PoseNetwork
 from vidpose.project import Project, load_project
+from vidpose.training.async_log import ProgressBar
+from vidpose.training.best import BestWeights
 from vidpose.training.checkpoint_io import AtomicCheckpointIO
 from vidpose.training.datamodule import LabeledDataModule
 from vidpose.training.module import PoseModule
@@ -64,6 +66,8 @@ RESUMABLE = (
     "training.val_every_n_epochs",
     "training.device",
     "training.devices",
+    "training.cuda_graphs",
+    "training.cudnn_benchmark",
 )
 """Config keys a resumed run may change; every other key keeps its saved value."""
 
@@ -93,12 +97,34 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # The step's update is part of the step (manual optimization): last.ckpt holds the weights
+    # after it, which is what resuming at that step needs.
+    warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps.*")
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
     if precision != "auto":
         return precision
     return "bf16-mixed" if accelerator == "cuda" else "32-true"
+
+
+def use_cuda_graphs(cfg: VidposeConfig, accelerator: str) -> bool:
+    """``training.cuda_graphs``, with null resolved: on for one CUDA device without
+    ``training.compile``. Asking for graphs elsewhere is a config error."""
+    t = cfg.training
+    if t.cuda_graphs is None:
+        return accelerator == "cuda" and t.devices == 1 and not t.compile
+    if t.cuda_graphs and accelerator != "cuda":
+        raise ConfigError(
+            f"training.cuda_graphs=true needs a CUDA device; this run trains on {accelerator} "
+            "(set training.cuda_graphs=null or false)"
+        )
+    if t.cuda_graphs and t.devices > 1:
+        raise ConfigError(
+            f"training.cuda_graphs=true works on one device; training.devices={t.devices} "
+            "(set training.cuda_graphs=null or false)"
+        )
+    return bool(t.cuda_graphs)
 
 
 def default_model_dir(project_root: Path) -> Path:
@@ -318,15 +344,17 @@ def _prepare(run: _Run) -> _Prepared:
     steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(n_train / t.batch_size))
     total_steps = _budget(cfg, steps_per_epoch)
     schedule = schedule_from_config(t, total_steps, steps_per_epoch)
+    graphs = use_cuda_graphs(cfg, accelerator)
     module = PoseModule(
         network,
         supervised,
         losses,
-        optimizer_factory(t, schedule),
+        optimizer_factory(t, schedule, capturable=graphs),
         sigma=cfg.model.sigma,
         ramp_epochs=cfg.losses.ramp_epochs,
         steps_per_epoch=steps_per_epoch,
         compile=t.compile,
+        cuda_graphs=graphs,
     )
     fitted: dict[str, Any] = {}
     for w in losses:
@@ -371,19 +399,9 @@ def _fit(
         data, t.batch_size, steps_per_epoch, cfg.augment, flip_perm, seed=t.seed, clips=clips
     )
     if prep.accelerator == "cuda":
-        torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
     has_val = len(data.indices("val")) > 0
-    best_cb = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=md.checkpoints,
-        filename="best",
-        monitor="val/pixel_error",
-        mode="min",
-        save_top_k=1,
-        save_last=False,
-        save_weights_only=True,
-        enable_version_counter=False,
-    )
+    best_cb = BestWeights(md.best_ckpt)
     last_cb = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=md.checkpoints,
         save_top_k=0,
@@ -403,7 +421,8 @@ def _fit(
             )
         )
     if progress:
-        all_callbacks.append(L.pytorch.callbacks.RichProgressBar(leave=True))
+        shown = ("train/supervised", "val/pixel_error")
+        all_callbacks.append(ProgressBar(module.metric_log, shown, leave=True))
     # A resumed run logs into new folders: Lightning would otherwise delete the earlier logs.
     suffix = ""
     while (md.logs / f"csv{suffix}").exists():
@@ -430,6 +449,7 @@ def _fit(
         default_root_dir=md.path,
         plugins=[AtomicCheckpointIO()],
         deterministic=False,
+        benchmark=t.cudnn_benchmark if prep.accelerator == "cuda" else None,
     )
     t0 = time.perf_counter()
     try:
