@@ -37,6 +37,9 @@ class FramesProgress:
         # The name is a file name: brackets in it are text, not rich markup.
         self.task = self.p.add_task(escape(name), total=total)
 
+    def set_total(self, total: int) -> None:
+        self.p.update(self.task, total=total)
+
     def advance(self, n: int) -> None:
         self.p.advance(self.task, n)
 

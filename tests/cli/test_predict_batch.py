@@ -14,7 +14,6 @@ import vidpose
 from vidpose.cli import main
 from vidpose.errors import VideoError
 from vidpose.io import read_poses
-from vidpose.predict.predictor import PoseModel
 from vidpose.predict.run import output_stems
 from vidpose.video import open_video
 from vidpose.video.writer import VideoWriter
@@ -118,15 +117,36 @@ def test_a_video_failing_during_prediction_is_recorded_and_not_written(
     videos = [tmp_path / "first.mp4", tmp_path / "breaks.mp4", tmp_path / "last.mp4"]
     for v in videos:
         shutil.copy(cli_video, v)
-    real = PoseModel.predict_video
+    import vidpose.predict.predictor as predictor
 
-    def flaky(self, path, **kwargs):
-        if Path(path).name == "breaks.mp4":
-            raise VideoError(f"{path}: decoder failed at frame 20")
-        return real(self, path, **kwargs)
+    real_open = predictor.open_video
 
-    monkeypatch.setattr(PoseModel, "predict_video", flaky)
-    res = vidpose.predict_videos(cli_model, videos, tmp_path / "out", device="cpu")
+    class Breaking:
+        """A reader whose decoder fails after its first batch (as a corrupt stream does)."""
+
+        def __init__(self, vr, path):
+            self.vr, self.path, self.info = vr, path, vr.info
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.vr.close()
+
+        def iter_batches(self, bs):
+            for i, batch in enumerate(self.vr.iter_batches(bs)):
+                if i == 1:
+                    raise VideoError(f"{self.path}: decoder failed at frame 20")
+                yield batch
+
+    def flaky(path, **kwargs):
+        vr = real_open(path, **kwargs)
+        return Breaking(vr, path) if Path(path).name == "breaks.mp4" else vr
+
+    monkeypatch.setattr(predictor, "open_video", flaky)
+    res = vidpose.predict_videos(
+        cli_model, videos, tmp_path / "out", device="cpu", batch_size=16, jobs=3
+    )
     assert set(res.outputs) == {videos[0], videos[2]}
     assert res.failed == {videos[1]: "decoder failed at frame 20"}
     assert sorted(p.name for p in (tmp_path / "out").glob("*.csv") if "_" not in p.stem) == [
@@ -172,3 +192,24 @@ def test_output_stems(videos, expected, tmp_path):
     paths = [tmp_path / v for v in videos]
     names = output_stems(paths)
     assert [names[p] for p in paths] == expected
+
+
+def test_videos_predicted_together_equal_each_predicted_alone(cli_model, cli_video, tmp_path):
+    """Concurrent decoding, shared batches and out-of-order results put every frame's
+    prediction in its own video's row (batch size not dividing the video, more videos than
+    decoders)."""
+    from vidpose.predict import load_model
+
+    model = load_model(cli_model, device="cpu")
+    alone = model.predict_video(cli_video, batch_size=7)
+    videos = [tmp_path / f"v{i}.mp4" for i in range(4)]
+    for v in videos:
+        shutil.copy(cli_video, v)
+    got: dict[Path, object] = {}
+    model.predict_videos(
+        videos, batch_size=7, jobs=2, on_done=lambda v, poses, stats: got.setdefault(v, poses)
+    )
+    assert set(got) == set(videos)
+    for v in videos:
+        assert np.array_equal(got[v].coords, alone.coords, equal_nan=True)
+        assert np.array_equal(got[v].likelihood, alone.likelihood, equal_nan=True)

@@ -79,6 +79,7 @@ class PoseModel:
         self.precision = precision
         self.network = network.to(device).eval()
         self._features: Callable | None = None  # None: the network's own forward_features
+        self._graphs = None  # captured inference (predict_videos on CUDA)
 
     def compile(self) -> None:
         """Compile the backbone pass with torch.compile (pays off on long videos on CUDA)."""
@@ -237,9 +238,278 @@ class PoseModel:
             scorer=self.scorer,
         )
 
+    # -- many videos at once (single-frame networks) -----------------------------------------
+
+    def _graphed_infer(self, frames_u8: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``_infer`` of a full batch as a replay of a captured CUDA graph (one per frame size),
+        eager on the first calls; outputs are static buffers (copy them before the next call)."""
+        if self._graphs is None:
+            from vidpose.training.graphed import StepGraphs
+
+            def step(tensors: dict[str, torch.Tensor], consts: tuple) -> dict[str, torch.Tensor]:
+                with torch.no_grad(), self._autocast_uncached():
+                    coords, conf = self._infer_on_device(tensors["frames"])
+                return {"coords": coords, "conf": conf}
+
+            self._graphs = StepGraphs(step, warmup=1)
+        return self._graphs({"frames": frames_u8})
+
+    def _autocast_uncached(self):
+        dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(self.precision)
+        return torch.autocast(
+            self.device.type,
+            dtype=dtype or torch.float32,
+            enabled=dtype is not None,
+            cache_enabled=False,
+        )
+
+    def _infer_on_device(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, orig_hw = self._prepare(frames)
+        out = self.network.forward_images(x)
+        return input_to_orig(out.coords.float(), orig_hw, self.input_hw), out.confidence.float()
+
+    def predict_videos(
+        self,
+        paths: list[Path],
+        *,
+        batch_size: int | None = None,
+        reader: str | None = None,
+        jobs: int | None = None,
+        progress: bool = False,
+        on_done: Callable[[Path, Poses | BaseException, PredictStats | None], None],
+    ) -> None:
+        """Predict many videos at once: up to ``jobs`` are decoded concurrently (one thread
+        each: PyAV on CPU cores, or an NVDEC session each), their batches go through one model
+        (a captured CUDA graph per frame size on CUDA), results come back to the host without
+        stalling the GPU, and ``on_done(video, poses or the error, stats)`` is called as each
+        video completes (in this thread; hand slow work such as writing to a pool).
+
+        Networks with a temporal window predict one video at a time (``predict_video``).
+        """
+        bs = batch_size or self.cfg.predict.batch_size
+        reader = reader or self.cfg.predict.reader
+        if self.network.context_frames > 1 or not paths:
+            for path in paths:
+                stats: list[PredictStats] = []
+                try:
+                    poses = self.predict_video(
+                        path, batch_size=bs, reader=reader, progress=progress, stats=stats
+                    )
+                except Exception as exc:  # reported per video
+                    on_done(path, exc, None)
+                    continue
+                on_done(path, poses, stats[0])
+            return
+        jobs = max(1, min(len(paths), jobs or DEFAULT_JOBS))
+        use_graphs = self.device.type == "cuda" and self._features is None
+        _MultiVideo(self, paths, bs, reader, jobs, progress, on_done, use_graphs).run()
+
     @property
     def scorer(self) -> str:
         return f"vidpose_{self.cfg.model.backbone}"
+
+
+DEFAULT_JOBS = 6
+"""Videos decoded at once by ``predict_videos`` (NVDEC sessions or PyAV threads)."""
+
+
+class _VideoState:
+    """One video of a :class:`_MultiVideo` run: its arrays and how far it is."""
+
+    def __init__(self, path: Path, n: int, k: int) -> None:
+        self.path = path
+        self.coords = np.full((n, k, 2), np.nan)
+        self.conf = np.full((n, k), np.nan)
+        self.invalid: list[int] = []
+        self.frames = 0
+        self.in_flight = 0
+        self.decoded = False  # the decoder reached the end
+        self.error: BaseException | None = None
+        self.t0 = time.perf_counter()
+
+    def grow(self, n: int) -> None:
+        if n > len(self.conf):  # the container under-reported its length
+            extra = n - len(self.conf)
+            self.coords = np.concatenate(
+                [self.coords, np.full((extra, *self.coords.shape[1:]), np.nan)]
+            )
+            self.conf = np.concatenate([self.conf, np.full((extra, self.conf.shape[1]), np.nan)])
+
+
+_END = object()
+MAX_IN_FLIGHT = 8
+"""Batches whose results may be on their way to the host at once."""
+
+
+class _MultiVideo:
+    """The machinery of :meth:`PoseModel.predict_videos`."""
+
+    def __init__(self, model, paths, bs, reader, jobs, progress, on_done, use_graphs) -> None:
+        self.model = model
+        self.paths = list(paths)
+        self.bs = bs
+        self.reader = reader
+        self.jobs = jobs
+        self.on_done = on_done
+        self.use_graphs = use_graphs
+        self.queue: queue.Queue = queue.Queue(maxsize=2 * jobs + 2)
+        self.stop = threading.Event()
+        self.states: dict[int, _VideoState] = {}
+        self.in_flight: list[tuple] = []
+        self.progress = progress
+        self.bar: FramesProgress | None = None
+
+    # decoder threads ------------------------------------------------------------------------
+
+    def _decode(self, i: int, path: Path) -> None:
+        try:
+            with open_video(path, reader=self.reader, device=self.model.device) as vr:
+                self.queue.put((i, "open", vr.info.n_frames))
+                for batch in vr.iter_batches(self.bs):
+                    if self.stop.is_set():
+                        return
+                    frames = batch.frames
+                    if isinstance(frames, np.ndarray):
+                        frames = torch.from_numpy(frames)
+                        if self.model.device.type == "cuda":
+                            frames = frames.pin_memory()
+                    self.queue.put((i, batch, frames))
+            self.queue.put((i, _END, None))
+        except BaseException as exc:  # reported for this video; the others go on
+            self.queue.put((i, exc, None))
+
+    def _decoders(self):
+        """Start one decoder per video, at most ``jobs`` at a time."""
+        sem = threading.Semaphore(self.jobs)
+        self._sem = sem
+
+        def feeder() -> None:
+            for i, path in enumerate(self.paths):
+                sem.acquire()
+                if self.stop.is_set():
+                    return
+                threading.Thread(
+                    target=self._decode, args=(i, path), daemon=True, name=f"vidpose-decode-{i}"
+                ).start()
+
+        t = threading.Thread(target=feeder, daemon=True, name="vidpose-decoders")
+        t.start()
+        return t
+
+    # main loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self._decoders()
+        ended = 0
+        try:
+            while ended < len(self.paths):
+                i, what, payload = self.queue.get()
+                if what == "open":
+                    self.states[i] = _VideoState(self.paths[i], payload, len(self.model.keypoints))
+                    if self.progress:
+                        self._bar_total(sum(len(s.conf) for s in self.states.values()))
+                    continue
+                if isinstance(what, BaseException) or what is _END:
+                    st = self.states.get(i)
+                    if st is None:  # failed before it opened
+                        st = self.states[i] = _VideoState(self.paths[i], 0, 0)
+                    st.decoded = True
+                    st.error = what if isinstance(what, BaseException) else None
+                    ended += 1
+                    self._sem.release()
+                else:
+                    self._infer(i, self.states[i], what, payload)
+                self._collect(block=False)
+            self._collect(block=True)
+        finally:
+            self.stop.set()
+            for _ in range(self.jobs):  # let a feeder waiting for a slot see the stop
+                self._sem.release()
+            if self.bar is not None:
+                self.bar.stop()
+
+    def _bar_total(self, total: int) -> None:
+        if self.bar is None:
+            self.bar = FramesProgress(f"{len(self.paths)} videos", total)
+        else:
+            self.bar.set_total(total)
+
+    def _infer(self, i: int, st: _VideoState, batch: FrameBatch, frames: torch.Tensor) -> None:
+        model = self.model
+        idx = batch.indices
+        st.grow(int(idx[-1]) + 1)
+        ok = np.asarray(batch.valid, dtype=bool)
+        st.invalid.extend(idx[~ok].tolist())
+        st.frames += len(idx)
+        n = frames.shape[0]
+        with torch.no_grad():
+            if self.use_graphs:
+                frames = frames.to(model.device, non_blocking=True)
+                if n < self.bs:  # the video's last batch: padded to the captured size
+                    pad = frames.new_zeros((self.bs - n, *frames.shape[1:]))
+                    frames = torch.cat([frames, pad])
+                out = model._graphed_infer(frames)
+                coords, conf = out["coords"][:n], out["conf"][:n]
+            else:
+                with model._autocast:
+                    coords, conf = model._infer_on_device(frames)
+        if model.device.type == "cuda":
+            hc = torch.empty(coords.shape, dtype=torch.float32, pin_memory=True)
+            hp = torch.empty(conf.shape, dtype=torch.float32, pin_memory=True)
+            hc.copy_(coords, non_blocking=True)
+            hp.copy_(conf, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        else:
+            hc, hp, event = coords, conf, None
+        st.in_flight += 1
+        self.in_flight.append((i, idx, ok, hc, hp, event))
+
+    def _collect(self, block: bool) -> None:
+        """Move results that reached the host into their videos' arrays and finish the videos
+        that are complete. ``block``: wait for all; otherwise only what is ready (waiting for
+        the oldest when too many are on their way, which bounds pinned memory)."""
+        while self.in_flight:
+            i, idx, ok, hc, hp, event = self.in_flight[0]
+            if event is not None and not event.query():
+                if not block and len(self.in_flight) <= MAX_IN_FLIGHT:
+                    break
+                event.synchronize()
+            self.in_flight.pop(0)
+            st = self.states[i]
+            st.coords[idx[ok]] = hc.numpy()[ok]
+            st.conf[idx[ok]] = hp.numpy()[ok]
+            st.in_flight -= 1
+            if self.bar is not None:
+                self.bar.advance(len(idx))
+        for i, st in list(self.states.items()):
+            if st.decoded and st.in_flight == 0:
+                del self.states[i]
+                self._finish(st)
+
+    def _finish(self, st: _VideoState) -> None:
+        if st.error is not None:
+            self.on_done(st.path, st.error, None)
+            return
+        seconds = time.perf_counter() - st.t0
+        n = len(st.conf)
+        missing = sorted(set(range(n)) - set(_decoded_rows(st.conf)))
+        invalid = sorted(set(st.invalid) | set(missing))
+        if invalid:
+            warnings.warn(
+                f"{st.path}: {len(invalid)} frame(s) could not be decoded and have NaN "
+                f"predictions: {format_frame_ranges(invalid)}",
+                stacklevel=2,
+            )
+        coords, conf = _rounded(st.coords, st.conf)
+        poses = Poses(
+            coords=coords,
+            keypoints=self.model.keypoints,
+            frames=np.arange(n),
+            likelihood=conf,
+            scorer=self.model.scorer,
+        )
+        self.on_done(st.path, poses, PredictStats(st.frames, seconds, invalid))
 
 
 COORD_DECIMALS = 4

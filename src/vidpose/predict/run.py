@@ -25,6 +25,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +122,9 @@ def output_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
     return {p: by_norm[normalized_path(p)] for p in paths}
 
 
+WRITERS = 4
+"""Threads writing prediction tables while later videos are predicted."""
+
 SOURCES_FILE = ".vidpose-sources.json"
 """In an output folder: output stem -> the video (absolute path) it was predicted from."""
 
@@ -194,6 +198,7 @@ def predict_videos(
     precision: str | None = None,
     reader: str | None = None,
     compile: bool | None = None,
+    jobs: int | None = None,
     progress: bool = False,
     names: Mapping[Path, str] | None = None,
     log: Callable[[str], object] = lambda _msg: None,
@@ -209,6 +214,7 @@ def predict_videos(
         videos: the videos.
         out_dir: where the tables go (default ``model_dir/videos``).
         batch_size, device, precision, reader, compile: None takes the model's ``predict.*``.
+        jobs: videos decoded at once (default 6); single-frame networks predict them together.
         progress: show a progress bar per video.
         names: video -> output stem, overriding :func:`output_stems` (for callers that must
             agree with an earlier call on names).
@@ -264,23 +270,48 @@ def predict_videos(
         if model.cfg.predict.compile if compile is None else compile:
             model.compile()
         member_out = out_dir / member.name if ensemble else out_dir
-        for video in list(todo):
-            stats: list[PredictStats] = []
-            try:
-                poses = model.predict_video(
-                    video, batch_size=batch_size, reader=reader, progress=progress, stats=stats
-                )
-            except Exception as exc:  # one bad video must not cost the others their predictions
-                result.failed[video] = _reason(video, exc)
-                todo.remove(video)
+        writes: list[tuple[Path, Future]] = []
+
+        def done(
+            video: Path,
+            poses,
+            stats: PredictStats | None,
+            member_out: Path = member_out,
+            member_path: Path = member.path,
+            writes: list = writes,
+        ) -> None:
+            if isinstance(poses, BaseException):  # one bad video must not cost the others
+                result.failed[video] = _reason(video, poses)
                 log(f"{video}: failed: {result.failed[video]}")
-                continue
+                return
             out = member_out / f"{stems[video]}.csv"
-            write_poses(poses, out)
-            write_video_metrics(poses, member.path, member_out, stems[video])
+            stem = stems[video]
+
+            def write() -> None:
+                write_poses(poses, out)
+                write_video_metrics(poses, member_path, member_out, stem)
+
+            writes.append((video, writer.submit(write)))
             tables.setdefault(video, []).append(out)
-            st = stats[0]
-            log(f"wrote {out}  ({st.frames} frames, {st.fps:,.0f} frames/s)")
+            assert stats is not None
+            log(f"wrote {out}  ({stats.frames} frames, {stats.fps:,.0f} frames/s)")
+
+        # Tables are written by a small pool while the next videos are predicted.
+        with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="vidpose-write") as writer:
+            model.predict_videos(
+                list(todo),
+                batch_size=batch_size,
+                reader=reader,
+                jobs=jobs,
+                progress=progress,
+                on_done=done,
+            )
+        for video, fut in writes:
+            if fut.exception() is not None:
+                result.failed[video] = f"its predictions could not be written: {fut.exception()}"
+        for video in list(todo):
+            if video in result.failed:
+                todo.remove(video)
 
     for video in todo:
         if not ensemble:

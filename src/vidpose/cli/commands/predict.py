@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="video reader: auto or a name from `vidpose list readers`",
     )
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
+    p.add_argument(
+        "--jobs",
+        type=int_type(1),
+        default=None,
+        help="videos decoded at once, e.g. 8 (default 6): their frames share the network's batches",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handle=handle)
     return p
@@ -59,6 +65,7 @@ def handle(args: argparse.Namespace) -> int:
         precision=args.precision,
         reader=args.reader,
         compile=args.compile,
+        jobs=args.jobs,
         progress=not args.no_progress,
         log=log,
     )

@@ -1,0 +1,187 @@
+"""Prediction throughput end to end (decode -> network -> CSV on disk), one video and many.
+
+    python bench/predict_many.py --video VIDEO [--model MODEL_DIR | --project DIR]
+        [--copies 20] [--readers pyav,nvdec] [--jobs 6] [--batch-size 256] [--ensemble 5]
+        [--out JSON]
+
+Without --model, trains the mirror-mouse model of bench/train_speed.py (ResNet-50, 256 px,
+500 steps supervised) first. Measures:
+- ``many``: ``vidpose.predict_videos`` on ``--copies`` links to the video (each a separate
+  video to decode), per reader: wall time from the call to the last CSV written, aggregate
+  frames/s;
+- ``cli``: ``vidpose predict MODEL VIDEO`` as a user runs it (a new process), wall time from
+  process start to CSV, and the start-up: a new process importing what ``vidpose predict``
+  imports before it reads the model;
+- ``ensemble`` (``--ensemble N``): trains N members (500 steps each, ``vidpose train --seeds``)
+  timing the whole ensemble against one member's ``train()`` call, then predicts the video
+  with the ensemble (every member + Kalman smoothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vidpose
+from train_mirror_mouse import DEFAULT_PROJECT, project_with_settings
+from vidpose.training import train
+
+TRAIN = [
+    "model.backbone=resnet50",
+    "model.pretrained=false",
+    "data.image_height=256",
+    "data.image_width=256",
+    "data.val_fraction=0.1",
+    "data.test_fraction=0.1",
+    "data.split_seed=0",
+    "training.batch_size=16",
+    "training.max_epochs=100",
+    "training.steps_per_epoch=5",
+]
+
+
+def n_frames(video: Path) -> int:
+    from vidpose.video import probe_video
+
+    return probe_video(video).n_frames
+
+
+def cli(args: list[str]) -> float:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "vidpose.cli", *args], check=True, env=env)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--video", type=Path, required=True)
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
+    ap.add_argument("--copies", type=int, default=20)
+    ap.add_argument("--readers", default="pyav")
+    ap.add_argument("--jobs", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--ensemble", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    out: dict = {
+        "benchmark": "predict_many",
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "video": args.video.name,
+        "frames_per_video": n_frames(args.video),
+        "batch_size": args.batch_size,
+        "jobs": args.jobs,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = args.model
+        project = project_with_settings(args.project, tmp / "project")
+        if model is None:
+            t0 = time.perf_counter()
+            res = train(project, TRAIN, model_dir=tmp / "model", progress=False)
+            out["train_call_seconds"] = time.perf_counter() - t0
+            out["train_fit_seconds"] = res.train_seconds
+            model = res.model_dir
+        videos = []
+        (tmp / "videos").mkdir()
+        for i in range(args.copies):
+            v = tmp / "videos" / f"v{i:02d}{args.video.suffix}"
+            v.symlink_to(args.video.resolve())
+            videos.append(v)
+        frames = out["frames_per_video"] * len(videos)
+        out["many"] = {}
+        for reader in args.readers.split(","):
+            t0 = time.perf_counter()
+            res = vidpose.predict_videos(
+                model,
+                videos,
+                tmp / f"out_{reader}",
+                batch_size=args.batch_size,
+                reader=reader,
+                jobs=args.jobs,
+            )
+            wall = time.perf_counter() - t0
+            row = {
+                "videos": len(videos),
+                "frames": frames,
+                "seconds": wall,
+                "fps": frames / wall,
+                "failed": {str(k): v for k, v in res.failed.items()},
+            }
+            out["many"][reader] = row
+            print(reader, json.dumps(row), flush=True)
+        reader = args.readers.split(",")[0]
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", "import vidpose.cli, vidpose.predict.run, vidpose.video"],
+            check=True,
+        )
+        import_s = time.perf_counter() - t0
+        one = cli(
+            [
+                "predict",
+                str(model),
+                str(args.video),
+                "--out",
+                str(tmp / "cli"),
+                "--no-progress",
+                "--reader",
+                reader,
+                "--batch-size",
+                str(args.batch_size),
+            ]
+        )
+        out["cli"] = {
+            "reader": reader,
+            "import_seconds": import_s,
+            "one_video_seconds": one,
+            "one_video_fps": out["frames_per_video"] / one,
+        }
+        print("cli", json.dumps(out["cli"]), flush=True)
+        if args.ensemble:
+            seeds = list(range(args.ensemble))
+            t0 = time.perf_counter()
+            train(project, [*TRAIN, "training.seed=0"], model_dir=tmp / "one", progress=False)
+            one_member = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            vidpose.train_ensemble(project, seeds, tmp / "ens", TRAIN, progress=False)
+            whole = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            res = vidpose.predict_videos(
+                tmp / "ens",
+                [args.video],
+                tmp / "ens_out",
+                batch_size=args.batch_size,
+                reader=reader,
+            )
+            pred = time.perf_counter() - t0
+            out["ensemble"] = {
+                "members": len(seeds),
+                "one_member_train_call_seconds": one_member,
+                "ensemble_train_seconds": whole,
+                "ratio": whole / one_member,
+                "predict_and_smooth_seconds": pred,
+                "predict_and_smooth_fps": out["frames_per_video"] / pred,
+                "failed": {str(k): v for k, v in res.failed.items()},
+            }
+            print("ensemble", json.dumps(out["ensemble"]), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
