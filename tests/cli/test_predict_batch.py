@@ -213,3 +213,35 @@ def test_videos_predicted_together_equal_each_predicted_alone(cli_model, cli_vid
     for v in videos:
         assert np.array_equal(got[v].coords, alone.coords, equal_nan=True)
         assert np.array_equal(got[v].likelihood, alone.likelihood, equal_nan=True)
+
+
+def test_ensemble_members_share_decoded_frames_and_match_their_own_predictions(
+    cli_model, cli_video, tmp_path
+):
+    """Members predicted from the same decoded frames (one pass) give each member's own
+    predictions, in member order."""
+    import torch
+
+    from vidpose.predict import load_model
+    from vidpose.predict.predictor import predict_with_members, shares_frames
+
+    other = tmp_path / "other"
+    shutil.copytree(cli_model, other)
+    ckpt = other / "checkpoints" / "best.ckpt"
+    state = torch.load(ckpt, weights_only=False)
+    g = torch.Generator().manual_seed(0)
+    for k, v in state["state_dict"].items():
+        if v.is_floating_point():
+            v.add_(0.05 * torch.randn(v.shape, generator=g))
+    torch.save(state, ckpt)
+    models = [load_model(cli_model, device="cpu"), load_model(other, device="cpu")]
+    assert shares_frames(models)
+    alone = [m.predict_video(cli_video, batch_size=5) for m in models]
+    assert not np.allclose(alone[0].coords, alone[1].coords)  # the members differ
+    got = {}
+    predict_with_members(
+        models, [cli_video], batch_size=5, on_done=lambda v, res, st: got.setdefault(v, res)
+    )
+    for mine, theirs in zip(got[cli_video], alone, strict=True):
+        assert np.array_equal(mine.coords, theirs.coords, equal_nan=True)
+        assert np.array_equal(mine.likelihood, theirs.likelihood, equal_nan=True)

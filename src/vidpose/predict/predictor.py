@@ -79,7 +79,6 @@ class PoseModel:
         self.precision = precision
         self.network = network.to(device).eval()
         self._features: Callable | None = None  # None: the network's own forward_features
-        self._graphs = None  # captured inference (predict_videos on CUDA)
 
     def compile(self) -> None:
         """Compile the backbone pass with torch.compile (pays off on long videos on CUDA)."""
@@ -240,34 +239,6 @@ class PoseModel:
 
     # -- many videos at once (single-frame networks) -----------------------------------------
 
-    def _graphed_infer(self, frames_u8: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``_infer`` of a full batch as a replay of a captured CUDA graph (one per frame size),
-        eager on the first calls; outputs are static buffers (copy them before the next call)."""
-        if self._graphs is None:
-            from vidpose.training.graphed import StepGraphs
-
-            def step(tensors: dict[str, torch.Tensor], consts: tuple) -> dict[str, torch.Tensor]:
-                with torch.no_grad(), self._autocast_uncached():
-                    coords, conf = self._infer_on_device(tensors["frames"])
-                return {"coords": coords, "conf": conf}
-
-            self._graphs = StepGraphs(step, warmup=1)
-        return self._graphs({"frames": frames_u8})
-
-    def _autocast_uncached(self):
-        dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(self.precision)
-        return torch.autocast(
-            self.device.type,
-            dtype=dtype or torch.float32,
-            enabled=dtype is not None,
-            cache_enabled=False,
-        )
-
-    def _infer_on_device(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, orig_hw = self._prepare(frames)
-        out = self.network.forward_images(x)
-        return input_to_orig(out.coords.float(), orig_hw, self.input_hw), out.confidence.float()
-
     def predict_videos(
         self,
         paths: list[Path],
@@ -288,7 +259,7 @@ class PoseModel:
         """
         bs = batch_size or self.cfg.predict.batch_size
         reader = reader or self.cfg.predict.reader
-        if self.network.context_frames > 1 or not paths:
+        if self.network.context_frames > 1 or self._features is not None:
             for path in paths:
                 stats: list[PredictStats] = []
                 try:
@@ -300,9 +271,17 @@ class PoseModel:
                     continue
                 on_done(path, poses, stats[0])
             return
-        jobs = max(1, min(len(paths), jobs or DEFAULT_JOBS))
-        use_graphs = self.device.type == "cuda" and self._features is None
-        _MultiVideo(self, paths, bs, reader, jobs, progress, on_done, use_graphs).run()
+        predict_with_members(
+            [self],
+            paths,
+            batch_size=bs,
+            reader=reader,
+            jobs=jobs,
+            progress=progress,
+            on_done=lambda v, res, st: on_done(
+                v, res if isinstance(res, BaseException) else res[0], st
+            ),
+        )
 
     @property
     def scorer(self) -> str:
@@ -313,13 +292,113 @@ DEFAULT_JOBS = 6
 """Videos decoded at once by ``predict_videos`` (NVDEC sessions or PyAV threads)."""
 
 
+def shares_frames(models: list[PoseModel]) -> bool:
+    """Whether several models can predict from the same decoded, resized frames in one pass
+    (:func:`predict_with_members`): single-frame networks, not compiled, with the same device,
+    input size and keypoints."""
+    if len(models) < 2:
+        return False
+    first = models[0]
+    return all(
+        m.network.context_frames == 1
+        and m._features is None
+        and (m.device, m.input_hw, m.keypoints, m.precision)
+        == (first.device, first.input_hw, first.keypoints, first.precision)
+        for m in models
+    )
+
+
+def predict_with_members(
+    models: list[PoseModel],
+    paths: list[Path],
+    *,
+    batch_size: int | None = None,
+    reader: str | None = None,
+    jobs: int | None = None,
+    progress: bool = False,
+    on_done: Callable[[Path, list[Poses] | BaseException, PredictStats | None], None],
+) -> None:
+    """Predict many videos with one or several single-frame models (an ensemble's members) at
+    once: every frame is decoded once and goes through every member (one captured CUDA graph
+    for all of them on CUDA); ``on_done(video, [poses of each member] or the error, stats)``.
+
+    Raises:
+        VidposeError: the models differ in device, input size or keypoints, or one has a
+            temporal window (those predict with ``predict_video``).
+    """
+    first = models[0]
+    if len(models) > 1 and not shares_frames(models):
+        raise VidposeError(
+            "these models cannot share frames (a temporal window, compiled, or different device, "
+            "input size, keypoints or precision): predict them one by one"
+        )
+    bs = batch_size or first.cfg.predict.batch_size
+    reader = reader or first.cfg.predict.reader
+    if not paths:
+        return
+    jobs = max(1, min(len(paths), jobs or DEFAULT_JOBS))
+    runner = _Members(models)
+    _MultiVideo(runner, paths, bs, reader, jobs, progress, on_done).run()
+
+
+class _Members:
+    """Several models run on the same frames: the resize once, then every member's network."""
+
+    def __init__(self, models: list[PoseModel]) -> None:
+        self.models = models
+        first = models[0]
+        self.device = first.device
+        self.keypoints = first.keypoints
+        self.input_hw = first.input_hw
+        self.precision = first.precision
+        self.use_graphs = self.device.type == "cuda" and all(m._features is None for m in models)
+        self._graphs = None
+
+    def _autocast(self):
+        dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(self.precision)
+        return torch.autocast(
+            self.device.type,
+            dtype=dtype or torch.float32,
+            enabled=dtype is not None,
+            cache_enabled=False,  # a captured graph must not keep cached weight casts
+        )
+
+    def _eager(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, H0, W0, 3) uint8 -> coords (M, B, K, 2) in original px and conf (M, B, K)."""
+        first = self.models[0]
+        x, orig_hw = first._prepare(frames)
+        coords, conf = [], []
+        with self._autocast():
+            for m in self.models:
+                out = m.network.forward_images(x)
+                coords.append(input_to_orig(out.coords.float(), orig_hw, self.input_hw))
+                conf.append(out.confidence.float())
+        return torch.stack(coords), torch.stack(conf)
+
+    @torch.no_grad()
+    def infer(self, frames: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``n`` rows' (M, n, K, 2) coords and (M, n, K) confidences; on CUDA a
+        replay of a captured graph (one per frame size; a short batch is padded), whose outputs
+        are overwritten by the next call."""
+        if not self.use_graphs:
+            return self._eager(frames)
+        from vidpose.training.graphed import StepGraphs
+
+        if self._graphs is None:
+            self._graphs = StepGraphs(
+                lambda t, _c: dict(zip(("coords", "conf"), self._eager(t["frames"]))), warmup=1
+            )
+        out = self._graphs({"frames": frames})
+        return out["coords"][:, :n], out["conf"][:, :n]
+
+
 class _VideoState:
     """One video of a :class:`_MultiVideo` run: its arrays and how far it is."""
 
-    def __init__(self, path: Path, n: int, k: int) -> None:
+    def __init__(self, path: Path, n: int, k: int, members: int = 1) -> None:
         self.path = path
-        self.coords = np.full((n, k, 2), np.nan)
-        self.conf = np.full((n, k), np.nan)
+        self.coords = np.full((members, n, k, 2), np.nan)
+        self.conf = np.full((members, n, k), np.nan)
         self.invalid: list[int] = []
         self.frames = 0
         self.in_flight = 0
@@ -327,13 +406,19 @@ class _VideoState:
         self.error: BaseException | None = None
         self.t0 = time.perf_counter()
 
+    @property
+    def n(self) -> int:
+        return self.conf.shape[1]
+
     def grow(self, n: int) -> None:
-        if n > len(self.conf):  # the container under-reported its length
-            extra = n - len(self.conf)
+        if n > self.n:  # the container under-reported its length
+            m, extra = self.conf.shape[0], n - self.n
             self.coords = np.concatenate(
-                [self.coords, np.full((extra, *self.coords.shape[1:]), np.nan)]
+                [self.coords, np.full((m, extra, *self.coords.shape[2:]), np.nan)], axis=1
             )
-            self.conf = np.concatenate([self.conf, np.full((extra, self.conf.shape[1]), np.nan)])
+            self.conf = np.concatenate(
+                [self.conf, np.full((m, extra, self.conf.shape[2]), np.nan)], axis=1
+            )
 
 
 _END = object()
@@ -344,14 +429,14 @@ MAX_IN_FLIGHT = 8
 class _MultiVideo:
     """The machinery of :meth:`PoseModel.predict_videos`."""
 
-    def __init__(self, model, paths, bs, reader, jobs, progress, on_done, use_graphs) -> None:
+    def __init__(self, model: _Members, paths, bs, reader, jobs, progress, on_done) -> None:
         self.model = model
         self.paths = list(paths)
         self.bs = bs
         self.reader = reader
         self.jobs = jobs
         self.on_done = on_done
-        self.use_graphs = use_graphs
+        self.members = len(model.models)
         self.queue: queue.Queue = queue.Queue(maxsize=2 * jobs + 2)
         self.stop = threading.Event()
         self.states: dict[int, _VideoState] = {}
@@ -405,14 +490,16 @@ class _MultiVideo:
             while ended < len(self.paths):
                 i, what, payload = self.queue.get()
                 if what == "open":
-                    self.states[i] = _VideoState(self.paths[i], payload, len(self.model.keypoints))
+                    self.states[i] = _VideoState(
+                        self.paths[i], payload, len(self.model.keypoints), self.members
+                    )
                     if self.progress:
-                        self._bar_total(sum(len(s.conf) for s in self.states.values()))
+                        self._bar_total(sum(s.n for s in self.states.values()))
                     continue
                 if isinstance(what, BaseException) or what is _END:
                     st = self.states.get(i)
                     if st is None:  # failed before it opened
-                        st = self.states[i] = _VideoState(self.paths[i], 0, 0)
+                        st = self.states[i] = _VideoState(self.paths[i], 0, 0, self.members)
                     st.decoded = True
                     st.error = what if isinstance(what, BaseException) else None
                     ended += 1
@@ -442,17 +529,12 @@ class _MultiVideo:
         st.invalid.extend(idx[~ok].tolist())
         st.frames += len(idx)
         n = frames.shape[0]
-        with torch.no_grad():
-            if self.use_graphs:
-                frames = frames.to(model.device, non_blocking=True)
-                if n < self.bs:  # the video's last batch: padded to the captured size
-                    pad = frames.new_zeros((self.bs - n, *frames.shape[1:]))
-                    frames = torch.cat([frames, pad])
-                out = model._graphed_infer(frames)
-                coords, conf = out["coords"][:n], out["conf"][:n]
-            else:
-                with model._autocast:
-                    coords, conf = model._infer_on_device(frames)
+        if model.use_graphs:
+            frames = frames.to(model.device, non_blocking=True)
+            if n < self.bs:  # the video's last batch: padded to the captured size
+                pad = frames.new_zeros((self.bs - n, *frames.shape[1:]))
+                frames = torch.cat([frames, pad])
+        coords, conf = model.infer(frames, n)
         if model.device.type == "cuda":
             hc = torch.empty(coords.shape, dtype=torch.float32, pin_memory=True)
             hp = torch.empty(conf.shape, dtype=torch.float32, pin_memory=True)
@@ -477,8 +559,8 @@ class _MultiVideo:
                 event.synchronize()
             self.in_flight.pop(0)
             st = self.states[i]
-            st.coords[idx[ok]] = hc.numpy()[ok]
-            st.conf[idx[ok]] = hp.numpy()[ok]
+            st.coords[:, idx[ok]] = hc.numpy()[:, ok]
+            st.conf[:, idx[ok]] = hp.numpy()[:, ok]
             st.in_flight -= 1
             if self.bar is not None:
                 self.bar.advance(len(idx))
@@ -492,8 +574,8 @@ class _MultiVideo:
             self.on_done(st.path, st.error, None)
             return
         seconds = time.perf_counter() - st.t0
-        n = len(st.conf)
-        missing = sorted(set(range(n)) - set(_decoded_rows(st.conf)))
+        n = st.n
+        missing = sorted(set(range(n)) - set(_decoded_rows(st.conf[0])))
         invalid = sorted(set(st.invalid) | set(missing))
         if invalid:
             warnings.warn(
@@ -502,13 +584,16 @@ class _MultiVideo:
                 stacklevel=2,
             )
         coords, conf = _rounded(st.coords, st.conf)
-        poses = Poses(
-            coords=coords,
-            keypoints=self.model.keypoints,
-            frames=np.arange(n),
-            likelihood=conf,
-            scorer=self.model.scorer,
-        )
+        poses = [
+            Poses(
+                coords=coords[j],
+                keypoints=self.model.keypoints,
+                frames=np.arange(n),
+                likelihood=conf[j],
+                scorer=m.scorer,
+            )
+            for j, m in enumerate(self.model.models)
+        ]
         self.on_done(st.path, poses, PredictStats(st.frames, seconds, invalid))
 
 

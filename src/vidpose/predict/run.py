@@ -34,7 +34,12 @@ from vidpose.errors import VideoError, VidposeError
 from vidpose.io import write_poses
 from vidpose.model_dir import model_members
 from vidpose.predict.metrics import write_video_metrics
-from vidpose.predict.predictor import PredictStats, load_model
+from vidpose.predict.predictor import (
+    PredictStats,
+    load_model,
+    predict_with_members,
+    shares_frames,
+)
 from vidpose.video import probe_video
 
 
@@ -263,49 +268,71 @@ def predict_videos(
         atomic_write_text(out_dir / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
 
     tables: dict[Path, list[Path]] = {}
-    for member in members:
+    models = []
+    if todo:
+        for member in members:
+            model = load_model(member.path, device=device, precision=precision)
+            if model.cfg.predict.compile if compile is None else compile:
+                model.compile()
+            models.append(model)
+    # An ensemble of single-frame members decodes each frame once for all of them.
+    groups = (
+        [list(range(len(models)))] if shares_frames(models) else [[i] for i in range(len(models))]
+    )
+    for group in groups:
         if not todo:
             break
-        model = load_model(member.path, device=device, precision=precision)
-        if model.cfg.predict.compile if compile is None else compile:
-            model.compile()
-        member_out = out_dir / member.name if ensemble else out_dir
+        outs = [out_dir / members[i].name if ensemble else out_dir for i in group]
         writes: list[tuple[Path, Future]] = []
 
         def done(
             video: Path,
-            poses,
+            res,
             stats: PredictStats | None,
-            member_out: Path = member_out,
-            member_path: Path = member.path,
+            group: list[int] = group,
+            outs: list[Path] = outs,
             writes: list = writes,
         ) -> None:
-            if isinstance(poses, BaseException):  # one bad video must not cost the others
-                result.failed[video] = _reason(video, poses)
+            if isinstance(res, BaseException):  # one bad video must not cost the others
+                result.failed[video] = _reason(video, res)
                 log(f"{video}: failed: {result.failed[video]}")
                 return
-            out = member_out / f"{stems[video]}.csv"
             stem = stems[video]
+            for i, member_out, poses in zip(group, outs, res, strict=True):
+                out = member_out / f"{stem}.csv"
 
-            def write() -> None:
-                write_poses(poses, out)
-                write_video_metrics(poses, member_path, member_out, stem)
+                def write(poses=poses, out=out, member_out=member_out, i=i) -> None:
+                    write_poses(poses, out)
+                    write_video_metrics(poses, members[i].path, member_out, stem)
 
-            writes.append((video, writer.submit(write)))
-            tables.setdefault(video, []).append(out)
-            assert stats is not None
-            log(f"wrote {out}  ({stats.frames} frames, {stats.fps:,.0f} frames/s)")
+                writes.append((video, writer.submit(write)))
+                tables.setdefault(video, []).append(out)
+                assert stats is not None
+                log(f"wrote {out}  ({stats.frames} frames, {stats.fps:,.0f} frames/s)")
 
         # Tables are written by a small pool while the next videos are predicted.
         with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="vidpose-write") as writer:
-            model.predict_videos(
-                list(todo),
-                batch_size=batch_size,
-                reader=reader,
-                jobs=jobs,
-                progress=progress,
-                on_done=done,
-            )
+            if len(group) > 1:
+                predict_with_members(
+                    [models[i] for i in group],
+                    list(todo),
+                    batch_size=batch_size,
+                    reader=reader,
+                    jobs=jobs,
+                    progress=progress,
+                    on_done=done,
+                )
+            else:
+                models[group[0]].predict_videos(
+                    list(todo),
+                    batch_size=batch_size,
+                    reader=reader,
+                    jobs=jobs,
+                    progress=progress,
+                    on_done=lambda v, r, st: done(
+                        v, r if isinstance(r, BaseException) else [r], st
+                    ),
+                )
         for video, fut in writes:
             if fut.exception() is not None:
                 result.failed[video] = f"its predictions could not be written: {fut.exception()}"
