@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,9 +32,7 @@ from pathlib import Path
 
 from vidpose._atomic import atomic_write_text
 from vidpose.errors import VideoError, VidposeError
-from vidpose.io import write_poses
 from vidpose.model_dir import model_members
-from vidpose.predict.metrics import write_video_metrics
 from vidpose.predict.predictor import (
     PredictStats,
     load_model,
@@ -125,6 +124,14 @@ def output_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
             final[i] = f"{nm}_{count[nm.lower()]}"
     by_norm = dict(zip(norms, final))
     return {p: by_norm[normalized_path(p)] for p in paths}
+
+
+def _preload_writers() -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # a real import error shows where the writer runs
+        import vidpose.io.csv_format
+        import vidpose.predict.metrics  # noqa: F401
 
 
 WRITERS = 4
@@ -230,6 +237,9 @@ def predict_videos(
             cannot be loaded.
         ConfigError: a bad device or precision.
     """
+    # The table writers (pandas, a second of imports) load in the background while the
+    # model loads and the first frames are predicted.
+    threading.Thread(target=_preload_writers, daemon=True, name="vidpose-preload").start()
     model_dir = Path(model_dir)
     members, ensemble = model_members(model_dir)
     out_dir = Path(out_dir or (model_dir / "videos"))
@@ -302,6 +312,9 @@ def predict_videos(
                 out = member_out / f"{stem}.csv"
 
                 def write(poses=poses, out=out, member_out=member_out, i=i) -> None:
+                    from vidpose.io import write_poses
+                    from vidpose.predict.metrics import write_video_metrics
+
                     write_poses(poses, out)
                     write_video_metrics(poses, members[i].path, member_out, stem)
 

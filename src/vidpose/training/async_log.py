@@ -104,5 +104,5 @@ class ProgressBar(L.pytorch.callbacks.RichProgressBar):
         out = dict(L.pytorch.callbacks.progress.progress_bar.get_standard_metrics(trainer))
         for name in self.shown:
             if name in self.metrics.latest:
-                out[name] = f"{self.metrics.latest[name]:.4g}"
+                out[name] = self.metrics.latest[name]
         return out
