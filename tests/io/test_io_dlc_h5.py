@@ -114,3 +114,23 @@ def test_x_without_y_names_row(tmp_path):
     frame.to_hdf(path, key="df_with_missing", mode="w")
     with pytest.raises(LabelsError, match=r"half.h5 data row 2 \(b.png\): keypoint 'paw' has x"):
         read_poses(path)
+
+
+def test_writes_fixed_storage_that_pandas_2_reads(tmp_path):
+    """pandas 2 (DeepLabCut 3 pins it) cannot read a pandas-3 "table" file; "fixed" reads in
+    both (checked across versions by bench/h5_pandas_compat.py)."""
+    from vidpose.io.poses import Poses
+
+    poses = Poses(
+        coords=np.arange(12, dtype=float).reshape(2, 3, 2),
+        keypoints=["a", "b", "c"],
+        frames=np.arange(2),
+        likelihood=np.full((2, 3), 0.5),
+        scorer="vidpose",
+    )
+    path = tmp_path / "p.h5"
+    write_poses(poses, path)
+    with pd.HDFStore(path, mode="r") as store:
+        assert not store.get_storer("df_with_missing").is_table
+    back = read_poses(path)
+    assert np.array_equal(back.coords, poses.coords) and back.frames.tolist() == [0, 1]

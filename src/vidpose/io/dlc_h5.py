@@ -6,9 +6,10 @@ key when ``df_with_missing`` is absent, and a labels index that is either a path
 DeepLabCut) or a MultiIndex of path parts (newer; joined with "/"). Integer indices are frame
 numbers (predictions).
 
-Writing uses ``format="table"`` (what DeepLabCut uses for predictions; DeepLabCut reads both
-storages) with a plain string or integer index, so that read -> write -> read is exact; a table
-with no rows is stored "fixed", because "table" storage cannot hold one. Extra per-keypoint
+Writing uses PyTables ``format="fixed"`` with a plain string or integer index, so that read ->
+write -> read is exact. DeepLabCut reads both storages; "fixed" is the one that pandas 2 (which
+DeepLabCut 3 pins) reads when pandas 3 wrote it: a pandas-3 "table" file fails there
+(``bench/h5_pandas_compat.py`` checks both directions). Extra per-keypoint
 quantities and per-frame columns use the same column names as the CSV format (see
 :mod:`vidpose.io._columns`); per-frame columns keep their dtype here.
 """
@@ -138,12 +139,10 @@ def save_dlc_h5(poses: Poses, path: str | Path) -> None:
         data[names[n_kp_cols + j]] = values
     df = pd.DataFrame(data, index=index)
     df.columns = columns
-    # "table" storage silently writes nothing for an empty DataFrame; "fixed" keeps the header.
-    storage = "table" if len(df) else "fixed"
     with warnings.catch_warnings():
-        # "fixed" storage pickles object columns and says so; an empty table has none to pickle.
+        # "fixed" storage pickles object columns (per-frame text) and says so.
         warnings.simplefilter("ignore", category=pd.errors.PerformanceWarning)
-        df.to_hdf(path, key=H5_KEY, mode="w", format=storage)
+        df.to_hdf(path, key=H5_KEY, mode="w", format="fixed")
 
 
 def _sniff(head: bytes) -> bool:
