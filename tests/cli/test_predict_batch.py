@@ -245,3 +245,37 @@ def test_ensemble_members_share_decoded_frames_and_match_their_own_predictions(
     for mine, theirs in zip(got[cli_video], alone, strict=True):
         assert np.array_equal(mine.coords, theirs.coords, equal_nan=True)
         assert np.array_equal(mine.likelihood, theirs.likelihood, equal_nan=True)
+
+
+def test_a_folder_of_videos_predicts_each_video_and_an_empty_folder_is_refused(
+    cli_model, cli_video, tmp_path, capsys
+):
+    from vidpose.cli import main
+
+    folder = tmp_path / "session"
+    folder.mkdir()
+    for name in ("a.mp4", "B.MP4", "._a.mp4"):
+        shutil.copy(cli_video, folder / name)
+    (folder / "notes.txt").write_text("not a video")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "predict",
+                str(cli_model),
+                str(folder),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out.glob("*.csv") if "_" not in p.stem) == ["B.csv", "a.csv"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", str(cli_model), str(empty), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "empty: the folder holds no video" in err

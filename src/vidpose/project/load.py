@@ -38,13 +38,12 @@ from vidpose.io import FORMATS, detect_format, read_labels_folder, read_poses
 from vidpose.io.csv_format import load_csv
 from vidpose.io.poses import Poses
 from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, load_settings
-from vidpose.video import probe_video
+from vidpose.video import VIDEO_SUFFIXES, probe_video, videos_in
 from vidpose.video.base import VideoInfo
 
 LABELS_STEM = "CollectedData"
 LABELED_DATA_DIR = "labeled-data"
 VIDEOS_DIR = "videos"
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # A keypoint labeled in fewer than this fraction of frames gets a warning.
 MOSTLY_MISSING_FRACTION = 0.5
@@ -765,11 +764,7 @@ def find_videos(root: Path) -> list[Path]:
     folder = root / VIDEOS_DIR
     if not folder.is_dir():
         return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
-    )
+    return videos_in(folder)
 
 
 def _scan_videos(scan: ProjectScan) -> None:

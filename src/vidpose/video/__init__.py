@@ -30,19 +30,59 @@ from vidpose.video.base import (
 )
 from vidpose.video.writer import VideoWriter
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+"""File extensions taken as videos in a folder (case-insensitive)."""
+
+
+def videos_in(folder: Path) -> list[Path]:
+    """The videos directly in ``folder`` (by extension), sorted by name, hidden files (macOS
+    ``._x.mp4``) skipped."""
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def expand_videos(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
+    """Video arguments with every folder replaced by the videos in it (not its subfolders).
+    Other paths pass through unchecked (missing files are reported per video later).
+
+    Raises:
+        VideoError: a folder holds no video.
+    """
+    out: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found = videos_in(path)
+            if not found:
+                raise VideoError(
+                    f"{path}: the folder holds no video (files ending in "
+                    f"{', '.join(VIDEO_SUFFIXES)}); give video files or a folder of them"
+                )
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
 __all__ = [
     "READERS",
     "READER_CHOICES",
+    "VIDEO_SUFFIXES",
     "FrameBatch",
     "ReaderSpec",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "expand_videos",
     "frames_to_uint8_rgb",
     "open_video",
     "probe_video",
     "read_frames",
     "register_reader",
+    "videos_in",
 ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import vidpose
 from vidpose.cli._common import (
+    UsageError,
     device_type,
     int_type,
     log,
@@ -17,6 +18,7 @@ from vidpose.cli._common import (
     say,
     writable_dir,
 )
+from vidpose.errors import VidposeError
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,7 +30,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "predict.* config.",
     )
     p.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
-    p.add_argument("videos", type=Path, nargs="+", metavar="VIDEO")
+    p.add_argument(
+        "videos",
+        type=Path,
+        nargs="+",
+        metavar="VIDEO",
+        help="video files or folders of them (every .mp4/.avi/.mov/.mkv directly inside), "
+        "e.g. sessions/2026-11-27/",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL/videos)")
     p.add_argument("--batch-size", type=int_type(1), default=None, help="frames per batch")
     p.add_argument("--device", type=device_type, default=None, help="auto | cpu | cuda | cuda:N")
@@ -56,9 +65,15 @@ def handle(args: argparse.Namespace) -> int:
     need_dir(args.model_dir, "MODEL_DIR")
     out = args.out or args.model_dir / "videos"
     writable_dir(out, "--out" if args.out else "MODEL_DIR/videos")
+    from vidpose.video import expand_videos
+
+    try:
+        videos = expand_videos(args.videos)
+    except VidposeError as exc:
+        raise UsageError(str(exc)) from None
     res = vidpose.predict_videos(
         args.model_dir,
-        args.videos,
+        videos,
         args.out,
         batch_size=args.batch_size,
         device=args.device,
