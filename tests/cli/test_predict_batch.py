@@ -230,7 +230,7 @@ def test_ensemble_members_share_decoded_frames_and_match_their_own_predictions(
     ckpt = other / "checkpoints" / "best.ckpt"
     state = torch.load(ckpt, weights_only=False)
     g = torch.Generator().manual_seed(0)
-    for k, v in state["state_dict"].items():
+    for v in state["state_dict"].values():
         if v.is_floating_point():
             v.add_(0.05 * torch.randn(v.shape, generator=g))
     torch.save(state, ckpt)

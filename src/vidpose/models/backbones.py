@@ -175,6 +175,22 @@ def build_backbone(name: str, pretrained: bool = False) -> Backbone:
 _LOAD_ERRORS = (OSError, RuntimeError, ValueError, EOFError, ImportError)
 
 
+DOWNLOAD_TIMEOUT_S = 5.0
+"""How long the weights' server may take to accept a connection before vidpose gives up."""
+
+
+def _reachable(url: str) -> None:
+    """Raise OSError unless ``url``'s host accepts a TCP connection within the timeout (a
+    machine without internet, or behind a firewall that drops packets, would otherwise wait
+    for urllib's own, much longer, timeouts)."""
+    import socket
+
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with socket.create_connection((parts.hostname, port), timeout=DOWNLOAD_TIMEOUT_S):
+        pass
+
+
 def _torchvision_model(registry_name: str, tv_name: str, pretrained: bool) -> nn.Module:
     """``torchvision.models.<tv_name>``, with its default ImageNet weights if ``pretrained``.
 
@@ -193,6 +209,8 @@ def _torchvision_model(registry_name: str, tv_name: str, pretrained: bool) -> nn
     filename = Path(urlparse(weights.url).path).name
     cache = Path(torch.hub.get_dir()) / "checkpoints"
     try:
+        if not (cache / filename).exists():
+            _reachable(weights.url)  # offline: fail in seconds, not after minutes of retries
         return ctor(weights=weights)
     except _LOAD_ERRORS as exc:
         raise ConfigError(
