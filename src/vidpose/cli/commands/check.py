@@ -11,7 +11,9 @@ from vidpose.cli._common import console, need_dir
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a project and list every problem")
-    p.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
+    p.add_argument(
+        "project_dir", type=Path, metavar="PROJECT_DIR", help="the project folder, e.g. my-project"
+    )
     p.set_defaults(handle=handle)
     return p
 

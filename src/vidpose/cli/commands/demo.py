@@ -14,9 +14,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthesize, train, predict and score an example project")
     p.add_argument("--out", type=Path, default=Path("vidpose-demo"), help="demo folder")
     # the demo picks its training budget for a CPU or "the" GPU: no cuda:N
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where to train and predict; auto = a GPU when there is one",
+    )
     p.add_argument("overrides", nargs="*", help="extra config overrides, key=value")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handle=handle)
     return p
 

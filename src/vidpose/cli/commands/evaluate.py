@@ -23,7 +23,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", help="figures, outliers.csv and report.html beside a model or ensemble"
     )
-    p.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    p.add_argument(
+        "model_dir",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="a model or ensemble directory, e.g. my-project/models/2026-11-27_10-00-00",
+    )
     p.add_argument(
         "--video",
         type=Path,

@@ -14,7 +14,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="write the network as ONNX, checked against PyTorch (max difference, px)"
     )
-    p.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    p.add_argument(
+        "model_dir",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="the model directory to export, e.g. my-project/models/2026-11-27_10-00-00",
+    )
     p.add_argument("--format", choices=["onnx"], default="onnx", help="only onnx for now")
     p.add_argument(
         "--out",

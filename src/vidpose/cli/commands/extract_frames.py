@@ -21,7 +21,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "extract-frames", help="save video frames (e.g. outliers.csv) as PNGs for labeling"
     )
-    p.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
+    p.add_argument(
+        "project_dir",
+        type=Path,
+        metavar="PROJECT_DIR",
+        help="the project whose labeled-data/ receives the frames, e.g. my-project",
+    )
     p.add_argument(
         "outliers",
         type=Path,

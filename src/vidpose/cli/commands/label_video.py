@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="PRESET",
         help=f"x264 speed preset: {', '.join(X264_PRESETS)} (default veryfast)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handle=handle)
     return p
 

@@ -29,7 +29,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(exit code 1) and does not stop the others. Options not given take the model's "
         "predict.* config.",
     )
-    p.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    p.add_argument(
+        "model_dir",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="a model or ensemble directory, e.g. my-project/models/2026-11-27_10-00-00",
+    )
     p.add_argument(
         "videos",
         type=Path,
@@ -41,7 +46,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL/videos)")
     p.add_argument("--batch-size", type=int_type(1), default=None, help="frames per batch")
     p.add_argument("--device", type=device_type, default=None, help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", choices=["auto", "32", "bf16"], default=None)
+    p.add_argument(
+        "--precision",
+        choices=["auto", "32", "bf16"],
+        default=None,
+        help="numeric precision; auto = bf16 on a GPU, 32 on a CPU",
+    )
     p.add_argument(
         "--reader",
         type=reader_type,
@@ -56,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         help="videos decoded at once, e.g. 8 (default 6): their frames share the network's batches",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handle=handle)
     return p
 

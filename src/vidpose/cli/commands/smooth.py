@@ -37,8 +37,19 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="auto",
         help="auto (max. marginal likelihood per keypoint) or a process variance px^2 (> 0)",
     )
-    p.add_argument("--mode", choices=["singleview", "multiview"], default="singleview")
-    p.add_argument("--center", choices=["median", "mean"], default="median")
+    p.add_argument(
+        "--mode",
+        choices=["singleview", "multiview"],
+        default="singleview",
+        help="singleview: each keypoint on its own; multiview: views linked through a shared "
+        "3-D latent (needs --project with views)",
+    )
+    p.add_argument(
+        "--center",
+        choices=["median", "mean"],
+        default="median",
+        help="how the members are combined before smoothing",
+    )
     p.add_argument(
         "--project",
         type=Path,

@@ -100,7 +100,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--keypoints", type=int_type(1), default=None, help="number of keypoints (subset)"
     )
     p.add_argument("--view", choices=["top", "side"], default="top", help="camera angle")
-    p.add_argument("--difficulty", choices=["easy", "medium", "hard"], default="medium")
+    p.add_argument(
+        "--difficulty",
+        choices=["easy", "medium", "hard"],
+        default="medium",
+        help="how hard the synthetic animal is to track (occluders, clutter, motion), e.g. hard",
+    )
     p.add_argument(
         "--views",
         type=int,

@@ -32,7 +32,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(see --help-config for every key). With --multirun, key=a,b / key=range(3) / "
         "key=choice(a,b) sweep the key: one model per combination.",
     )
-    p.add_argument("project_dir", type=Path, nargs="?", metavar="PROJECT_DIR")
+    p.add_argument(
+        "project_dir",
+        type=Path,
+        nargs="?",
+        metavar="PROJECT_DIR",
+        help="the project folder (labels, labeled-data/, videos/), e.g. my-project",
+    )
     p.add_argument("overrides", nargs="*", help="config overrides, key=value")
     p.add_argument(
         "--model-dir",
