@@ -66,7 +66,9 @@ def test_extra_columns_layout(predictions_with_extras, tmp_path):
     lines = path.read_text().splitlines()
     assert lines[1].startswith("bodyparts,nose,nose,nose,nose,nose,tail base,")
     assert lines[2].startswith("coords,x,y,likelihood,ens_var_x,ens_var_y,x,")
-    assert lines[1].endswith(",split,train_step,in_train")
+    # per-frame columns as Lightning Pose writes its ("set", "", "") column
+    assert lines[0].endswith(",split,train_step,in_train")
+    assert lines[1].endswith(",tail base,,,")
     assert lines[2].endswith(",ens_var_y,,,")
     assert lines[3].startswith("0,") and lines[3].endswith(",train,0,True")
     back = read_poses(path)
@@ -233,3 +235,27 @@ def test_errors_do_not_chain_pandas_tracebacks(write_text):
     with pytest.raises(LabelsError) as info:
         read_poses(write_text("bad.csv", HEADER + "a.png,1,2,x,4\n"))
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_lightning_pose_set_column_round_trips_in_place(write_text, tmp_path):
+    """LP's predictions.csv keeps ``set`` in the scorer row after a read and a write."""
+    src = write_text(
+        "predictions.csv",
+        "scorer,ht,ht,ht,set\nbodyparts,nose,nose,nose,\ncoords,x,y,likelihood,\n"
+        "labeled-data/a/img0.png,1.0,2.0,0.9,train\n"
+        "labeled-data/a/img1.png,5.0,6.0,0.7,validation\n",
+    )
+    back = read_poses(src)
+    assert back.frame_columns["set"].tolist() == ["train", "validation"]
+    write_poses(back, tmp_path / "again.csv")
+    assert (tmp_path / "again.csv").read_text() == src.read_text()
+
+
+def test_frame_columns_of_older_vidpose_files_still_read(write_text):
+    src = write_text(
+        "old.csv",
+        "scorer,me,me,me,me\nbodyparts,nose,nose,nose,split\ncoords,x,y,likelihood,\n"
+        "0,1.0,2.0,0.9,train\n",
+    )
+    back = read_poses(src)
+    assert back.frame_columns["split"].tolist() == ["train"] and back.scorer == "me"

@@ -51,7 +51,9 @@ def test_train_writes_complete_model_dir(tiny_project, tmp_path):
     assert metrics["train"]["frames"] + metrics["val"]["frames"] + metrics["test"]["frames"] == 16
     preds = read_poses(d / "predictions_labeled.csv")
     assert preds.n_frames == 16 and not preds.is_labels
-    assert sorted(set(preds.frame_columns["split"])) == ["test", "train", "val"]
+    assert sorted(set(preds.frame_columns["set"])) == ["test", "train", "validation"]
+    header = (d / "predictions_labeled.csv").read_text().splitlines()[:3]
+    assert [row.split(",")[-1] for row in header] == ["set", "", ""]  # as Lightning Pose writes it
     info = json.loads((d / "model.json").read_text())
     assert len(info["split"]["test"]) == 2  # 16 * 0.125
 

@@ -184,7 +184,9 @@ def header_of(poses: Poses) -> tuple[list[tuple[str, str, str]], np.ndarray]:
     """Value-column names and the (N, K * per-keypoint) float64 matrix of keypoint values.
 
     Per keypoint: x, y, likelihood (predictions only), then ``keypoint_columns`` in dict order;
-    the per-frame columns follow, named ``(scorer, name, "")``, and are not in the matrix.
+    the per-frame columns follow, named ``(name, "", "")`` as Lightning Pose names its ``set``
+    column (older vidpose wrote ``(scorer, name, "")``; both read back), and are not in the
+    matrix.
     """
     if poses.n_keypoints == 0:
         raise ValueError("cannot write a pose table with no keypoints")
@@ -207,7 +209,7 @@ def header_of(poses: Poses) -> tuple[list[tuple[str, str, str]], np.ndarray]:
     n, k = poses.n_frames, poses.n_keypoints
     matrix = np.stack([arr for _, arr in per_kp], axis=2).reshape(n, k * len(per_kp))
     names = [(poses.scorer, kp, c) for kp in poses.keypoints for c, _ in per_kp]
-    names += [(poses.scorer, name, "") for name in poses.frame_columns]
+    names += [(name, "", "") for name in poses.frame_columns]
     return names, matrix
 
 

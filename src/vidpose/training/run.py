@@ -478,6 +478,9 @@ def _fit(
     return TrainResult(md.path, metrics, train_seconds, int(trainer.global_step))
 
 
+LP_SETS = {"train": "train", "val": "validation", "test": "test"}
+"""vidpose's split names -> Lightning Pose's ``set`` values (predictions_labeled.csv)."""
+
 INACTIVE_FRACTION = 0.01
 """A requested unsupervised loss active on fewer of its terms than this is reported."""
 
@@ -526,7 +529,8 @@ def evaluate_labeled(
         frames=labels.frames,
         likelihood=conf,
         scorer="vidpose",
-        frame_columns={"split": np.asarray(data.split, dtype=object)},
+        # Lightning Pose's convention: a ("set", "", "") column of train / validation / test.
+        frame_columns={"set": np.asarray([LP_SETS[s] for s in data.split], dtype=object)},
     )
     write_poses(preds, md.labeled_predictions)
     err = np.linalg.norm(coords - labels.coords, axis=2)  # NaN where label missing
