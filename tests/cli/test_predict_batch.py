@@ -247,7 +247,7 @@ def test_ensemble_members_share_decoded_frames_and_match_their_own_predictions(
         assert np.array_equal(mine.likelihood, theirs.likelihood, equal_nan=True)
 
 
-def test_a_folder_of_videos_predicts_each_video_and_an_empty_folder_is_refused(
+def test_a_folder_of_videos_predicts_each_video_and_an_empty_folder_is_reported(
     cli_model, cli_video, tmp_path, capsys
 ):
     from vidpose.cli import main
@@ -276,6 +276,6 @@ def test_a_folder_of_videos_predicts_each_video_and_an_empty_folder_is_refused(
     assert sorted(p.name for p in out.glob("*.csv") if "_" not in p.stem) == ["B.csv", "a.csv"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["predict", str(cli_model), str(empty), "--device", "cpu"]) == 2
+    assert main(["predict", str(cli_model), str(empty), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert "empty: the folder holds no video" in err
+    assert "empty: is a folder with no video in it" in err

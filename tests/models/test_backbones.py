@@ -15,6 +15,7 @@ from vidpose.models import (
     BACKBONES,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    backbones,
     build_backbone,
     normalize_imagenet,
 )
@@ -83,6 +84,7 @@ def test_pretrained_download_failure_says_what_to_do(monkeypatch, tmp_path, erro
 
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fail)
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    monkeypatch.setattr(backbones, "_reachable", lambda url: None)  # the server answers
     with pytest.raises(ConfigError) as info:
         build_backbone("resnet18", pretrained=True)
     msg = str(info.value)
@@ -100,6 +102,7 @@ def test_pretrained_failure_of_efficientnet_names_its_file(monkeypatch):
         raise urllib.error.URLError("offline")
 
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fail)
+    monkeypatch.setattr(backbones, "_reachable", lambda url: None)
     with pytest.raises(
         ConfigError, match=r"model.backbone=efficientnet_b0.*efficientnet_b0_rwightman"
     ):

@@ -192,7 +192,9 @@ def check_video(video: Path) -> str | None:
     if not video.exists():
         return "no such file"
     if not video.is_file():
-        return "is a folder, not a video file" if video.is_dir() else "not a regular file"
+        if video.is_dir():
+            return "is a folder with no video in it (files ending in .mp4, .avi, .mov, .mkv)"
+        return "not a regular file"
     try:
         probe_video(video)
     except (VidposeError, OSError) as exc:

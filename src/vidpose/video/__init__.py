@@ -45,25 +45,14 @@ def videos_in(folder: Path) -> list[Path]:
 
 
 def expand_videos(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
-    """Video arguments with every folder replaced by the videos in it (not its subfolders).
-    Other paths pass through unchecked (missing files are reported per video later).
-
-    Raises:
-        VideoError: a folder holds no video.
-    """
+    """Video arguments with every folder that holds videos replaced by them (not its
+    subfolders'). Other paths, an empty folder included, pass through unchecked: each is
+    reported as a video that cannot be predicted, and the others go on."""
     out: list[Path] = []
     for path in paths:
         path = Path(path)
-        if path.is_dir():
-            found = videos_in(path)
-            if not found:
-                raise VideoError(
-                    f"{path}: the folder holds no video (files ending in "
-                    f"{', '.join(VIDEO_SUFFIXES)}); give video files or a folder of them"
-                )
-            out.extend(found)
-        else:
-            out.append(path)
+        found = videos_in(path) if path.is_dir() else []
+        out.extend(found or [path])
     return out
 
 

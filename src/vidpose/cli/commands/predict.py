@@ -7,7 +7,6 @@ from pathlib import Path
 
 import vidpose
 from vidpose.cli._common import (
-    UsageError,
     device_type,
     int_type,
     log,
@@ -18,7 +17,6 @@ from vidpose.cli._common import (
     say,
     writable_dir,
 )
-from vidpose.errors import VidposeError
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -77,10 +75,7 @@ def handle(args: argparse.Namespace) -> int:
     writable_dir(out, "--out" if args.out else "MODEL_DIR/videos")
     from vidpose.video import expand_videos
 
-    try:
-        videos = expand_videos(args.videos)
-    except VidposeError as exc:
-        raise UsageError(str(exc)) from None
+    videos = expand_videos(args.videos)
     res = vidpose.predict_videos(
         args.model_dir,
         videos,
