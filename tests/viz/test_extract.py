@@ -54,3 +54,13 @@ def test_cli_extracts_outliers_and_bad_frames_are_clear_errors(tiny_project, tmp
         extract_frames(tiny_project, pd.DataFrame({"video": ["nope"], "frame": [1]}))
     assert main(["extract-frames", str(tiny_project), "--video", str(video), "--frames", "5"]) == 0
     assert (tiny_project / "labeled-data" / "session00" / "img00005.png").exists()
+
+
+def test_a_new_folder_names_frames_with_the_digits_the_video_needs(tiny_project):
+    """As DeepLabCut and sleap-io name them: a 48-frame video gives img03.png, img47.png."""
+    import shutil
+
+    shutil.copy(tiny_project / "videos" / "session00.mp4", tiny_project / "videos" / "fresh.mp4")
+    extract_frames(tiny_project, pd.DataFrame({"video": ["fresh", "fresh"], "frame": [3, 47]}))
+    names = sorted(p.name for p in (tiny_project / "labeled-data" / "fresh").glob("*.png"))
+    assert names[0] == "img03.png" and "img47.png" in names

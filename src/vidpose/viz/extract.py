@@ -1,7 +1,8 @@
 """``vidpose extract-frames``: save chosen video frames as PNGs into a project, for labeling.
 
-Frame ``f`` of ``videos/<stem>.mp4`` becomes ``labeled-data/<stem>/img<f:05d>.png``, the
-DeepLabCut naming that vidpose (and DeepLabCut, Lightning Pose) read back: the number is the
+Frame ``f`` of ``videos/<stem>.mp4`` becomes ``labeled-data/<stem>/img<f>.png`` with as many
+digits as the video's last frame needs (or as the folder's PNGs already use): the DeepLabCut
+and sleap-io naming, which vidpose (and DeepLabCut, Lightning Pose) read back. The number is the
 video frame, so a context model later finds the ``--context`` neighbours saved beside it, and
 the labels can be traced to their video. Existing PNGs are never overwritten (a labeled image
 keeps its pixels); every PNG is written atomically. A ``frames_to_label.csv`` in each folder
@@ -49,13 +50,14 @@ def resolve_video(project_dir: Path, video: str) -> Path:
 
 
 def _digit_width(folder: Path, n_frames: int) -> int:
-    """Digits in the frame number: as the folder's PNGs already use, else at least 5."""
+    """Digits in the frame number: as the folder's PNGs already use, else as many as the
+    video's last frame needs (DeepLabCut's and sleap-io's naming: 994 frames -> img042.png)."""
     from vidpose.data.labeled import frame_number
 
     widths = [w[2] for p in folder.glob("*.png") if (w := frame_number(p)) is not None]
     if widths:
         return max(set(widths), key=widths.count)
-    return max(5, len(str(n_frames - 1)))
+    return len(str(max(n_frames - 1, 0)))
 
 
 def _save_png(frame: np.ndarray, path: Path) -> None:
