@@ -279,3 +279,19 @@ def test_a_folder_of_videos_predicts_each_video_and_an_empty_folder_is_reported(
     assert main(["predict", str(cli_model), str(empty), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert "empty: is a folder with no video in it" in err
+
+
+def test_predict_writes_dlc_h5_under_dlc_names_on_request(cli_model, cli_video, tmp_path, capsys):
+    from vidpose.cli import main
+    from vidpose.io import read_poses
+
+    out = tmp_path / "out"
+    argv = ["predict", str(cli_model), str(cli_video), "--out", str(out), "--device", "cpu"]
+    assert main([*argv, "--no-progress", "--format", "csv,h5", "--dlc-names"]) == 0
+    csv, h5 = sorted(out.glob("session00DLC_*"))
+    assert csv.name.startswith("session00DLC_vidpose_") and csv.suffix == ".csv"
+    assert h5.suffix == ".h5" and h5.stem == csv.stem
+    a, b = read_poses(csv), read_poses(h5)
+    assert np.array_equal(a.coords, b.coords, equal_nan=True) and a.keypoints == b.keypoints
+    assert main([*argv, "--format", "csv,json"]) == 2
+    assert "--format: expected one or more of csv, h5" in capsys.readouterr().err

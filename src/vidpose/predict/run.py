@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidpose._atomic import atomic_write_text
-from vidpose.errors import VideoError, VidposeError
+from vidpose.errors import ConfigError, VideoError, VidposeError
 from vidpose.model_dir import model_members
 from vidpose.predict.predictor import (
     PredictStats,
@@ -126,6 +126,21 @@ def output_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
     return {p: by_norm[normalized_path(p)] for p in paths}
 
 
+PREDICTION_FORMATS = ("csv", "h5")
+"""Table formats ``predict`` writes (by extension)."""
+
+
+def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    bad = [f for f in out if f not in PREDICTION_FORMATS]
+    if not out or bad:
+        raise ConfigError(
+            f"--format: expected one or more of {', '.join(PREDICTION_FORMATS)} (e.g. csv,h5), "
+            f"got {','.join(formats)!r}"
+        )
+    return out
+
+
 def _preload_writers() -> None:
     import contextlib
 
@@ -213,6 +228,8 @@ def predict_videos(
     reader: str | None = None,
     compile: bool | None = None,
     jobs: int | None = None,
+    formats: Sequence[str] = ("csv",),
+    dlc_names: bool = False,
     progress: bool = False,
     names: Mapping[Path, str] | None = None,
     log: Callable[[str], object] = lambda _msg: None,
@@ -229,6 +246,9 @@ def predict_videos(
         out_dir: where the tables go (default ``model_dir/videos``).
         batch_size, device, precision, reader, compile: None takes the model's ``predict.*``.
         jobs: videos decoded at once (default 6); single-frame networks predict them together.
+        formats: table formats written per video, by extension: "csv" (DeepLabCut / Lightning
+            Pose layout) and/or "h5" (DeepLabCut's); the first is the one returned and smoothed.
+        dlc_names: name tables ``<stem>DLC_<scorer>.<ext>`` as DeepLabCut's tools look for them.
         progress: show a progress bar per video.
         names: video -> output stem, overriding :func:`output_stems` (for callers that must
             agree with an earlier call on names).
@@ -242,6 +262,7 @@ def predict_videos(
     # The table writers (pandas, a second of imports) load in the background while the
     # model loads and the first frames are predicted.
     threading.Thread(target=_preload_writers, daemon=True, name="vidpose-preload").start()
+    formats = _check_formats(formats)
     model_dir = Path(model_dir)
     members, ensemble = model_members(model_dir)
     out_dir = Path(out_dir or (model_dir / "videos"))
@@ -311,13 +332,16 @@ def predict_videos(
                 return
             stem = stems[video]
             for i, member_out, poses in zip(group, outs, res, strict=True):
-                out = member_out / f"{stem}.csv"
+                named = f"{stem}DLC_{poses.scorer}" if dlc_names else stem
+                paths = [member_out / f"{named}.{fmt}" for fmt in formats]
+                out = paths[0]
 
-                def write(poses=poses, out=out, member_out=member_out, i=i) -> None:
+                def write(poses=poses, paths=paths, member_out=member_out, i=i) -> None:
                     from vidpose.io import write_poses
                     from vidpose.predict.metrics import write_video_metrics
 
-                    write_poses(poses, out)
+                    for path in paths:
+                        write_poses(poses, path)
                     write_video_metrics(poses, members[i].path, member_out, stem)
 
                 writes.append((video, writer.submit(write)))
@@ -359,11 +383,15 @@ def predict_videos(
         if not ensemble:
             result.outputs[video] = tables[video][0]
         else:
-            final = out_dir / f"{stems[video]}.csv"
+            named = f"{stems[video]}DLC_ensemble" if dlc_names else stems[video]
+            final = out_dir / f"{named}.{formats[0]}"
             try:
+                from vidpose.io import write_poses
                 from vidpose.smooth import run_smooth  # numba: only for ensembles
 
-                run_smooth(tables[video], final, smoothing="auto")
+                smoothed = run_smooth(tables[video], final, smoothing="auto")
+                for fmt in formats[1:]:
+                    write_poses(smoothed, out_dir / f"{named}.{fmt}")
             except VidposeError as exc:
                 result.failed[video] = f"the members' predictions cannot be smoothed: {exc}"
                 continue

@@ -64,6 +64,17 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         help="videos decoded at once, e.g. 8 (default 6): their frames share the network's batches",
     )
+    p.add_argument(
+        "--format",
+        default="csv",
+        help="table formats, comma-separated: csv (DeepLabCut / Lightning Pose layout), h5 "
+        "(DeepLabCut's), e.g. csv,h5",
+    )
+    p.add_argument(
+        "--dlc-names",
+        action="store_true",
+        help="name tables <video>DLC_<scorer>.csv/.h5, as DeepLabCut's tools look for them",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handle=handle)
     return p
@@ -86,6 +97,8 @@ def handle(args: argparse.Namespace) -> int:
         reader=args.reader,
         compile=args.compile,
         jobs=args.jobs,
+        formats=args.format.split(","),
+        dlc_names=args.dlc_names,
         progress=not args.no_progress,
         log=log,
     )
