@@ -79,6 +79,19 @@ class _Collector:
         return Figure(png, caption, alt=name)
 
 
+def labeled_split(pred: Poses) -> np.ndarray:
+    """Each labeled prediction's split as train / val / test: from the Lightning Pose ``set``
+    column vidpose writes (train / validation / test), or the ``split`` column of older model
+    directories; "all" when there is neither."""
+    cols = pred.frame_columns
+    if "set" in cols:
+        names = {"validation": "val"}
+        return np.asarray([names.get(str(v), str(v)) for v in cols["set"]], dtype=object)
+    if "split" in cols:
+        return np.asarray(cols["split"], dtype=object)
+    return np.full(len(pred.frames), "all", dtype=object)
+
+
 def _labeled_predictions(members: list[ModelDir]) -> tuple[Poses, str] | None:
     """predictions_labeled.csv of one model, or the members' median for an ensemble."""
     tables = [m.labeled_predictions for m in members]
@@ -130,7 +143,7 @@ def labeled_section(members: list[ModelDir], figs: _Collector, log: Callable) ->
     lab = labels.coords[[rows[i] for i in keep]]
     pc = pred.coords[keep]
     lk = pred.likelihood[keep]
-    split = np.asarray(pred.frame_columns.get("split", np.full(len(pred.frames), "all")))[keep]
+    split = labeled_split(pred)[keep]
     err = np.linalg.norm(pc - lab, axis=2)
     kp = pred.keypoints
     for name in ("train", "val", "test"):
