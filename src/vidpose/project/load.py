@@ -37,7 +37,12 @@ from vidpose.errors import ConfigError, LabelsError, ProjectError, VidposeError
 from vidpose.io import FORMATS, detect_format, read_labels_folder, read_poses
 from vidpose.io.csv_format import load_csv
 from vidpose.io.poses import Poses
-from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, load_settings
+from vidpose.project.settings import (
+    DLC_CONFIG_FILE,
+    SETTINGS_FILE,
+    ProjectSettings,
+    load_settings,
+)
 from vidpose.video import VIDEO_SUFFIXES, probe_video, videos_in
 from vidpose.video.base import VideoInfo
 
@@ -215,6 +220,8 @@ def scan_project(project_dir: str | Path) -> ProjectScan:
         return scan
     _scan_settings(scan)
     _scan_labels(scan)
+    if scan.labels is not None and scan.settings.keypoint_order:
+        _apply_keypoint_order(scan)
     if scan.labels is not None and scan.labels.n_frames:
         _check_any_coordinates(scan)
         _scan_images(scan)
@@ -257,6 +264,32 @@ def _scan_settings(scan: ProjectScan) -> None:
             "error", path, None, strip_path_prefix(str(exc), path, scan.root), "settings-invalid"
         )
         return
+
+
+def _apply_keypoint_order(scan: ProjectScan) -> None:
+    """Keypoints in the order of a DeepLabCut config.yaml's ``bodyparts``; an error naming the
+    differences when the labels and the config disagree on the names."""
+    from vidpose.io.ops import reorder_keypoints
+
+    assert scan.labels is not None and scan.settings.keypoint_order is not None
+    order = scan.settings.keypoint_order
+    have = list(scan.labels.keypoints)
+    missing = [k for k in order if k not in have]
+    extra = [k for k in have if k not in order]
+    where = scan.root / DLC_CONFIG_FILE
+    if missing or extra:
+        scan.add(
+            "error",
+            where,
+            "bodyparts",
+            f"the labels and config.yaml name different keypoints: in bodyparts but not in the "
+            f"labels {missing}; in the labels but not in bodyparts {extra}",
+            "dlc-bodyparts-mismatch",
+        )
+        return
+    if order != have:
+        scan.labels = reorder_keypoints(scan.labels, order)
+        scan.notes.append(f"keypoints ordered as config.yaml's bodyparts ({len(order)})")
 
 
 def check_config_section(scan: ProjectScan) -> None:

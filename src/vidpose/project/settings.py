@@ -15,6 +15,12 @@ Example::
       training: {max_epochs: 100}
 
 Every key is optional. Unknown top-level keys are errors naming the key.
+
+A DeepLabCut project's ``config.yaml`` beside the labels is honoured too (:func:`load_dlc_config`):
+its ``bodyparts`` order the keypoints, its ``skeleton`` is drawn when ``vidpose.yaml`` has none,
+its ``pcutoff`` is label-video's default ``--min-likelihood``, and its ``TrainingFraction``
+becomes the split (``data.test_fraction = 1 - TrainingFraction``, no validation frames, as
+DeepLabCut trains) unless ``vidpose.yaml``'s ``config:`` sets the fractions itself.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import yaml
 from vidpose.errors import ProjectError
 
 SETTINGS_FILE = "vidpose.yaml"
+DLC_CONFIG_FILE = "config.yaml"
 
 
 @dataclass
@@ -49,6 +56,9 @@ class ProjectSettings:
     views: list[str] = field(default_factory=list)
     view_matches: list[list[str]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    keypoint_order: list[str] | None = None  # from a DeepLabCut config.yaml's bodyparts
+    pcutoff: float | None = None  # from a DeepLabCut config.yaml
+    sources: list[str] = field(default_factory=list)  # files the settings came from
 
     def referenced_keypoints(self) -> list[tuple[str, str]]:
         """(where, name) for every keypoint name the settings mention, for validation."""
@@ -143,15 +153,93 @@ def parse_settings(data: Any, path: Path) -> ProjectSettings:
 
 
 def load_settings(project_dir: str | Path) -> ProjectSettings:
-    """Read ``PROJECT/vidpose.yaml``; defaults when the file is absent."""
+    """Read ``PROJECT/vidpose.yaml`` (defaults when absent), completed by a DeepLabCut
+    ``PROJECT/config.yaml`` when there is one (see the module docstring)."""
     path = Path(project_dir) / SETTINGS_FILE
-    if not path.exists():
-        return ProjectSettings()
+    settings = ProjectSettings()
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ProjectError(f"{path}: not valid UTF-8 YAML: {exc}") from exc
+        settings = parse_settings(data, path)
+        settings.sources.append(str(path))
+    dlc = load_dlc_config(project_dir)
+    if dlc is not None:
+        _merge_dlc(settings, dlc)
+    return settings
+
+
+@dataclass
+class DlcConfig:
+    """What vidpose takes from a DeepLabCut project's ``config.yaml``."""
+
+    path: Path
+    bodyparts: list[str]
+    skeleton: list[tuple[str, str]]
+    pcutoff: float | None
+    training_fraction: float | None
+
+
+def load_dlc_config(project_dir: str | Path) -> DlcConfig | None:
+    """``PROJECT/config.yaml`` if it is DeepLabCut's (a mapping with ``bodyparts``); None when
+    there is none or it belongs to another tool.
+
+    Raises:
+        ProjectError: it is DeepLabCut's but a value vidpose uses is malformed (named).
+    """
+    path = Path(project_dir) / DLC_CONFIG_FILE
+    if not path.is_file():
+        return None
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ProjectError(f"{path}: not valid UTF-8 YAML: {exc}") from exc
-    return parse_settings(data, path)
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None  # not ours to judge: another tool's file
+    if not isinstance(data, dict) or "bodyparts" not in data:
+        return None
+    parts = data.get("bodyparts")
+    if parts == "MULTI!" or ("multianimalproject" in data and data.get("multianimalproject")):
+        raise ProjectError(
+            f"{path}: a multi-animal DeepLabCut project; vidpose is single-animal today (one "
+            "instance of each keypoint per frame)"
+        )
+    if not (isinstance(parts, list) and parts and all(isinstance(x, str) for x in parts)):
+        raise ProjectError(f"{path}: 'bodyparts' must be a list of keypoint names, got {parts!r}")
+    pcutoff = data.get("pcutoff")
+    if pcutoff is not None and not (isinstance(pcutoff, (int, float)) and 0 <= pcutoff <= 1):
+        raise ProjectError(f"{path}: 'pcutoff' must be a number in [0, 1], got {pcutoff!r}")
+    tf = data.get("TrainingFraction")
+    if isinstance(tf, list):
+        tf = tf[0] if tf else None
+    if tf is not None and not (isinstance(tf, (int, float)) and 0 < tf <= 1):
+        raise ProjectError(f"{path}: 'TrainingFraction' must be in (0, 1], got {tf!r}")
+    return DlcConfig(
+        path=path,
+        bodyparts=list(parts),
+        skeleton=_pairs(data.get("skeleton") or None, "skeleton", path),
+        pcutoff=None if pcutoff is None else float(pcutoff),
+        training_fraction=None if tf is None else float(tf),
+    )
+
+
+def _merge_dlc(settings: ProjectSettings, dlc: DlcConfig) -> None:
+    settings.sources.append(str(dlc.path))
+    settings.keypoint_order = list(dlc.bodyparts)
+    settings.pcutoff = dlc.pcutoff
+    if not settings.skeleton:
+        settings.skeleton = list(dlc.skeleton)
+    data = settings.config.get("data") or {}
+    if dlc.training_fraction is not None and not (
+        {"val_fraction", "test_fraction", "split_file"} & set(data)
+    ):
+        settings.config = {
+            **settings.config,
+            "data": {
+                **data,
+                "test_fraction": round(1.0 - dlc.training_fraction, 6),
+                "val_fraction": 0.0,
+            },
+        }
 
 
 def dump_settings(settings: ProjectSettings) -> str:

@@ -212,14 +212,41 @@ def label_video(
 
 
 def find_settings_file(paths: Sequence[str | Path]) -> Path | None:
-    """The nearest ``vidpose.yaml`` in the folders above any of ``paths`` (first path first)."""
+    """The nearest ``vidpose.yaml`` (or DeepLabCut project ``config.yaml``) in the folders
+    above any of ``paths`` (first path first)."""
+    from vidpose.project.settings import DLC_CONFIG_FILE, load_dlc_config
+
     for p in paths:
         p = Path(p).resolve()
         for folder in ([p] if p.is_dir() else []) + list(p.parents):
             candidate = folder / SETTINGS_FILE
             if candidate.is_file():
                 return candidate
+            with contextlib.suppress(ProjectError):
+                if (folder / DLC_CONFIG_FILE).is_file() and load_dlc_config(folder) is not None:
+                    return folder / DLC_CONFIG_FILE
     return None
+
+
+DEFAULT_MIN_LIKELIHOOD = 0.9
+
+
+def default_min_likelihood(paths: Sequence[str | Path]) -> tuple[float, Path | None]:
+    """The ``pcutoff`` of the nearest DeepLabCut ``config.yaml`` in the folders above any of
+    ``paths`` (and the file), else 0.9 (and None)."""
+    from vidpose.project.settings import DLC_CONFIG_FILE, load_dlc_config
+
+    for p in paths:
+        p = Path(p).resolve()
+        for folder in ([p] if p.is_dir() else []) + list(p.parents):
+            if (folder / DLC_CONFIG_FILE).is_file():
+                try:
+                    dlc = load_dlc_config(folder)
+                except ProjectError:
+                    continue
+                if dlc is not None and dlc.pcutoff is not None:
+                    return dlc.pcutoff, dlc.path
+    return DEFAULT_MIN_LIKELIHOOD, None
 
 
 def load_skeleton(path: str | Path) -> list[tuple[str, str]]:
@@ -229,14 +256,20 @@ def load_skeleton(path: str | Path) -> list[tuple[str, str]]:
         ProjectError: the path does not exist, a project folder has no ``vidpose.yaml``, or
             the YAML is invalid.
     """
+    from vidpose.project.settings import DLC_CONFIG_FILE
+
     path = Path(path)
     if path.is_dir():
-        if not (path / SETTINGS_FILE).is_file():
-            raise ProjectError(f"{path}: no {SETTINGS_FILE} in this folder (for the skeleton)")
-        return list(load_settings(path).skeleton)
+        settings = load_settings(path)
+        if not settings.sources:
+            raise ProjectError(
+                f"{path}: no {SETTINGS_FILE} (or DeepLabCut {DLC_CONFIG_FILE}) in this folder "
+                "(for the skeleton)"
+            )
+        return list(settings.skeleton)
     if not path.is_file():
         raise ProjectError(f"{path}: no such project folder or settings file")
-    if path.name == SETTINGS_FILE:
+    if path.name in (SETTINGS_FILE, DLC_CONFIG_FILE):
         return list(load_settings(path.parent).skeleton)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -12,6 +12,7 @@ from vidpose.cli._common import (
     UsageError,
     float_type,
     int_type,
+    log,
     need_file,
     same_file,
     say,
@@ -37,8 +38,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--min-likelihood",
         type=float_type(0, 1),
-        default=0.9,
-        help="low confidence below it (0-1, default 0.9)",
+        default=None,
+        help="low confidence below it (0-1), e.g. 0.6; default: the pcutoff of a DeepLabCut "
+        "config.yaml in the folders above the video or predictions, else 0.9",
     )
     p.add_argument(
         "--low-confidence",
@@ -113,11 +115,18 @@ def handle(args: argparse.Namespace) -> int:
         skeleton = vidpose.load_skeleton(found)
     elif args.skeleton is not None:
         skeleton = vidpose.load_skeleton(args.skeleton)
+    min_likelihood = args.min_likelihood
+    if min_likelihood is None:
+        from vidpose.viz.labeled_video import default_min_likelihood
+
+        min_likelihood, source = default_min_likelihood([video, *predictions])
+        if source is not None:
+            log(f"--min-likelihood {min_likelihood:g}: the pcutoff of {source}")
     stats = vidpose.label_video(
         predictions,
         video,
         out,
-        min_likelihood=args.min_likelihood,
+        min_likelihood=min_likelihood,
         low_confidence=args.low_confidence,
         skeleton=skeleton,
         frame_counter=not args.no_frame_counter,
