@@ -41,6 +41,16 @@ def say(message: object, prefix: str = "", style: str = "green") -> None:
     console.print(text, soft_wrap=True)
 
 
+def working(message: str):
+    """A spinner with ``message`` (and the elapsed time) on a terminal while the block runs;
+    elsewhere (logs, pipes) nothing, so that output stays plain."""
+    import contextlib
+
+    if not console.is_terminal:
+        return contextlib.nullcontext()
+    return console.status(Text(message), spinner="dots")
+
+
 def log(message: object) -> None:
     """The ``log=`` callback given to the library: one plain line per notice."""
     console.print(Text(str(message)), soft_wrap=True)

@@ -15,6 +15,7 @@ from vidpose.cli._common import (
     need_dir,
     need_file,
     say,
+    working,
     writable_dir,
 )
 
@@ -68,15 +69,16 @@ def handle(args: argparse.Namespace) -> int:
     for video in args.video:
         need_file(video, "--video")
     t0 = time.perf_counter()
-    res = vidpose.evaluate(
-        args.model_dir,
-        args.video or None,
-        n_outliers=args.outliers,
-        z_threshold=args.z_threshold,
-        min_likelihood=args.min_likelihood,
-        device=args.device,
-        log=log,
-    )
+    with working("evaluating (figures, outliers, report)"):
+        res = vidpose.evaluate(
+            args.model_dir,
+            args.video or None,
+            n_outliers=args.outliers,
+            z_threshold=args.z_threshold,
+            min_likelihood=args.min_likelihood,
+            device=args.device,
+            log=log,
+        )
     say(f"{res.report}  ({len(res.figures)} figures)", "wrote")
     say(
         f"{res.outliers}  ({res.n_outliers} frames to label next; "

@@ -13,6 +13,7 @@ from vidpose.cli._common import (
     need_dir,
     need_file,
     say,
+    working,
     writable_dir,
 )
 
@@ -74,7 +75,8 @@ def handle(args: argparse.Namespace) -> int:
 
         frames = args.frames
         table = pd.DataFrame({"video": [str(args.video)] * len(frames), "frame": frames})
-    res = vidpose.extract_frames(args.project_dir, table, context=args.context)
+    with working("extracting frames"):
+        res = vidpose.extract_frames(args.project_dir, table, context=args.context)
     for path in res.written:
         say(path, "wrote")
     say(

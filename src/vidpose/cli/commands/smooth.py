@@ -14,6 +14,7 @@ from vidpose.cli._common import (
     same_file,
     say,
     smoothing_type,
+    working,
     writable_file,
 )
 from vidpose.errors import ConfigError
@@ -80,15 +81,16 @@ def handle(args: argparse.Namespace) -> int:
         view_matches = project.settings.view_matches
         labels = project.labels
     t0 = time.perf_counter()
-    poses = vidpose.run_smooth(
-        args.predictions,
-        args.out,
-        smoothing=args.smoothing,
-        mode=args.mode,
-        center=args.center,
-        view_matches=view_matches,
-        labels=labels,
-    )
+    with working("smoothing the ensemble"):
+        poses = vidpose.run_smooth(
+            args.predictions,
+            args.out,
+            smoothing=args.smoothing,
+            mode=args.mode,
+            center=args.center,
+            view_matches=view_matches,
+            labels=labels,
+        )
     say(
         f"{args.out}  ({len(args.predictions)} members, {poses.n_frames} frames, "
         f"{time.perf_counter() - t0:.1f} s)",

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import vidpose
-from vidpose.cli._common import UsageError, int_type, say, writable_dir
+from vidpose.cli._common import UsageError, int_type, say, working, writable_dir
 
 
 def _even_size(text: str) -> int:
@@ -162,22 +162,23 @@ def handle(args: argparse.Namespace) -> int:
         given = "--shift" if args.shift is not None else "--shift-kinds"
         raise UsageError(f"{given} sets up shifted sessions; add them with --shifted N (N >= 1)")
     t0 = time.perf_counter()
-    proj = vidpose.synthesize_project(
-        args.out_dir,
-        seed=args.seed,
-        n_labeled=args.labeled,
-        n_videos=args.videos,
-        n_frames=args.frames,
-        size=(args.height, args.width),
-        n_keypoints=args.keypoints,
-        view=args.view,
-        difficulty=args.difficulty,
-        views=args.views,
-        shifted_sessions=args.shifted,
-        shift=1.0 if args.shift is None else args.shift,
-        shift_kinds=args.shift_kinds,
-        overwrite=args.overwrite,
-    )
+    with working("synthesizing the project"):
+        proj = vidpose.synthesize_project(
+            args.out_dir,
+            seed=args.seed,
+            n_labeled=args.labeled,
+            n_videos=args.videos,
+            n_frames=args.frames,
+            size=(args.height, args.width),
+            n_keypoints=args.keypoints,
+            view=args.view,
+            difficulty=args.difficulty,
+            views=args.views,
+            shifted_sessions=args.shifted,
+            shift=1.0 if args.shift is None else args.shift,
+            shift_kinds=args.shift_kinds,
+            overwrite=args.overwrite,
+        )
     say(f"{proj.project_dir} in {time.perf_counter() - t0:.1f} s", "wrote synthetic project")
     if proj.sessions_file is not None:
         stems = ", ".join(s.stem for s in proj.shifted)
