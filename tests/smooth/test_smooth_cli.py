@@ -34,7 +34,12 @@ def test_cli_smooth_reduces_error(tmp_path):
     out = tmp_path / "smooth.csv"
     assert cli_main(["smooth", *paths, "--out", str(out)]) == 0
     smoothed = read_poses(out)
-    assert smoothed.n_frames == n and "post_var_x" in smoothed.keypoint_columns
+    assert smoothed.n_frames == n and not smoothed.keypoint_columns
+    header = (tmp_path / "smooth_ensemble.csv").read_text().splitlines()[2].split(",")
+    assert header[1:10] == [
+        "x", "y", "likelihood", "x_ens_median", "y_ens_median", "x_ens_var", "y_ens_var",
+        "x_posterior_var", "y_posterior_var",
+    ]  # fmt: skip
     first = read_poses(paths[0])
     err_member = np.nanmedian(np.linalg.norm(first.coords - truth, axis=-1))
     err_smooth = np.nanmedian(np.linalg.norm(smoothed.coords - truth, axis=-1))

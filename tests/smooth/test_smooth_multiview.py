@@ -72,7 +72,7 @@ def test_view_lost_in_one_camera_is_filled_from_the_other():
     # x of the side view is pinned by the top view (shared X): error stays small
     assert np.abs(out.coords[100:140, 2, 0] - truth[100:140, 2, 0]).max() < 5.0
     # y of the side view (Z) is unseen: its posterior variance grows inside the gap
-    pv_y = out.keypoint_columns["post_var_y"][:, 2]
+    pv_y = out.keypoint_columns["y_posterior_var"][:, 2]
     assert pv_y[120] > 3 * pv_y[50]
 
 
@@ -145,6 +145,8 @@ def test_run_smooth_multiview_from_files(tmp_path):
         view_matches=MATCHES,
         labels=tmp_path / "CollectedData.csv",
     )
-    assert read_poses(tmp_path / "out.csv").equals(out)
+    assert read_poses(tmp_path / "out_ensemble.csv").equals(out)  # with the statistics
+    plain = read_poses(tmp_path / "out.csv")
+    assert not plain.keypoint_columns and np.array_equal(plain.coords, out.coords, equal_nan=True)
     single = smooth_poses(members)
     assert _disagreement(out.coords) < 0.2 * _disagreement(single.coords)

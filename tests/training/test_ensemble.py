@@ -51,9 +51,12 @@ def test_train_and_predict_an_ensemble(tiny_project, tmp_path):
     m0 = read_poses(ens / "videos" / "seed0" / f"{video.stem}.csv")
     m1 = read_poses(ens / "videos" / "seed1" / f"{video.stem}.csv")
     smooth = read_poses(ens / "videos" / f"{video.stem}.csv")
+    stats = read_poses(ens / "videos" / f"{video.stem}_ensemble.csv")
     assert m0.n_frames == m1.n_frames == smooth.n_frames == 48
     assert not np.allclose(m0.coords, m1.coords)  # members really differ
-    assert {"ens_var_x", "post_var_x"} <= set(smooth.keypoint_columns)
+    assert not smooth.keypoint_columns  # x, y, likelihood: what every pose reader loads
+    assert {"x_ens_var", "x_posterior_var"} <= set(stats.keypoint_columns)  # LP/EKS names
+    assert np.array_equal(stats.coords, smooth.coords, equal_nan=True)
     assert np.isfinite(smooth.coords).all()
 
     # The report of an ensemble: labeled frames from the members' median, ensemble spread as

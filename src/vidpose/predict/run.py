@@ -5,8 +5,9 @@ For a model ``M`` and video ``v.mp4`` (``OUT`` defaults to ``M/videos``)::
     OUT/v.csv                        predictions (DeepLabCut / Lightning Pose layout)
     OUT/v_temporal_norm.csv, ...     per-frame metrics (see vidpose.predict.metrics)
 
-For an ensemble directory each member writes into ``OUT/<member>/`` and ``OUT/v.csv`` is the
-Kalman-smoothed ensemble (with ensemble median / variance and posterior variance columns).
+For an ensemble directory each member writes into ``OUT/<member>/``, ``OUT/v.csv`` is the
+Kalman-smoothed ensemble (x, y, likelihood) and ``OUT/v_ensemble.csv`` adds its ensemble median,
+variance and posterior variance columns (Lightning Pose's / EKS's names).
 
 Videos of one call that share a file name (``cam1/v.mp4``, ``cam2/v.mp4``) get outputs named
 with as many parent folders as tell them apart (``cam1_v.csv``, ``cam2_v.csv``); see

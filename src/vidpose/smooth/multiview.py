@@ -215,15 +215,18 @@ def smooth_multiview(
     n = out.shape[0]
     coords = single.poses.coords.copy()
     post = np.stack(
-        [single.poses.keypoint_columns["post_var_x"], single.poses.keypoint_columns["post_var_y"]],
+        [
+            single.poses.keypoint_columns["x_posterior_var"],
+            single.poses.keypoint_columns["y_posterior_var"],
+        ],
         axis=2,
     )
     flat = matches.reshape(-1)
     coords[:, flat] = out.reshape(n, -1, 2)
     post[:, flat] = var.reshape(n, -1, 2)
     columns = dict(single.poses.keypoint_columns)
-    columns["post_var_x"] = post[..., 0]
-    columns["post_var_y"] = post[..., 1]
+    columns["x_posterior_var"] = post[..., 0]
+    columns["y_posterior_var"] = post[..., 1]
     poses = Poses(
         coords=coords,
         keypoints=list(keypoints),

@@ -38,7 +38,9 @@ def run_smooth(
     view_matches: Sequence[Sequence[str]] | None = None,
     labels: Path | Poses | None = None,
 ) -> Poses:
-    """Smooth the predictions tables ``paths`` (one per ensemble member) into ``out``.
+    """Smooth the predictions tables ``paths`` (one per ensemble member) into ``out``, with
+    the ensemble statistics (``x/y_ens_median`` or ``_mean``, ``x/y_ens_var``,
+    ``x/y_posterior_var`` per keypoint) in :func:`ensemble_table_path` beside it.
 
     Args:
         paths: predictions tables of the same video (any readable format: CSV, DLC .h5).
@@ -75,5 +77,29 @@ def run_smooth(
         ).poses
     else:
         smoothed = smooth_poses(members, smoothing=q, center=center)
-    write_poses(smoothed, Path(out))
+    out = Path(out)
+    # The table itself holds x, y, likelihood only (what movement and every pose reader load);
+    # the ensemble statistics go beside it, in a table laid out as Lightning Pose's and the
+    # ensemble-kalman-smoother's outputs are.
+    write_poses(without_keypoint_columns(smoothed), out)
+    write_poses(smoothed, ensemble_table_path(out))
     return smoothed
+
+
+def ensemble_table_path(out: str | Path) -> Path:
+    """Where the ensemble statistics of the smoothed table ``out`` are written:
+    ``<stem>_ensemble<suffix>`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_ensemble{out.suffix}")
+
+
+def without_keypoint_columns(poses: Poses) -> Poses:
+    return Poses(
+        coords=poses.coords,
+        keypoints=list(poses.keypoints),
+        frames=poses.frames,
+        likelihood=poses.likelihood,
+        scorer=poses.scorer,
+        is_labels=poses.is_labels,
+        frame_columns=dict(poses.frame_columns),
+    )

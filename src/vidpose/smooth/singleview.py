@@ -12,8 +12,9 @@ all as an extra batch dimension; a parabola through the best grid point and its 
 log q) refines it. A float fixes ``q`` for every keypoint.
 
 The output ``likelihood`` is the posterior probability that the true position lies within
-``likelihood_radius_px`` of the smoothed one: with ``s2 = (post_var_x + post_var_y) / 2`` the
-2-D error is treated as isotropic Gaussian, whose radius is Rayleigh distributed, so
+``likelihood_radius_px`` of the smoothed one: with
+``s2 = (x_posterior_var + y_posterior_var) / 2`` the 2-D error is treated as isotropic
+Gaussian, whose radius is Rayleigh distributed, so
 ``likelihood = 1 - exp(-radius^2 / (2 s2))``. It is 0.5 when the posterior std is
 ``radius / 1.18``, and falls towards 0 inside long gaps as the posterior variance grows. A
 keypoint that no member predicted on any frame has NaN coordinates and likelihood 0.
@@ -144,13 +145,14 @@ def smooth_ensemble(
     mean[:, never] = np.nan
     var[:, never] = np.nan
     ref = members[0]
+    # Named as Lightning Pose and the ensemble-kalman-smoother package name them.
     columns = {
-        f"ens_{center}_x": stats.center[..., 0],
-        f"ens_{center}_y": stats.center[..., 1],
-        "ens_var_x": stats.variance[..., 0],
-        "ens_var_y": stats.variance[..., 1],
-        "post_var_x": var[..., 0],
-        "post_var_y": var[..., 1],
+        f"x_ens_{center}": stats.center[..., 0],
+        f"y_ens_{center}": stats.center[..., 1],
+        "x_ens_var": stats.variance[..., 0],
+        "y_ens_var": stats.variance[..., 1],
+        "x_posterior_var": var[..., 0],
+        "y_posterior_var": var[..., 1],
     }
     poses = Poses(
         coords=mean,
@@ -176,7 +178,8 @@ def smooth_poses(
     Returns:
         Poses with ``coords`` = posterior mean (N, K, 2) px, ``likelihood`` = probability of
         being within ``likelihood_radius_px`` of the truth, and ``keypoint_columns``
-        ``ens_<center>_x/y`` (px), ``ens_var_x/y`` and ``post_var_x/y`` (px^2).
+        ``x/y_ens_<center>`` (px), ``x/y_ens_var`` and ``x/y_posterior_var`` (px^2), as
+        Lightning Pose and the ensemble-kalman-smoother package name them.
     """
     return smooth_ensemble(
         poses_list,

@@ -37,8 +37,8 @@ from vidpose.viz.outliers import (
 )
 from vidpose.viz.report import Figure, Section, write_report
 
-# Files in MODEL/videos that are metric tables, not predictions.
-METRIC_SUFFIXES = ("_temporal_norm", "_pca_singleview_error", "_pca_multiview_error")
+# Files in MODEL/videos that are metric tables (or an ensemble's statistics), not predictions.
+METRIC_SUFFIXES = ("_temporal_norm", "_pca_singleview_error", "_pca_multiview_error", "_ensemble")
 WORST_FRAMES = 8
 
 
@@ -357,7 +357,10 @@ def evaluate(
     loaded: dict[str, Poses] = {}
     names: dict[str, str] = {}
     for stem, (table, video) in tables.items():
-        poses = read_poses(table)
+        from vidpose.smooth.run import ensemble_table_path
+
+        stats_table = ensemble_table_path(table)  # an ensemble's table with its statistics
+        poses = read_poses(stats_table if stats_table.exists() else table)
         if poses.is_labels:
             raise VidposeError(f"{table}: is a labels table (no likelihood), not predictions")
         loaded[stem] = poses

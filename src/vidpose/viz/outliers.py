@@ -11,7 +11,8 @@ likelihood units):
 * ``pca_singleview`` / ``pca_multiview``: distance from the pose subspace fitted to the labels
   (:mod:`vidpose.predict.metrics`).
 * ``ensemble_std``: sqrt of the ensemble variance (mean of x and y), when the predictions come
-  from an ensemble (``ens_var_x``/``ens_var_y`` columns of the smoothed output).
+  from an ensemble (``x_ens_var``/``y_ens_var`` columns of the smoothed output's
+  ``_ensemble`` table).
 * ``low_confidence``: ``1 - likelihood``.
 
 Per video, each criterion's frame value is its worst keypoint; it is turned into a robust
@@ -122,7 +123,7 @@ def frame_scores(poses: Poses, metrics: dict[str, pd.DataFrame] | None = None) -
     """Every criterion's values and z-scores for one video's predictions.
 
     Args:
-        poses: predictions (one row per frame); ``ens_var_x``/``ens_var_y`` keypoint columns,
+        poses: predictions (one row per frame); ``x_ens_var``/``y_ens_var`` keypoint columns,
             when present, add the ``ensemble_std`` criterion.
         metrics: :func:`vidpose.predict.metrics.video_metrics` tables; their
             ``pca_*_error`` tables add the PCA criteria.
@@ -137,8 +138,12 @@ def frame_scores(poses: Poses, metrics: dict[str, pd.DataFrame] | None = None) -
             names[name] = [str(c) for c in table.columns]
             units[name] = "px"
     cols = poses.keypoint_columns
-    if "ens_var_x" in cols and "ens_var_y" in cols:
-        values["ensemble_std"] = np.sqrt((cols["ens_var_x"] + cols["ens_var_y"]) / 2.0)
+    # LP/EKS names (vidpose now), or those of older vidpose outputs
+    for vx, vy in (("x_ens_var", "y_ens_var"), ("ens_var_x", "ens_var_y")):
+        if vx in cols and vy in cols:
+            values["ensemble_std"] = np.sqrt((cols[vx] + cols[vy]) / 2.0)
+            break
+    if "ensemble_std" in values:
         names["ensemble_std"] = list(poses.keypoints)
         units["ensemble_std"] = "px"
     if poses.likelihood is not None and np.isfinite(poses.likelihood).any():

@@ -1,0 +1,100 @@
+"""Which tables vidpose writes load in movement (the field's pose-analysis package).
+
+    uv run python bench/movement_compat.py [--movement movement] [--out JSON]
+
+Writes a prediction table and a 3-member ensemble smoothed with ``run_smooth`` (its table and
+its ``_ensemble`` statistics table), then loads each with movement in a separate environment
+(``uv run --no-project --with movement``) as Lightning Pose and as DeepLabCut files, and
+compares the positions movement reads with vidpose's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from vidpose.io import write_poses
+from vidpose.io.poses import Poses
+from vidpose.smooth.run import run_smooth
+
+READER = r"""
+import json, sys
+import numpy as np
+import movement
+from movement.io import load_poses
+out = {"movement": movement.__version__, "tables": {}}
+for name in sys.argv[2:]:
+    row = {}
+    for software in ("LightningPose", "DeepLabCut"):
+        try:
+            ds = load_poses.from_file(sys.argv[1] + "/" + name, source_software=software, fps=30)
+            pos = ds.position.values  # (time, space, keypoints, individuals)
+            pos = np.nan_to_num(pos[..., 0], nan=-1).round(3).tolist()
+            row[software] = {"ok": True, "position": pos}
+        except Exception as exc:
+            row[software] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    out["tables"][name] = row
+print(json.dumps(out))
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--movement", default="movement")
+    ap.add_argument("--out", type=Path, default=Path("bench/results/movement_compat.json"))
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    n, k = 60, 3
+    truth = np.cumsum(rng.normal(0, 1, (n, k, 2)), axis=0) + 100
+    result: dict = {"benchmark": "movement_compat"}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(3):
+            p = Poses(
+                coords=np.round(truth + rng.normal(0, 1, (n, k, 2)), 4),
+                keypoints=["nose", "ear", "tail"],
+                frames=np.arange(n),
+                likelihood=np.full((n, k), 0.9),
+                scorer="vidpose",
+            )
+            paths.append(Path(tmp) / f"member{i}.csv")
+            write_poses(p, paths[-1])
+        smoothed = run_smooth(paths, Path(tmp) / "smoothed.csv")
+        names = ["member0.csv", "smoothed.csv", "smoothed_ensemble.csv"]
+        proc = subprocess.run(
+            ["uv", "run", "--no-project", "--with", args.movement, "python", "-c", READER, tmp,
+             *names],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        if proc.returncode:
+            print(proc.stderr, file=sys.stderr)
+            return 1
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["movement"] = got["movement"]
+        ref = {"smoothed.csv": smoothed.coords}
+        for name, row in got["tables"].items():
+            entry = {}
+            for software, r in row.items():
+                entry[software] = {"loads": r["ok"]}
+                if not r["ok"]:
+                    entry[software]["error"] = r["error"]
+                if r["ok"] and name in ref:
+                    pos = np.asarray(r["position"])  # (time, space, keypoints)
+                    mine = np.nan_to_num(ref[name].transpose(0, 2, 1), nan=-1).round(3)
+                    entry[software]["positions_equal"] = bool(np.allclose(pos, mine, atol=1e-3))
+            result[name] = entry
+    print(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
