@@ -389,10 +389,11 @@ def predict_videos(
             try:
                 from vidpose.io import write_poses
                 from vidpose.smooth import run_smooth  # numba: only for ensembles
+                from vidpose.smooth.run import without_keypoint_columns
 
                 smoothed = run_smooth(tables[video], final, smoothing="auto")
-                for fmt in formats[1:]:
-                    write_poses(smoothed, out_dir / f"{named}.{fmt}")
+                for fmt in formats[1:]:  # the table in the other formats (statistics: CSV)
+                    write_poses(without_keypoint_columns(smoothed), out_dir / f"{named}.{fmt}")
             except VidposeError as exc:
                 result.failed[video] = f"the members' predictions cannot be smoothed: {exc}"
                 continue
