@@ -144,8 +144,8 @@ class TrainingConfig:
     channels_last: bool = setting(True, "channels_last memory format (faster convs on GPU)")
     cudnn_benchmark: bool = setting(
         False,
-        "let cuDNN time its convolution algorithms at the start (measured on an H200: 10 s "
-        "more start-up for no faster step with bf16 and channels_last)",
+        "let cuDNN time its convolution algorithms at the start (measured on an H200: about "
+        "8 s more start-up for no faster step with bf16 and channels_last)",
     )
     cuda_graphs: bool | None = setting(
         None,
