@@ -36,6 +36,7 @@ COMMANDS = (
     "extract_frames",
     "label_video",
     "export",
+    "convert",
     "demo",
     "list",
 )
