@@ -5,13 +5,16 @@
 Writes a prediction table and a 3-member ensemble smoothed with ``run_smooth`` (its table and
 its ``_ensemble`` statistics table), then loads each with movement in a separate environment
 (``uv run --no-project --with movement``) as Lightning Pose and as DeepLabCut files, and
-compares the positions movement reads with vidpose's.
+compares the positions movement reads with vidpose's. Also hands movement the dataset
+``vidpose.io.movement.to_movement`` builds, which movement saves (validating it) and reads
+back.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vidpose.io import write_poses
+from vidpose.io.movement import to_movement
 from vidpose.io.poses import Poses
 from vidpose.smooth.run import run_smooth
 
@@ -40,6 +44,17 @@ for name in sys.argv[2:]:
         except Exception as exc:
             row[software] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
     out["tables"][name] = row
+import pickle
+from movement.io import save_poses
+ds = pickle.loads(open(sys.argv[1] + "/dataset.pkl", "rb").read())
+try:
+    save_poses.to_lp_file(ds, sys.argv[1] + "/from_dataset.csv")  # validates the dataset
+    written = sys.argv[1] + "/from_dataset_individual_0.csv"  # movement names it per individual
+    back = load_poses.from_file(written, source_software="LightningPose", fps=ds.attrs["fps"])
+    same = np.allclose(back.position.values, ds.position.values, equal_nan=True, atol=1e-6)
+    out["dataset"] = {"accepted": True, "round_trip_equal": bool(same)}
+except Exception as exc:
+    out["dataset"] = {"accepted": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 print(json.dumps(out))
 """
 
@@ -66,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             paths.append(Path(tmp) / f"member{i}.csv")
             write_poses(p, paths[-1])
         smoothed = run_smooth(paths, Path(tmp) / "smoothed.csv")
+        # vidpose's own movement dataset (Poses -> xarray), handed to movement to validate
+        (Path(tmp) / "dataset.pkl").write_bytes(pickle.dumps(to_movement(smoothed, fps=30.0)))
         names = ["member0.csv", "smoothed.csv", "smoothed_ensemble.csv"]
         proc = subprocess.run(
             ["uv", "run", "--no-project", "--with", args.movement, "python", "-c", READER, tmp,
@@ -78,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         got = json.loads(proc.stdout.strip().splitlines()[-1])
         result["movement"] = got["movement"]
+        result["to_movement_dataset"] = got["dataset"]
         ref = {"smoothed.csv": smoothed.coords}
         for name, row in got["tables"].items():
             entry = {}
