@@ -32,21 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vidpose
-from train_mirror_mouse import DEFAULT_PROJECT, project_with_settings
+from train_mirror_mouse import DEFAULT_PROJECT, lp_overrides, project_with_settings
 from vidpose.training import train
 
-TRAIN = [
-    "model.backbone=resnet50",
-    "model.pretrained=false",
-    "data.image_height=256",
-    "data.image_width=256",
-    "data.val_fraction=0.1",
-    "data.test_fraction=0.1",
-    "data.split_seed=0",
-    "training.batch_size=16",
-    "training.max_epochs=100",
-    "training.steps_per_epoch=5",
-]
+TRAIN = lp_overrides(5)  # supervised, 500 steps
 
 
 def n_frames(video: Path) -> int:

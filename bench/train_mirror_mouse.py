@@ -35,6 +35,23 @@ MIRROR_SETTINGS = {
 }
 
 
+def lp_overrides(steps_per_epoch: int) -> list[str]:
+    """Lightning Pose's mirror-mouse setting: ResNet-50 from scratch at 256x256, batch 16,
+    100 epochs of ``steps_per_epoch`` steps, split seed 0, 80/10/10."""
+    return [
+        "model.backbone=resnet50",
+        "model.pretrained=false",
+        "data.image_height=256",
+        "data.image_width=256",
+        "data.val_fraction=0.1",
+        "data.test_fraction=0.1",
+        "data.split_seed=0",
+        "training.batch_size=16",
+        "training.max_epochs=100",
+        f"training.steps_per_epoch={steps_per_epoch}",
+    ]
+
+
 def project_with_settings(src: Path, dst: Path) -> Path:
     """A copy of ``src`` (labels copied, images and videos linked) with MIRROR_SETTINGS."""
     import yaml

@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contextlib
 
-from train_mirror_mouse import DEFAULT_PROJECT, project_with_settings
+from train_mirror_mouse import DEFAULT_PROJECT, lp_overrides, project_with_settings
 from vidpose.training import train
 
 
@@ -87,21 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
     ap.add_argument("--losses", default="temporal,pca_singleview")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--profile", type=Path, default=None, help="cProfile of the last seed -> text")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="profile every seed (slower runs); the last seed's stats -> this text file",
+    )
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
     semi = args.mode == "semi"
     overrides = [
-        "model.backbone=resnet50",
-        "model.pretrained=false",
-        "data.image_height=256",
-        "data.image_width=256",
-        "data.val_fraction=0.1",
-        "data.test_fraction=0.1",
-        "data.split_seed=0",
-        "training.batch_size=16",
-        "training.max_epochs=100",
-        f"training.steps_per_epoch={10 if semi else 5}",
+        *lp_overrides(10 if semi else 5),
         f"training.cuda_graphs={args.graphs}",
         *([f"model.losses=[{args.losses}]"] if semi else []),
         *args.overrides,

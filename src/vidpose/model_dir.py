@@ -9,7 +9,7 @@ module spells out a file name inside one::
       checkpoints/best.ckpt     weights with the lowest validation pixel error
       checkpoints/last.ckpt     full training state, for --resume
       metrics.json              pixel error per split; written last: the model is complete
-      predictions_labeled.csv   every labeled frame predicted, with its split
+      predictions_labeled.csv   every labeled frame predicted, with its split (LP's set column)
       unsupervised.json         what the unsupervised losses fitted (pose subspaces)
       videos/<name>.csv         video predictions (and per-frame metric tables)
       report.html, outliers.csv, evaluation/   `vidpose evaluate`
@@ -37,6 +37,11 @@ from vidpose.errors import VidposeError
 
 RECORD_VERSION = 2
 """model.json layout version (1: wave-1 files without a version key)."""
+
+
+LP_SET_NAMES = {"train": "train", "val": "validation", "test": "test"}
+"""vidpose's split names -> the values of Lightning Pose's ``set`` column, which
+``predictions_labeled.csv`` carries."""
 
 
 class ModelDirError(VidposeError):

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,12 @@ class PoseModel:
     def _autocast(self):
         dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(self.precision)
         return torch.autocast(
-            self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            self.device.type,
+            dtype=dtype or torch.float32,
+            enabled=dtype is not None,
+            # no weight-cast cache: a captured graph (predict_with_members) must not keep one,
+            # and each batch's forward casts every weight once anyway
+            cache_enabled=False,
         )
 
     def _prepare(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -350,25 +356,15 @@ class _Members:
         self.device = first.device
         self.keypoints = first.keypoints
         self.input_hw = first.input_hw
-        self.precision = first.precision
         self.use_graphs = self.device.type == "cuda" and all(m._features is None for m in models)
         self._graphs = None
-
-    def _autocast(self):
-        dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(self.precision)
-        return torch.autocast(
-            self.device.type,
-            dtype=dtype or torch.float32,
-            enabled=dtype is not None,
-            cache_enabled=False,  # a captured graph must not keep cached weight casts
-        )
 
     def _eager(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, H0, W0, 3) uint8 -> coords (M, B, K, 2) in original px and conf (M, B, K)."""
         first = self.models[0]
         x, orig_hw = first._prepare(frames)
         coords, conf = [], []
-        with self._autocast():
+        with first._autocast:
             for m in self.models:
                 out = m.network.forward_images(x)
                 coords.append(input_to_orig(out.coords.float(), orig_hw, self.input_hw))
@@ -440,7 +436,8 @@ class _MultiVideo:
         self.queue: queue.Queue = queue.Queue(maxsize=2 * jobs + 2)
         self.stop = threading.Event()
         self.states: dict[int, _VideoState] = {}
-        self.in_flight: list[tuple] = []
+        self.in_flight: deque[tuple] = deque()
+        self._sem = threading.Semaphore(jobs)  # decoders running at once
         self.progress = progress
         self.bar: FramesProgress | None = None
 
@@ -463,23 +460,19 @@ class _MultiVideo:
         except BaseException as exc:  # reported for this video; the others go on
             self.queue.put((i, exc, None))
 
-    def _decoders(self):
+    def _decoders(self) -> None:
         """Start one decoder per video, at most ``jobs`` at a time."""
-        sem = threading.Semaphore(self.jobs)
-        self._sem = sem
 
         def feeder() -> None:
             for i, path in enumerate(self.paths):
-                sem.acquire()
+                self._sem.acquire()
                 if self.stop.is_set():
                     return
                 threading.Thread(
                     target=self._decode, args=(i, path), daemon=True, name=f"vidpose-decode-{i}"
                 ).start()
 
-        t = threading.Thread(target=feeder, daemon=True, name="vidpose-decoders")
-        t.start()
-        return t
+        threading.Thread(target=feeder, daemon=True, name="vidpose-decoders").start()
 
     # main loop ------------------------------------------------------------------------------
 
@@ -557,7 +550,7 @@ class _MultiVideo:
                 if not block and len(self.in_flight) <= MAX_IN_FLIGHT:
                     break
                 event.synchronize()
-            self.in_flight.pop(0)
+            self.in_flight.popleft()
             st = self.states[i]
             st.coords[:, idx[ok]] = hc.numpy()[:, ok]
             st.conf[:, idx[ok]] = hp.numpy()[:, ok]

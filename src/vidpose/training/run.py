@@ -48,7 +48,7 @@ from vidpose.data.unlabeled import ClipLoader
 from vidpose.errors import ConfigError
 from vidpose.io import write_poses
 from vidpose.io.poses import Poses
-from vidpose.model_dir import ModelDir, ModelDirError, ModelRecord, write_json
+from vidpose.model_dir import LP_SET_NAMES, ModelDir, ModelDirError, ModelRecord, write_json
 from vidpose.models import PoseNetwork
 from vidpose.project import Project, load_project
 from vidpose.training.async_log import ProgressBar
@@ -478,9 +478,6 @@ def _fit(
     return TrainResult(md.path, metrics, train_seconds, int(trainer.global_step))
 
 
-LP_SETS = {"train": "train", "val": "validation", "test": "test"}
-"""vidpose's split names -> Lightning Pose's ``set`` values (predictions_labeled.csv)."""
-
 INACTIVE_FRACTION = 0.01
 """A requested unsupervised loss active on fewer of its terms than this is reported."""
 
@@ -530,7 +527,7 @@ def evaluate_labeled(
         likelihood=conf,
         scorer="vidpose",
         # Lightning Pose's convention: a ("set", "", "") column of train / validation / test.
-        frame_columns={"set": np.asarray([LP_SETS[s] for s in data.split], dtype=object)},
+        frame_columns={"set": np.asarray([LP_SET_NAMES[s] for s in data.split], dtype=object)},
     )
     write_poses(preds, md.labeled_predictions)
     err = np.linalg.norm(coords - labels.coords, axis=2)  # NaN where label missing

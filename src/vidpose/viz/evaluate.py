@@ -25,7 +25,7 @@ from vidpose._atomic import atomic_path
 from vidpose.errors import VidposeError
 from vidpose.io import read_poses
 from vidpose.io.poses import Poses
-from vidpose.model_dir import ModelDir, model_members
+from vidpose.model_dir import LP_SET_NAMES, ModelDir, model_members
 from vidpose.predict.metrics import video_metrics
 from vidpose.viz import plots
 from vidpose.viz.outliers import (
@@ -85,8 +85,8 @@ def labeled_split(pred: Poses) -> np.ndarray:
     directories; "all" when there is neither."""
     cols = pred.frame_columns
     if "set" in cols:
-        names = {"validation": "val"}
-        return np.asarray([names.get(str(v), str(v)) for v in cols["set"]], dtype=object)
+        ours = {lp: mine for mine, lp in LP_SET_NAMES.items()}
+        return np.asarray([ours.get(str(v), str(v)) for v in cols["set"]], dtype=object)
     if "split" in cols:
         return np.asarray(cols["split"], dtype=object)
     return np.full(len(pred.frames), "all", dtype=object)

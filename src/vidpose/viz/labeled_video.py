@@ -211,20 +211,35 @@ def label_video(
     return LabelVideoStats(out=out, frames=n, seconds=time.perf_counter() - t0)
 
 
+def _folders_above(paths: Sequence[str | Path]) -> Iterator[Path]:
+    """Each path's folder (itself, if a folder) and the folders above it, nearest first; path
+    after path."""
+    for p in paths:
+        p = Path(p).resolve()
+        yield from ([p] if p.is_dir() else []) + list(p.parents)
+
+
+def _dlc_config_in(folder: Path):
+    """The DeepLabCut config.yaml in ``folder`` (None: none, another tool's, or malformed)."""
+    from vidpose.project.settings import DLC_CONFIG_FILE, load_dlc_config
+
+    if not (folder / DLC_CONFIG_FILE).is_file():
+        return None
+    try:
+        return load_dlc_config(folder)
+    except ProjectError:
+        return None
+
+
 def find_settings_file(paths: Sequence[str | Path]) -> Path | None:
     """The nearest ``vidpose.yaml`` (or DeepLabCut project ``config.yaml``) in the folders
     above any of ``paths`` (first path first)."""
-    from vidpose.project.settings import DLC_CONFIG_FILE, load_dlc_config
-
-    for p in paths:
-        p = Path(p).resolve()
-        for folder in ([p] if p.is_dir() else []) + list(p.parents):
-            candidate = folder / SETTINGS_FILE
-            if candidate.is_file():
-                return candidate
-            with contextlib.suppress(ProjectError):
-                if (folder / DLC_CONFIG_FILE).is_file() and load_dlc_config(folder) is not None:
-                    return folder / DLC_CONFIG_FILE
+    for folder in _folders_above(paths):
+        if (folder / SETTINGS_FILE).is_file():
+            return folder / SETTINGS_FILE
+        dlc = _dlc_config_in(folder)
+        if dlc is not None:
+            return dlc.path
     return None
 
 
@@ -234,18 +249,10 @@ DEFAULT_MIN_LIKELIHOOD = 0.9
 def default_min_likelihood(paths: Sequence[str | Path]) -> tuple[float, Path | None]:
     """The ``pcutoff`` of the nearest DeepLabCut ``config.yaml`` in the folders above any of
     ``paths`` (and the file), else 0.9 (and None)."""
-    from vidpose.project.settings import DLC_CONFIG_FILE, load_dlc_config
-
-    for p in paths:
-        p = Path(p).resolve()
-        for folder in ([p] if p.is_dir() else []) + list(p.parents):
-            if (folder / DLC_CONFIG_FILE).is_file():
-                try:
-                    dlc = load_dlc_config(folder)
-                except ProjectError:
-                    continue
-                if dlc is not None and dlc.pcutoff is not None:
-                    return dlc.pcutoff, dlc.path
+    for folder in _folders_above(paths):
+        dlc = _dlc_config_in(folder)
+        if dlc is not None and dlc.pcutoff is not None:
+            return dlc.pcutoff, dlc.path
     return DEFAULT_MIN_LIKELIHOOD, None
 
 
