@@ -295,3 +295,27 @@ def test_predict_writes_dlc_h5_under_dlc_names_on_request(cli_model, cli_video, 
     assert np.array_equal(a.coords, b.coords, equal_nan=True) and a.keypoints == b.keypoints
     assert main([*argv, "--format", "csv,json"]) == 2
     assert "--format: expected one or more of csv, h5" in capsys.readouterr().err
+
+
+def test_a_video_whose_inference_fails_is_reported_and_the_others_are_predicted(
+    cli_model, cli_video, tmp_path, monkeypatch
+):
+    import vidpose.predict.predictor as predictor
+
+    videos = [tmp_path / "first.mp4", tmp_path / "breaks.mp4", tmp_path / "last.mp4"]
+    for v in videos:
+        shutil.copy(cli_video, v)
+    real = predictor._MultiVideo._infer
+
+    def flaky(self, i, st, batch, frames):
+        if st.path.name == "breaks.mp4" and batch.start > 0:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(self, i, st, batch, frames)
+
+    monkeypatch.setattr(predictor._MultiVideo, "_infer", flaky)
+    res = vidpose.predict_videos(
+        cli_model, videos, tmp_path / "out", device="cpu", batch_size=16, jobs=3
+    )
+    assert set(res.outputs) == {videos[0], videos[2]}
+    assert "illegal memory access" in res.failed[videos[1]]
+    assert not list((tmp_path / "out").glob("breaks*"))

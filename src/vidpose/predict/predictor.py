@@ -494,11 +494,15 @@ class _MultiVideo:
                     if st is None:  # failed before it opened
                         st = self.states[i] = _VideoState(self.paths[i], 0, 0, self.members)
                     st.decoded = True
-                    st.error = what if isinstance(what, BaseException) else None
+                    if isinstance(what, BaseException):
+                        st.error = what
                     ended += 1
                     self._sem.release()
-                else:
-                    self._infer(i, self.states[i], what, payload)
+                elif self.states[i].error is None:
+                    try:
+                        self._infer(i, self.states[i], what, payload)
+                    except Exception as exc:  # this video fails; the others go on
+                        self.states[i].error = exc
                 self._collect(block=False)
             self._collect(block=True)
         finally:
