@@ -43,11 +43,6 @@ MAX_GRAPHS = 4
 """Signatures captured per run; further ones run eagerly (each graph keeps its activations)."""
 
 
-def graphs_available(device: torch.device | str) -> bool:
-    """Whether CUDA graphs can run on ``device``."""
-    return torch.device(device).type == "cuda" and torch.cuda.is_available()
-
-
 def _signature(tensors: Mapping[str, torch.Tensor], consts: tuple) -> tuple:
     return (
         tuple((k, tuple(v.shape), v.dtype, v.device) for k, v in sorted(tensors.items())),
