@@ -86,8 +86,16 @@ def load_dlc_h5(path: str | Path) -> Poses:
         LabelsError: naming the file, the data row (1-based) and what was expected.
     """
     path = Path(path)
-    where = str(path)
-    df = _read_frame(path, where)
+    return poses_from_dataframe(_read_frame(path, str(path)), str(path))
+
+
+def poses_from_dataframe(df: pd.DataFrame, where: str = "DataFrame") -> Poses:
+    """A :class:`Poses` from a DeepLabCut-layout DataFrame (3 column levels: scorer, bodyparts,
+    coords; index of frame numbers or image paths). ``where`` names the source in errors.
+
+    Raises:
+        LabelsError: naming ``where``, the data row (1-based) and what was expected.
+    """
     cols = df.columns
     if not isinstance(cols, pd.MultiIndex) or cols.nlevels != 3:
         levels = cols.nlevels if isinstance(cols, pd.MultiIndex) else 1
@@ -125,8 +133,9 @@ def load_dlc_h5(path: str | Path) -> Poses:
     return poses
 
 
-def save_dlc_h5(poses: Poses, path: str | Path) -> None:
-    """Write ``poses`` as a DeepLabCut .h5 (not atomic: use ``vidpose.io.write_poses``)."""
+def poses_to_dataframe(poses: Poses) -> pd.DataFrame:
+    """``poses`` as a DeepLabCut-layout DataFrame: columns (scorer, bodyparts, coords), then
+    the per-frame columns as ``(name, "", "")``; index of frame numbers or image paths."""
     names, matrix = header_of(poses)
     if poses.frames.dtype.kind in "iu":
         index = pd.Index(poses.frames, dtype=np.int64)
@@ -139,6 +148,12 @@ def save_dlc_h5(poses: Poses, path: str | Path) -> None:
         data[names[n_kp_cols + j]] = values
     df = pd.DataFrame(data, index=index)
     df.columns = columns
+    return df
+
+
+def save_dlc_h5(poses: Poses, path: str | Path) -> None:
+    """Write ``poses`` as a DeepLabCut .h5 (not atomic: use ``vidpose.io.write_poses``)."""
+    df = poses_to_dataframe(poses)
     with warnings.catch_warnings():
         # "fixed" storage pickles object columns (per-frame text) and says so.
         warnings.simplefilter("ignore", category=pd.errors.PerformanceWarning)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(eq=False)
@@ -28,6 +32,14 @@ class Poses:
             ``{"ens_var_x": ...}``; written as extra coords columns after x, y[, likelihood].
         frame_columns: extra per-frame columns, name -> (N,) array, e.g. ``{"split": ...}``;
             written as extra columns after all keypoints.
+        fps: frames per second of the source video, when known (predictions set it; formats
+            with a time axis, NWB and movement, use it).
+        video: the source video's path, when known.
+        skeleton: edges between keypoints as (name, name) pairs, when known (drawing, NWB).
+
+    ``fps``, ``video`` and ``skeleton`` describe where the table came from; tables in formats
+    that cannot store them (CSV, DeepLabCut .h5) read back without them, and :meth:`equals`
+    does not compare them.
     """
 
     coords: np.ndarray
@@ -38,6 +50,9 @@ class Poses:
     is_labels: bool | None = None
     keypoint_columns: dict[str, np.ndarray] = field(default_factory=dict)
     frame_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    fps: float | None = None
+    video: str | None = None
+    skeleton: list[tuple[str, str]] | None = None
 
     def __post_init__(self) -> None:
         self.coords = np.asarray(self.coords, dtype=np.float64)
@@ -70,6 +85,18 @@ class Poses:
             if arr.shape != (n,):
                 raise ValueError(f"frame column {name!r} must be ({n},), got {arr.shape}")
             self.frame_columns[name] = arr
+        if self.fps is not None:
+            self.fps = float(self.fps)
+            if not np.isfinite(self.fps) or self.fps <= 0:
+                raise ValueError(f"fps must be a positive number, got {self.fps}")
+        if self.video is not None:
+            self.video = str(self.video)
+        if self.skeleton is not None:
+            edges = [(str(a), str(b)) for a, b in self.skeleton]
+            unknown = sorted({n for e in edges for n in e} - set(self.keypoints))
+            if unknown:
+                raise ValueError(f"skeleton names unknown keypoints {unknown}")
+            self.skeleton = edges
 
     @property
     def n_frames(self) -> int:
@@ -105,7 +132,36 @@ class Poses:
             is_labels=self.is_labels,
             keypoint_columns={k: v[idx] for k, v in self.keypoint_columns.items()},
             frame_columns={k: v[idx] for k, v in self.frame_columns.items()},
+            fps=self.fps,
+            video=self.video,
+            skeleton=self.skeleton,
         )
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The table as a pandas DataFrame in DeepLabCut's layout: columns (scorer, bodyparts,
+        coords) with x, y[, likelihood] and the extra keypoint columns, then each per-frame
+        column as ``(name, "", "")``; the index holds the frame numbers or image paths."""
+        from vidpose.io.dlc_h5 import poses_to_dataframe
+
+        return poses_to_dataframe(self)
+
+    @classmethod
+    def from_dataframe(cls, df: pd.DataFrame, **meta) -> Poses:
+        """The inverse of :meth:`to_dataframe` (any DeepLabCut-layout DataFrame); ``meta`` sets
+        ``fps``, ``video`` or ``skeleton``.
+
+        Raises:
+            LabelsError: the DataFrame is not in that layout (naming the row and column).
+        """
+        from vidpose.io.dlc_h5 import poses_from_dataframe
+
+        poses = poses_from_dataframe(df)
+        for name, value in meta.items():
+            if name not in ("fps", "video", "skeleton"):
+                raise TypeError(f"from_dataframe() got an unexpected keyword {name!r}")
+            setattr(poses, name, value)
+        poses.__post_init__()
+        return poses
 
     def equals(self, other: Poses) -> bool:
         """Exact equality of every array (NaN equal to NaN), names and metadata."""

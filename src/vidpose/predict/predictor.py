@@ -67,9 +67,11 @@ class PoseModel:
         device: torch.device,
         precision: str = "auto",
         model_dir: Path | None = None,
+        skeleton: list[tuple[str, str]] | None = None,
     ):
         self.cfg = cfg
         self.keypoints = list(keypoints)
+        self.skeleton = [tuple(e) for e in skeleton] if skeleton else None
         self.device = device
         self.model_dir = model_dir
         self.input_hw = (cfg.data.image_height, cfg.data.image_width)
@@ -177,6 +179,7 @@ class PoseModel:
         reader = reader or self.cfg.predict.reader
         with open_video(path, reader=reader, device=self.device) as vr:
             n = vr.info.n_frames
+            fps = vr.info.fps
             coords = np.full((n, len(self.keypoints), 2), np.nan)
             conf = np.full((n, len(self.keypoints)), np.nan)
             invalid: list[int] = []
@@ -241,6 +244,9 @@ class PoseModel:
             frames=np.arange(n),
             likelihood=conf,
             scorer=self.scorer,
+            fps=_fps_or_none(fps),
+            video=str(path),
+            skeleton=self.skeleton,
         )
 
     # -- many videos at once (single-frame networks) -----------------------------------------
@@ -401,6 +407,7 @@ class _VideoState:
         self.decoded = False  # the decoder reached the end
         self.error: BaseException | None = None
         self.t0 = time.perf_counter()
+        self.fps: float | None = None
 
     @property
     def n(self) -> int:
@@ -446,7 +453,7 @@ class _MultiVideo:
     def _decode(self, i: int, path: Path) -> None:
         try:
             with open_video(path, reader=self.reader, device=self.model.device) as vr:
-                self.queue.put((i, "open", vr.info.n_frames))
+                self.queue.put((i, "open", vr.info))
                 for batch in vr.iter_batches(self.bs):
                     if self.stop.is_set():
                         return
@@ -484,8 +491,9 @@ class _MultiVideo:
                 i, what, payload = self.queue.get()
                 if what == "open":
                     self.states[i] = _VideoState(
-                        self.paths[i], payload, len(self.model.keypoints), self.members
+                        self.paths[i], payload.n_frames, len(self.model.keypoints), self.members
                     )
+                    self.states[i].fps = payload.fps
                     if self.progress:
                         self._bar_total(sum(s.n for s in self.states.values()))
                     continue
@@ -588,6 +596,9 @@ class _MultiVideo:
                 frames=np.arange(n),
                 likelihood=conf[j],
                 scorer=m.scorer,
+                fps=_fps_or_none(st.fps),
+                video=str(st.path),
+                skeleton=m.skeleton,
             )
             for j, m in enumerate(self.model.models)
         ]
@@ -681,7 +692,13 @@ def load_model(
         resolve_device(device or cfg.predict.device),
         precision or cfg.predict.precision,
         model_dir=md.path,
+        skeleton=record.skeleton or None,
     )
+
+
+def _fps_or_none(fps: float | None) -> float | None:
+    """The container's frame rate, or None when it does not give a usable one."""
+    return float(fps) if fps is not None and np.isfinite(fps) and fps > 0 else None
 
 
 def _first_line(exc: BaseException) -> str:
