@@ -16,26 +16,32 @@ import av
 
 
 def remux_copies(src: Path, dst: Path, copies: int) -> int:
-    """Write ``copies`` back-to-back copies of ``src``'s video stream to ``dst``; frames out."""
+    """Write ``copies`` back-to-back copies of ``src``'s video stream to ``dst``; frames out.
+
+    Each copy is demuxed afresh from ``src`` (PyAV 17 refuses to mux a packet twice, or one
+    whose container is closed).
+    """
     with av.open(str(src)) as inp:
-        in_stream = inp.streams.video[0]
-        packets = [p for p in inp.demux(in_stream) if p.dts is not None]
-    first = min(p.pts for p in packets if p.pts is not None)
-    last = max(p.pts for p in packets if p.pts is not None)
-    step = (last - first) // max(1, len(packets) - 1)
+        stamps = [p.pts for p in inp.demux(inp.streams.video[0]) if p.dts is not None]
+    first, last = min(stamps), max(stamps)
+    step = (last - first) // max(1, len(stamps) - 1)
     span = last - first + step
     n = 0
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        in_stream = inp.streams.video[0]
-        out_stream = out.add_stream_from_template(in_stream)
-        stamps = [(p.pts, p.dts) for p in packets]  # packets are re-muxed: keep the originals
+    with av.open(str(dst), "w") as out:
+        out_stream = None
         for c in range(copies):
-            for p, (pts, dts) in zip(packets, stamps):
-                p.stream = out_stream
-                p.pts = None if pts is None else pts - first + c * span
-                p.dts = dts - first + c * span
-                out.mux(p)
-                n += 1
+            with av.open(str(src)) as inp:
+                in_stream = inp.streams.video[0]
+                if out_stream is None:
+                    out_stream = out.add_stream_from_template(in_stream)
+                for p in inp.demux(in_stream):
+                    if p.dts is None:  # the demuxer's flush packet
+                        continue
+                    p.stream = out_stream
+                    p.pts = None if p.pts is None else p.pts - first + c * span
+                    p.dts = p.dts - first + c * span
+                    out.mux(p)
+                    n += 1
     return n
 
 

@@ -12,6 +12,11 @@ Without --model, trains the mirror-mouse model of bench/train_speed.py (ResNet-5
 - ``cli``: ``vidpose predict MODEL VIDEO`` as a user runs it (a new process), wall time from
   process start to CSV, and the start-up: a new process importing what ``vidpose predict``
   imports before it reads the model;
+- ``decode_only``: the same videos decoded by ``--jobs`` threads without a model (the ceiling
+  the decoders put on ``many``), and ``model_only``: replays of the prediction graph on one
+  batch already on the device (the ceiling the network puts on it);
+- ``--profile DIR``: the CLI run under cProfile (``DIR/cli.prof``, top entries printed) and the
+  ensemble prediction too (``DIR/ensemble.prof``);
 - ``ensemble`` (``--ensemble N``): trains N members (500 steps each, ``vidpose train --seeds``)
   timing the whole ensemble against one member's ``train()`` call, then predicts the video
   with the ensemble (every member + Kalman smoothing).
@@ -44,11 +49,56 @@ def n_frames(video: Path) -> int:
     return probe_video(video).n_frames
 
 
-def cli(args: list[str]) -> float:
+def cli(args: list[str], profile: Path | None = None) -> float:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile else []
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vidpose.cli", *args], check=True, env=env)
+    subprocess.run([sys.executable, *prof, "-m", "vidpose.cli", *args], check=True, env=env)
     return time.perf_counter() - t0
+
+
+def show_profile(path: Path, n: int = 45) -> None:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("cumulative").print_stats(r"^(?!.*(importlib|<frozen)).*$", n)
+
+
+def decode_only(videos: list[Path], reader: str, jobs: int, batch_size: int) -> dict:
+    """Decode every video (``jobs`` at a time, one thread each) to host frames; frames/s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vidpose.video import open_video
+
+    def one(path: Path) -> int:
+        n = 0
+        with open_video(path, reader=reader) as vr:
+            for batch in vr.iter_batches(batch_size):
+                n += len(batch.indices)
+        return n
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        frames = sum(pool.map(one, videos))
+    wall = time.perf_counter() - t0
+    return {"reader": reader, "jobs": jobs, "frames": frames, "seconds": wall, "fps": frames / wall}
+
+
+def model_only(model_dir: Path, batch_size: int, hw: tuple[int, int], seconds: float = 5.0):
+    """Frames/s of the captured prediction graph (upload excluded) on one uint8 batch."""
+    from vidpose.predict.predictor import _Members, load_model
+
+    members = _Members([load_model(model_dir)])
+    frames = torch.randint(0, 255, (batch_size, *hw, 3), dtype=torch.uint8, device="cuda")
+    for _ in range(3):
+        members.infer(frames, batch_size)
+    torch.cuda.synchronize()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        members.infer(frames, batch_size)
+        n += batch_size
+    torch.cuda.synchronize()
+    return {"batch_size": batch_size, "fps": n / (time.perf_counter() - t0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--ensemble", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--save-model", type=Path, default=None, help="train the model here")
+    ap.add_argument("--profile", type=Path, default=None, help="cProfile output folder")
     args = ap.parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     out: dict = {
         "benchmark": "predict_many",
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
@@ -79,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         project = project_with_settings(args.project, tmp / "project")
         if model is None:
             t0 = time.perf_counter()
-            res = train(project, TRAIN, model_dir=tmp / "model", progress=False)
+            res = train(project, TRAIN, model_dir=args.save_model or tmp / "model", progress=False)
             out["train_call_seconds"] = time.perf_counter() - t0
             out["train_fit_seconds"] = res.train_seconds
             model = res.model_dir
@@ -112,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
             out["many"][reader] = row
             print(reader, json.dumps(row), flush=True)
         reader = args.readers.split(",")[0]
+        out["decode_only"] = decode_only(videos, reader, args.jobs, args.batch_size)
+        print("decode_only", json.dumps(out["decode_only"]), flush=True)
+        if torch.cuda.is_available():
+            from vidpose.video import probe_video
+
+            info = probe_video(args.video)
+            out["model_only"] = model_only(model, args.batch_size, (info.height, info.width))
+            print("model_only", json.dumps(out["model_only"]), flush=True)
         t0 = time.perf_counter()
         subprocess.run(
             [sys.executable, "-c", "import vidpose.cli, vidpose.predict.run, vidpose.video"],
@@ -130,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
                 reader,
                 "--batch-size",
                 str(args.batch_size),
-            ]
+            ],
+            args.profile / "cli.prof" if args.profile else None,
         )
+        if args.profile:
+            show_profile(args.profile / "cli.prof")
         out["cli"] = {
             "reader": reader,
             "import_seconds": import_s,
@@ -147,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             vidpose.train_ensemble(project, seeds, tmp / "ens", TRAIN, progress=False)
             whole = time.perf_counter() - t0
+            import cProfile
+
+            prof = cProfile.Profile() if args.profile else None
             t0 = time.perf_counter()
+            if prof:
+                prof.enable()
             res = vidpose.predict_videos(
                 tmp / "ens",
                 [args.video],
@@ -156,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                 reader=reader,
             )
             pred = time.perf_counter() - t0
+            if prof:
+                prof.disable()
+                prof.dump_stats(str(args.profile / "ensemble.prof"))
+                show_profile(args.profile / "ensemble.prof", 30)
             out["ensemble"] = {
                 "members": len(seeds),
                 "one_member_train_call_seconds": one_member,
