@@ -85,3 +85,20 @@ def test_importing_prediction_loads_neither_lightning_nor_dynamo_nor_kornia():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_prediction_never_imports_the_training_package():
+    """Not even lazily: ``vidpose.training``'s package import loads Lightning (and with it
+    torch._dynamo, ~10 s on a GPU host), which ``vidpose predict`` must never pay."""
+    offenders = []
+    for path in sorted((SRC / "predict").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [
+                f"{path.name}:{node.lineno} {n}" for n in names if n.startswith("vidpose.training")
+            ]
+    assert offenders == []

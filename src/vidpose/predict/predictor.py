@@ -1,7 +1,7 @@
 """Inference with a trained model: images and whole videos, streamed in batches.
 
 Video pipeline: a decoder thread fills a small queue of frame batches (so decoding overlaps
-the network) -> host-to-device copy -> resize on the device -> forward in bf16 / channels_last
+the network) -> host-to-device copy -> resize on the device -> forward in bf16
 on CUDA -> coordinates mapped to original-frame pixels on the device -> one host copy per batch.
 Memory is bounded by the queue, whatever the video's length.
 
@@ -384,7 +384,7 @@ class _Members:
         are overwritten by the next call."""
         if not self.use_graphs:
             return self._eager(frames)
-        from vidpose.training.graphed import StepGraphs
+        from vidpose._graphs import StepGraphs
 
         if self._graphs is None:
             self._graphs = StepGraphs(
