@@ -5,6 +5,7 @@ The public API, importable from the top level::
     read_poses, write_poses, Poses          tables of keypoints (vidpose.io)
     output_format                           the table format an output path would get
     load_project, check_project, run_check  project folders (vidpose.project)
+    import_sleap                            a project from SLEAP labels (.slp, .pkg.slp)
     synthesize_project                      synthetic projects with ground truth
     config_help                             every config key, its type and default
     train, train_ensemble                   project -> model (or ensemble) directory
@@ -40,6 +41,7 @@ _LAZY = {
     "load_project": "vidpose.project",
     "check_project": "vidpose.project",
     "run_check": "vidpose.project",
+    "import_sleap": "vidpose.project.sleap_import",
     "synthesize_project": "vidpose.synthetic",
     "config_help": "vidpose.config",
     "train": "vidpose.training",

@@ -32,3 +32,7 @@ class ConfigError(VidposeError):
 
 class ReaderUnavailableError(VideoError):
     """A requested video reader backend is not installed or cannot decode this video."""
+
+
+class MissingDependencyError(VidposeError, ImportError):
+    """An optional dependency is not installed; the message says how to install it."""

@@ -37,6 +37,7 @@ COMMANDS = (
     "label_video",
     "export",
     "convert",
+    "import_sleap",
     "demo",
     "list",
 )

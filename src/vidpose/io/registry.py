@@ -7,11 +7,24 @@ Allowed ``format=`` names and error messages are derived from the registry, neve
 How to add a format:
 
 1. Write ``src/vidpose/io/<name>.py`` with a class decorated by ``@register_format`` that has
-   ``name``, ``extensions`` (lower case, with the dot), ``description``, and three static
-   methods: ``sniff(head: bytes) -> bool`` (True only when the first bytes clearly belong to
-   this format), ``load(path: Path) -> Poses`` (raise :class:`~vidpose.errors.LabelsError`
-   naming the file and row on bad input) and ``save(poses: Poses, path: Path) -> None`` (write
-   straight to ``path``; :func:`write_poses` makes it atomic).
+   ``name``, ``extensions`` (lower case, with the dot; the longest matching one wins, so
+   ``.analysis.h5`` can belong to another format than ``.h5``), ``description``, and three
+   static methods: ``sniff(head: bytes) -> bool`` (True only when the first bytes clearly
+   belong to this format, or to the container it shares with others, e.g. HDF5),
+   ``load(path: Path) -> Poses`` (raise :class:`~vidpose.errors.LabelsError` naming the file
+   and row on bad input) and ``save(poses: Poses, path: Path) -> None`` (write straight to
+   ``path``; :func:`write_poses` makes it atomic). Optional:
+
+   - ``sniff_file(path: Path) -> bool``: a look inside the file (e.g. its HDF5 keys), asked
+     when the first bytes match several formats; a format without one stays a candidate
+     until another format claims the file.
+   - ``exact = False`` when the format cannot hold everything a :class:`Poses` holds (extra
+     columns, any frame ids, the scorer): the registry's exact round-trip tests then leave it
+     to its own tests.
+   - ``needs_fps = True`` when it cannot write a table without ``Poses.fps`` (``vidpose
+     convert`` then asks for ``--fps``).
+   - ``check(poses) -> None``: raise :class:`~vidpose.errors.ConfigError` for a table the
+     format cannot hold; :func:`write_poses` calls it before it creates any file.
 2. Add the module to the ``modules`` of :data:`FORMATS` below, so that the registry is
    complete however ``vidpose.io`` was imported.
 3. Add it to the round-trip tests in ``tests/io/test_registry.py``.
@@ -39,9 +52,15 @@ class PoseFormat:
     extensions: tuple[str, ...]
     help: str
     cls: type
+    exact: bool = True
 
     def sniff(self, head: bytes) -> bool:
         return bool(self.cls.sniff(head))
+
+    def sniff_file(self, path: Path) -> bool | None:
+        """The format's look inside the file; None when it has none."""
+        look = getattr(self.cls, "sniff_file", None)
+        return None if look is None else bool(look(path))
 
     def load(self, path: Path) -> Poses:
         return self.cls.load(path)
@@ -49,11 +68,26 @@ class PoseFormat:
     def save(self, poses: Poses, path: Path) -> None:
         self.cls.save(poses, path)
 
+    @property
+    def needs_fps(self) -> bool:
+        """Whether it writes only tables whose ``fps`` is known."""
+        return bool(getattr(self.cls, "needs_fps", False))
+
+    def check(self, poses: Poses, path: str | os.PathLike) -> None:
+        """Raise :class:`ConfigError` naming ``path`` if this format cannot hold ``poses``."""
+        check = getattr(self.cls, "check", None)
+        if check is None:
+            return
+        try:
+            check(poses)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
 
 FORMATS: Registry[PoseFormat] = Registry(
     "format",
     key="format",
-    modules=("vidpose.io.csv_format", "vidpose.io.dlc_h5"),
+    modules=("vidpose.io.csv_format", "vidpose.io.dlc_h5", "vidpose.io.nwb", "vidpose.io.sleap"),
     columns=lambda f: ", ".join(f.extensions),
 )
 
@@ -65,13 +99,16 @@ def register_format(cls: type) -> type:
     for attr in ("sniff", "load", "save"):
         if not callable(getattr(cls, attr, None)):
             raise TypeError(f"pose format {name!r} must define a static method {attr}()")
+    if hasattr(cls, "sniff_file") and not callable(cls.sniff_file):
+        raise TypeError(f"pose format {name!r}: sniff_file must be a static method")
     for other in FORMATS:
         clash = set(extensions) & set(other.extensions)
         if clash:
             raise ValueError(
                 f"pose format {name!r}: extensions {sorted(clash)} already used by {other.name!r}"
             )
-    FORMATS.add(PoseFormat(name, extensions, cls.description, cls))
+    exact = bool(getattr(cls, "exact", True))
+    FORMATS.add(PoseFormat(name, extensions, cls.description, cls, exact))
     return cls
 
 
@@ -80,23 +117,34 @@ def _known() -> str:
 
 
 def _by_extension(path: Path) -> PoseFormat | None:
-    suffix = path.suffix.lower()
-    for fmt in FORMATS:
-        if suffix in fmt.extensions:
-            return fmt
-    return None
+    """The format owning the longest extension that ends ``path``'s name."""
+    name = path.name.lower()
+    owners = [(len(e), f) for f in FORMATS for e in f.extensions if name.endswith(e)]
+    return max(owners, key=lambda owner: owner[0])[1] if owners else None
+
+
+def _look_inside(candidates: list[PoseFormat], path: Path) -> list[PoseFormat]:
+    """Narrow formats whose first bytes all match by their ``sniff_file``: those that claim
+    the file, else those that have no such look (they were not ruled out)."""
+    answers = [(f, f.sniff_file(path)) for f in candidates]
+    claimed = [f for f, answer in answers if answer]
+    return claimed or [f for f, answer in answers if answer is None]
 
 
 def detect_format(path: str | os.PathLike) -> PoseFormat:
     """The format of an existing file: its content when that is unambiguous, else its extension.
 
     Content wins so that, e.g., a DeepLabCut .h5 renamed to .csv is still read correctly
-    instead of failing as "not UTF-8".
+    instead of failing as "not UTF-8". When the first bytes match several formats (HDF5 is
+    DeepLabCut's, SLEAP's .slp and SLEAP's analysis files), each one's ``sniff_file`` looks
+    inside.
     """
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
     sniffed = [f for f in FORMATS if f.sniff(head)]
+    if len(sniffed) > 1:
+        sniffed = _look_inside(sniffed, path)
     if len(sniffed) == 1:
         return sniffed[0]
     fmt = _by_extension(path)
@@ -156,9 +204,11 @@ def write_poses(poses: Poses, path: str | os.PathLike, format: str | None = None
         format: a name in :data:`FORMATS`; by default chosen from the extension of ``path``.
 
     Raises:
-        ConfigError: no format for ``path`` (see :func:`output_format`).
+        ConfigError: no format for ``path`` (see :func:`output_format`), or its format cannot
+            hold ``poses`` (e.g. NWB without ``fps``); nothing is written then.
     """
     path = Path(path)
     fmt = output_format(path, format)
+    fmt.check(poses, path)
     with atomic_path(path) as tmp:
         fmt.save(poses, tmp)

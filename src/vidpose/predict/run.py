@@ -127,17 +127,27 @@ def output_stems(videos: Sequence[str | Path]) -> dict[Path, str]:
     return {p: by_norm[normalized_path(p)] for p in paths}
 
 
-PREDICTION_FORMATS = ("csv", "h5")
-"""Table formats ``predict`` writes (by extension)."""
+def _check_formats(formats: Sequence[str], ensemble: bool) -> tuple[str, ...]:
+    """The table formats to write, as extensions without the dot (any in the format registry).
 
+    An ensemble's first format holds the smoothed table and its statistics columns, so it must
+    be one that holds every column (an ``exact`` format: csv, h5).
+    """
+    from vidpose.io import FORMATS
 
-def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    known = {e.lstrip("."): f for f in FORMATS for e in f.extensions}
     out = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
-    bad = [f for f in out if f not in PREDICTION_FORMATS]
+    bad = [f for f in out if f not in known]
     if not out or bad:
         raise ConfigError(
-            f"--format: expected one or more of {', '.join(PREDICTION_FORMATS)} (e.g. csv,h5), "
+            f"--format: expected one or more of {', '.join(known)} (e.g. csv,h5), "
             f"got {','.join(formats)!r}"
+        )
+    if ensemble and not known[out[0]].exact:
+        exact = ", ".join(e for e, f in known.items() if f.exact)
+        raise ConfigError(
+            f"--format: an ensemble's smoothed table and its statistics go to the first format, "
+            f"which must hold every column ({exact}): e.g. --format csv,{','.join(out)}"
         )
     return out
 
@@ -248,7 +258,8 @@ def predict_videos(
         batch_size, device, precision, reader, compile: None takes the model's ``predict.*``.
         jobs: videos decoded at once (default 6); single-frame networks predict them together.
         formats: table formats written per video, by extension: "csv" (DeepLabCut / Lightning
-            Pose layout) and/or "h5" (DeepLabCut's); the first is the one returned and smoothed.
+            Pose layout), "h5" (DeepLabCut's), "nwb" (ndx-pose) or any other in the format
+            registry; the first is the one returned and smoothed.
         dlc_names: name tables ``<stem>DLC_<scorer>.<ext>`` as DeepLabCut's tools look for them.
         progress: show a progress bar per video.
         names: video -> output stem, overriding :func:`output_stems` (for callers that must
@@ -263,9 +274,9 @@ def predict_videos(
     # The table writers (pandas, a second of imports) load in the background while the
     # model loads and the first frames are predicted.
     threading.Thread(target=_preload_writers, daemon=True, name="vidpose-preload").start()
-    formats = _check_formats(formats)
     model_dir = Path(model_dir)
     members, ensemble = model_members(model_dir)
+    formats = _check_formats(formats, ensemble)
     out_dir = Path(out_dir or (model_dir / "videos"))
     given = [Path(v) for v in videos]
     stems = output_stems(given)
@@ -302,6 +313,7 @@ def predict_videos(
         atomic_write_text(out_dir / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
 
     tables: dict[Path, list[Path]] = {}
+    described: dict[Path, tuple] = {}  # video -> (fps, video, skeleton) of its predictions
     models = []
     if todo:
         for member in members:
@@ -347,6 +359,7 @@ def predict_videos(
 
                 writes.append((video, writer.submit(write)))
                 tables.setdefault(video, []).append(out)
+                described[video] = (poses.fps, poses.video, poses.skeleton)
                 assert stats is not None
                 log(f"wrote {out}  ({stats.frames} frames, {stats.fps:,.0f} frames/s)")
 
@@ -392,8 +405,11 @@ def predict_videos(
                 from vidpose.smooth.run import without_keypoint_columns
 
                 smoothed = run_smooth(tables[video], final, smoothing="auto")
+                plain = without_keypoint_columns(smoothed)
+                # read back from the members' tables: what CSV cannot hold comes from memory
+                plain.fps, plain.video, plain.skeleton = described[video]
                 for fmt in formats[1:]:  # the table in the other formats (statistics: CSV)
-                    write_poses(without_keypoint_columns(smoothed), out_dir / f"{named}.{fmt}")
+                    write_poses(plain, out_dir / f"{named}.{fmt}")
             except VidposeError as exc:
                 result.failed[video] = f"the members' predictions cannot be smoothed: {exc}"
                 continue

@@ -22,6 +22,8 @@ _LAZY = {
     "Project": "vidpose.project.load",
     "find_label_files": "vidpose.project.load",
     "find_videos": "vidpose.project.load",
+    "ImportResult": "vidpose.project.sleap_import",
+    "import_sleap": "vidpose.project.sleap_import",
     "load_project": "vidpose.project.load",
     "SETTINGS_FILE": "vidpose.project.settings",
     "ProjectSettings": "vidpose.project.settings",

@@ -401,7 +401,8 @@ def _scan_labels(scan: ProjectScan) -> None:
             f"{LABELS_STEM}.csv",
             None,
             f"no labels found: expected {LABELS_STEM}.csv (or .h5, or {LABELS_STEM}_<scorer>"
-            f".csv) in {root}, or {LABELED_DATA_DIR}/<video>/{LABELS_STEM}_<scorer>.csv",
+            f".csv) in {root}, or {LABELED_DATA_DIR}/<video>/{LABELS_STEM}_<scorer>.csv"
+            + _sleap_hint(root),
             "labels-missing",
         )
         return
@@ -456,6 +457,19 @@ def _scan_labels(scan: ProjectScan) -> None:
         return
     scan.rows = _locate_rows(root, files, frames)
     scan.image_paths = [_resolve_image(root, scan.rows[i], f) for i, f in enumerate(frames)]
+
+
+def _sleap_hint(root: Path) -> str:
+    """How to import the SLEAP labels files lying in ``root``, if any."""
+    found = sorted(p for p in root.glob("*.slp") if p.is_file())
+    if not found:
+        return ""
+    names = ", ".join(p.name for p in found)
+    try:
+        shown = found[0].relative_to(Path.cwd())
+    except ValueError:
+        shown = found[0]
+    return f"; found {names}: import it with `vidpose import-sleap {shown} DIR` (a new folder)"
 
 
 def _add_labels_error(scan: ProjectScan, exc: Exception, files: list[Path]) -> None:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from vidpose._atomic import atomic_path
 from vidpose.errors import VideoError, VidposeError
+from vidpose.io.frame_names import frame_digits, frame_image_name
 from vidpose.project.load import LABELED_DATA_DIR, find_videos
 from vidpose.video import probe_video, read_frames
 
@@ -57,7 +58,7 @@ def _digit_width(folder: Path, n_frames: int) -> int:
     widths = [w[2] for p in folder.glob("*.png") if (w := frame_number(p)) is not None]
     if widths:
         return max(set(widths), key=widths.count)
-    return len(str(max(n_frames - 1, 0)))
+    return frame_digits(n_frames)
 
 
 def _save_png(frame: np.ndarray, path: Path) -> None:
@@ -101,7 +102,7 @@ def extract_frames(
                 for j in (f - d, f + d):
                     if 0 <= j < n:
                         targets.setdefault(j, False)
-        paths = {f: folder / f"img{f:0{width}d}.png" for f in sorted(targets)}
+        paths = {f: folder / frame_image_name(f, width) for f in sorted(targets)}
         todo = [f for f, path in paths.items() if not path.exists()]
         result.existing += [paths[f] for f in paths if f not in todo]
         decoded = read_frames(video, todo)
@@ -112,7 +113,7 @@ def extract_frames(
             _save_png(decoded[f], paths[f])
             (result.written if targets[f] else result.neighbours).append(paths[f])
         listing = group.copy()
-        listing.insert(0, "image", [f"img{int(f):0{width}d}.png" for f in listing["frame"]])
+        listing.insert(0, "image", [frame_image_name(f, width) for f in listing["frame"]])
         list_path = folder / "frames_to_label.csv"
         if list_path.exists():
             old = pd.read_csv(list_path)

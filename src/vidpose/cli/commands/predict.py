@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--format",
         default="csv",
         help="table formats, comma-separated: csv (DeepLabCut / Lightning Pose layout), h5 "
-        "(DeepLabCut's), e.g. csv,h5",
+        "(DeepLabCut's), nwb (NWB with ndx-pose) or another extension of `vidpose list "
+        "formats`, e.g. csv,nwb",
     )
     p.add_argument(
         "--dlc-names",
