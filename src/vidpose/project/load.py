@@ -201,6 +201,33 @@ def summarize_errors(root: Path, errors: list[Problem], limit: int = 10) -> str:
     return "\n".join([head + ":", *lines])
 
 
+VISIBLE_COLUMN = "visible"
+"""A per-keypoint labels column (Lightning Pose's and SLEAP's visibility flag): 1/true keeps the
+label, 0/false makes it missing (a position given for an occluded keypoint is not trained on)."""
+
+
+def _apply_visible_flags(scan: ProjectScan, labels: Poses) -> None:
+    """Honour a ``visible`` column: hidden keypoints become missing labels; any value other
+    than 0, 1 or empty is an error naming the row and keypoint."""
+    flags = labels.keypoint_columns.pop(VISIBLE_COLUMN)
+    bad = ~np.isnan(flags) & (flags != 0) & (flags != 1)
+    for r, k in list(zip(*np.nonzero(bad)))[:MAX_ROWS_LISTED]:
+        scan.add(
+            "error",
+            scan.rows[r].file,
+            f"{scan.rows[r].where} ({labels.frames[r]})",
+            f"keypoint {labels.keypoints[k]!r}: visible is {flags[r, k]!r}; expected 1 "
+            f"(visible), 0 (hidden) or empty",
+            "labels-visible-flag",
+        )
+    hidden = (flags == 0) & labels.visible
+    if hidden.any():
+        labels.coords[hidden] = np.nan
+        scan.notes.append(
+            f"{int(hidden.sum())} labeled position(s) flagged visible=0 are treated as missing"
+        )
+
+
 def scan_project(project_dir: str | Path) -> ProjectScan:
     """Read what the project holds without decoding pixels; collect every problem found."""
     root = Path(project_dir).expanduser().resolve()
@@ -456,6 +483,8 @@ def _scan_labels(scan: ProjectScan) -> None:
         )
         return
     scan.rows = _locate_rows(root, files, frames)
+    if VISIBLE_COLUMN in labels.keypoint_columns:
+        _apply_visible_flags(scan, labels)
     scan.image_paths = [_resolve_image(root, scan.rows[i], f) for i, f in enumerate(frames)]
 
 
