@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vidpose.cli import main as cli_main
-from vidpose.errors import VidposeError
+from vidpose.errors import VideoError, VidposeError
 from vidpose.io import read_poses
 from vidpose.predict import load_model
 from vidpose.training import train
@@ -156,3 +156,27 @@ def test_the_models_predict_config_gives_the_prediction_defaults(tiny_model, tmp
     model.predict_video(video)
     model.predict_video(video, reader="auto")
     assert asked == ["pyav", "auto"]
+
+
+def test_decoder_processes_predict_what_decoder_threads_do(tiny_model, tiny_video, tmp_path):
+    """predict.decoders=processes (worker processes filling shared buffers) gives the same
+    tables as threads, and a corrupt video still fails alone."""
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00not a video" * 40)
+    model = load_model(tiny_model, device="cpu")
+    results = {}
+    for decoders in ("threads", "processes"):
+        model.cfg.predict.decoders = decoders
+        got: dict = {}
+        model.predict_videos(
+            [tiny_video, bad, tiny_video],
+            batch_size=16,
+            jobs=2,
+            on_done=lambda path, res, _stats, got=got: got.setdefault(path, []).append(res),
+        )
+        results[decoders] = got
+    threads, procs = results["threads"], results["processes"]
+    assert isinstance(procs[bad][0], VideoError)
+    assert len(procs[tiny_video]) == 2
+    for a in procs[tiny_video]:
+        assert a.equals(threads[tiny_video][0])

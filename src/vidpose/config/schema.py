@@ -196,6 +196,12 @@ class PredictConfig:
         "auto", "numeric precision; auto = bf16 on a GPU that has it", choices=PREDICT_PRECISIONS
     )
     compile: bool = setting(False, "torch.compile the network (pays off on long videos)")
+    decoders: str = setting(
+        "auto",
+        "how videos are decoded for prediction: threads, processes (worker processes with a "
+        "GIL each, filling shared buffers), or auto = processes for a CPU reader feeding a GPU",
+        choices=("auto", "threads", "processes"),
+    )
 
 
 @dataclass

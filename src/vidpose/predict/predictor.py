@@ -13,6 +13,7 @@ video's ends). ``predict_images`` treats its images as unrelated: each one is it
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -271,7 +273,7 @@ class PoseModel:
         """
         bs = batch_size or self.cfg.predict.batch_size
         reader = reader or self.cfg.predict.reader
-        if self.network.context_frames > 1 or self._features is not None:
+        if self.network.context_frames > 1:
             for path in paths:
                 stats: list[PredictStats] = []
                 try:
@@ -306,14 +308,13 @@ DEFAULT_JOBS = 6
 
 def shares_frames(models: list[PoseModel]) -> bool:
     """Whether several models can predict from the same decoded, resized frames in one pass
-    (:func:`predict_with_members`): single-frame networks, not compiled, with the same device,
-    input size and keypoints."""
+    (:func:`predict_with_members`): single-frame networks with the same device, input size
+    and keypoints."""
     if len(models) < 2:
         return False
     first = models[0]
     return all(
         m.network.context_frames == 1
-        and m._features is None
         and (m.device, m.input_hw, m.keypoints, m.precision)
         == (first.device, first.input_hw, first.keypoints, first.precision)
         for m in models
@@ -341,8 +342,8 @@ def predict_with_members(
     first = models[0]
     if len(models) > 1 and not shares_frames(models):
         raise VidposeError(
-            "these models cannot share frames (a temporal window, compiled, or different device, "
-            "input size, keypoints or precision): predict them one by one"
+            "these models cannot share frames (a temporal window, or different device, input "
+            "size, keypoints or precision): predict them one by one"
         )
     bs = batch_size or first.cfg.predict.batch_size
     reader = reader or first.cfg.predict.reader
@@ -350,7 +351,22 @@ def predict_with_members(
         return
     jobs = max(1, min(len(paths), jobs or DEFAULT_JOBS))
     runner = _Members(models)
-    _MultiVideo(runner, paths, bs, reader, jobs, progress, on_done).run()
+    processes = _decode_in_processes(first.cfg.predict.decoders, reader, runner.device)
+    _MultiVideo(runner, paths, bs, reader, jobs, progress, on_done, processes).run()
+
+
+def _decode_in_processes(decoders: str, reader: str, device: torch.device) -> bool:
+    """``predict.decoders``: auto = worker processes when a CPU reader feeds a GPU (decoder
+    threads share one GIL and top out near 4,400 frames/s on a 16-core H100 host)."""
+    from vidpose.video import READERS
+
+    if decoders != "auto":
+        return decoders == "processes"
+    if device.type != "cuda":
+        return False  # the network needs the CPU cores itself
+    if reader == "auto":
+        return not any(spec.gpu for spec in READERS)
+    return not READERS.get(reader).gpu
 
 
 class _Members:
@@ -362,7 +378,8 @@ class _Members:
         self.device = first.device
         self.keypoints = first.keypoints
         self.input_hw = first.input_hw
-        self.use_graphs = self.device.type == "cuda" and all(m._features is None for m in models)
+        # compiled backbones (``predict.compile``) are captured too: their kernels replay
+        self.use_graphs = self.device.type == "cuda"
         self._graphs = None
 
     def _eager(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -372,7 +389,10 @@ class _Members:
         coords, conf = [], []
         with first._autocast:
             for m in self.models:
-                out = m.network.forward_images(x)
+                if m._features is None:
+                    out = m.network.forward_images(x)
+                else:  # a single-frame network's forward, its backbone compiled
+                    out = m.network.forward_head(m._features(x))
                 coords.append(input_to_orig(out.coords.float(), orig_hw, self.input_hw))
                 conf.append(out.confidence.float())
         return torch.stack(coords), torch.stack(conf)
@@ -432,12 +452,19 @@ MAX_IN_FLIGHT = 8
 class _MultiVideo:
     """The machinery of :meth:`PoseModel.predict_videos`."""
 
-    def __init__(self, model: _Members, paths, bs, reader, jobs, progress, on_done) -> None:
+    def __init__(
+        self, model: _Members, paths, bs, reader, jobs, progress, on_done, processes=False
+    ) -> None:
         self.model = model
         self.paths = list(paths)
         self.bs = bs
         self.reader = reader
         self.jobs = jobs
+        self.processes = processes
+        self._procs: Any = None  # ProcessDecoders when decoding in worker processes
+        self._registered: dict[int, list[torch.Tensor]] = {}  # page-locked shared buffers
+        self._copy_stream: torch.cuda.Stream | None = None
+        self._returns: deque[tuple[Any, Any]] = deque()  # (copy done event, ticket)
         self.on_done = on_done
         self.members = len(model.models)
         self.queue: queue.Queue = queue.Queue(maxsize=2 * jobs + 2)
@@ -468,7 +495,11 @@ class _MultiVideo:
             self.queue.put((i, exc, None))
 
     def _decoders(self) -> None:
-        """Start one decoder per video, at most ``jobs`` at a time."""
+        """Start one decoder per video, at most ``jobs`` at a time (threads, or worker
+        processes: :mod:`vidpose.predict.decoders`)."""
+        if self.processes:
+            self._start_processes()
+            return
 
         def feeder() -> None:
             for i, path in enumerate(self.paths):
@@ -481,6 +512,94 @@ class _MultiVideo:
 
         threading.Thread(target=feeder, daemon=True, name="vidpose-decoders").start()
 
+    def _start_processes(self) -> None:
+        from vidpose.predict.decoders import END, ProcessDecoders
+
+        reader = "pyav" if self.reader == "auto" else self.reader
+        procs = self._procs = ProcessDecoders(self.jobs, self.bs, reader=reader)
+        for i, path in enumerate(self.paths):
+            procs.submit(i, path)
+
+        ended: set[int] = set()
+
+        def bridge() -> None:
+            try:
+                while len(ended) < len(self.paths) and not self.stop.is_set():
+                    try:
+                        i, kind, payload = procs.get(timeout=1.0)
+                    except queue.Empty:
+                        continue
+                    if kind == "open":
+                        self.queue.put((i, "open", payload))
+                    elif kind == END:
+                        ended.add(i)
+                        self.queue.put((i, _END, None))
+                    elif isinstance(kind, BaseException):
+                        ended.add(i)
+                        self.queue.put((i, kind, None))
+                    else:
+                        self.queue.put((i, kind, (kind.frames, payload)))
+            except BaseException as exc:  # every worker died: the videos left fail with it
+                for i in sorted(set(range(len(self.paths))) - ended):
+                    self.queue.put((i, exc, None))
+
+        threading.Thread(target=bridge, daemon=True, name="vidpose-decoders").start()
+
+    def _shared_to_device(self, frames: torch.Tensor, ticket: Any) -> torch.Tensor:
+        """A worker's shared batch on the device; its buffer goes back to the worker once the
+        copy is done (at once on CPU, or when the copy's event has passed on CUDA)."""
+        device = self.model.device
+        if device.type != "cuda":
+            return frames  # consumed by the network below, before the buffer is handed back
+        if self._copy_stream is None:
+            self._copy_stream = torch.cuda.Stream(device)
+        pinned = self._pin(frames)
+        with torch.cuda.stream(self._copy_stream):
+            out = frames.to(device, non_blocking=pinned)
+            done = torch.cuda.Event()
+            done.record(self._copy_stream)
+        torch.cuda.current_stream(device).wait_event(done)
+        out.record_stream(torch.cuda.current_stream(device))
+        self._returns.append((done, ticket))
+        return out
+
+    def _pin(self, frames: torch.Tensor) -> bool:
+        """Page-lock a worker's shared buffer once (asynchronous copies); False if it cannot
+        be (the copy is then synchronous, and as correct)."""
+        base = frames._base if frames._base is not None else frames
+        key = base.data_ptr()
+        if key in self._registered:
+            return True
+        try:
+            nbytes = base.untyped_storage().nbytes()
+            err = torch.cuda.cudart().cudaHostRegister(key, nbytes, 0)
+            ok = int(err) == 0 if not isinstance(err, tuple) else int(err[0]) == 0
+        except Exception:  # an old torch without cudart bindings: pageable copies
+            ok = False
+        if ok:
+            self._registered[key] = [base]
+        return ok
+
+    def _hand_back(self, block: bool) -> None:
+        """Return to their workers the buffers whose copies are done (all when ``block``)."""
+        while self._returns:
+            done, ticket = self._returns[0]
+            if done is not None and not done.query():
+                if not block:
+                    return
+                done.synchronize()
+            self._returns.popleft()
+            self._procs.release(ticket)
+
+    def _unpin_all(self) -> None:
+        if not self._registered:
+            return
+        torch.cuda.synchronize()
+        for key in self._registered:
+            with contextlib.suppress(Exception):
+                torch.cuda.cudart().cudaHostUnregister(key)
+        self._registered.clear()
+
     # main loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -488,6 +607,9 @@ class _MultiVideo:
         ended = 0
         try:
             while ended < len(self.paths):
+                if self._procs is not None:
+                    # workers wait for their buffers: hand back all of them before blocking
+                    self._hand_back(block=self.queue.empty())
                 i, what, payload = self.queue.get()
                 if what == "open":
                     self.states[i] = _VideoState(
@@ -506,15 +628,31 @@ class _MultiVideo:
                         st.error = what
                     ended += 1
                     self._sem.release()
-                elif self.states[i].error is None:
+                else:
+                    ticket = None
+                    if isinstance(payload, tuple):  # a worker process's shared buffer
+                        payload, ticket = payload
                     try:
-                        self._infer(i, self.states[i], what, payload)
+                        if self.states[i].error is None:
+                            if ticket is not None:
+                                payload = self._shared_to_device(payload, ticket)
+                                if self.model.device.type == "cuda":
+                                    ticket = None  # handed back when its copy is done
+                            self._infer(i, self.states[i], what, payload)
                     except Exception as exc:  # this video fails; the others go on
                         self.states[i].error = exc
+                    finally:
+                        if ticket is not None:
+                            self._procs.release(ticket)
                 self._collect(block=False)
             self._collect(block=True)
         finally:
             self.stop.set()
+            if self._procs is not None:
+                with contextlib.suppress(Exception):
+                    self._hand_back(block=True)
+                self._procs.close()
+                self._unpin_all()
             for _ in range(self.jobs):  # let a feeder waiting for a slot see the stop
                 self._sem.release()
             if self.bar is not None:

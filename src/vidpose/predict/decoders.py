@@ -1,0 +1,192 @@
+"""Decode many videos in worker processes, into shared memory the predicting process reads.
+
+Why processes: PyAV decodes in C, but each frame also costs Python work (demuxing, the colour
+conversion call, copying into the batch) under the GIL, so decoder *threads* in one process top
+out at about 4,400 frames/s of a 406x396 H.264 video on a 16-core H100 host, whatever their
+number (8 threads: 4,424; 16: 4,185; ``bench/predict_ceilings.py``), below what the network
+takes. Separate processes have a GIL each.
+
+How: ``jobs`` worker processes (spawned: the parent may already hold a CUDA context) take
+videos from a task queue. For each video a worker makes ``slots`` batch buffers in shared
+memory (torch tensors, shared once per video), decodes ``batch_size`` frames at a time into a
+free buffer and sends only its number, the frame indices and validity. The parent copies the
+buffer to the GPU and hands it back (:meth:`ProcessDecoders.release`), so at most ``slots``
+batches per worker are in memory and the workers never overwrite what the parent still reads.
+
+Messages from :meth:`ProcessDecoders.get`, for the video submitted as ``i``:
+
+- ``(i, "open", info)``: the video's :class:`~vidpose.video.base.VideoInfo`;
+- ``(i, FrameBatch, ticket)``: a batch whose ``frames`` is a uint8 tensor view of a shared
+  buffer; pass ``ticket`` to :meth:`release` once its frames are copied;
+- ``(i, END, None)``: all of the video's frames were sent;
+- ``(i, exc, None)``: decoding failed (an exception instance; the video's other messages end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import queue as queue_mod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from vidpose.video.base import FrameBatch
+
+END = "end"
+_STOP = None
+_RETURN_TIMEOUT = 600.0
+"""Seconds a worker waits for the parent to hand back a buffer before it gives up."""
+
+
+class DecoderError(RuntimeError):
+    """A worker's decoding failure, re-raised in the parent with the worker's message."""
+
+
+def _worker(
+    wid: int,
+    tasks: Any,
+    results: Any,
+    free: Any,
+    batch_size: int,
+    reader: str,
+    slots: int,
+) -> None:
+    """One decoder process: videos from ``tasks`` until the stop marker."""
+    torch.set_num_threads(1)
+    from vidpose.video import open_video
+
+    while True:
+        task = tasks.get()
+        if task is _STOP:
+            return
+        i, path = task
+        outstanding = 0  # batches sent whose buffers the parent has not handed back
+        try:
+            with open_video(path, reader=reader) as vr:
+                info = vr.info
+                shape = (batch_size, info.height, info.width, 3)
+                buffers = [
+                    torch.empty(shape, dtype=torch.uint8).share_memory_() for _ in range(slots)
+                ]
+                available = list(range(slots))
+                results.put((i, "open", (info, wid, buffers)))
+                for batch in vr.iter_batches(batch_size):
+                    if not available:
+                        available.append(free.get())
+                        outstanding -= 1
+                    slot = available.pop()
+                    frames = np.asarray(batch.frames)
+                    buffers[slot][: len(frames)].numpy()[...] = frames
+                    results.put((i, "batch", (wid, slot, batch.start, len(frames), batch.valid)))
+                    outstanding += 1
+            results.put((i, END, None))
+        except BaseException as exc:  # reported for this video; the worker goes on
+            try:
+                pickled: bytes | None = pickle.dumps(exc)
+            except Exception:  # an exception that cannot travel: its text does
+                pickled = None
+            results.put((i, "error", (f"{type(exc).__name__}: {exc}", pickled)))
+        # The parent hands back every slot it was sent (it copies or skips each batch) before
+        # this video's buffers may be reused or freed.
+        for _ in range(outstanding):
+            try:
+                free.get(timeout=_RETURN_TIMEOUT)
+            except queue_mod.Empty:  # the parent stopped reading: nothing left to protect
+                return
+
+
+class ProcessDecoders:
+    """``jobs`` decoder processes fed by :meth:`submit`; results from :meth:`get`.
+
+    Use as a context manager (the processes are stopped on exit, killed if they hang).
+
+    Args:
+        jobs: worker processes (each decodes one video at a time).
+        batch_size: frames per batch (the last batch of a video may be shorter).
+        reader: a CPU reader name (``pyav``).
+        slots: shared batch buffers per worker.
+    """
+
+    def __init__(self, jobs: int, batch_size: int, reader: str = "pyav", slots: int = 3) -> None:
+        if jobs < 1 or batch_size < 1 or slots < 1:
+            raise ValueError("jobs, batch_size and slots must be at least 1")
+        ctx = mp.get_context("spawn")
+        self._tasks = ctx.Queue()
+        self._results = ctx.Queue()
+        self._free = [ctx.Queue() for _ in range(jobs)]
+        self._buffers: dict[int, tuple[int, list[torch.Tensor]]] = {}
+        self._procs = [
+            ctx.Process(
+                target=_worker,
+                args=(w, self._tasks, self._results, self._free[w], batch_size, reader, slots),
+                daemon=True,
+                name=f"vidpose-decoder-{w}",
+            )
+            for w in range(jobs)
+        ]
+        for p in self._procs:
+            p.start()
+        self._closed = False
+
+    def submit(self, i: int, path: str | Path) -> None:
+        """Queue video ``i`` (any hashable key the caller uses for it)."""
+        self._tasks.put((i, str(path)))
+
+    def get(self, timeout: float | None = None) -> tuple[Any, Any, Any]:
+        """The next message (see the module docstring); raises ``queue.Empty`` on timeout and
+        :class:`DecoderError` if every worker died."""
+        while True:
+            try:
+                i, kind, payload = self._results.get(timeout=1.0 if timeout is None else timeout)
+            except queue_mod.Empty:
+                if not any(p.is_alive() for p in self._procs):
+                    raise DecoderError("every video decoder process has stopped") from None
+                if timeout is not None:
+                    raise
+                continue
+            if kind == "open":
+                info, wid, buffers = payload
+                self._buffers[i] = (wid, buffers)
+                return i, "open", info
+            if kind == "batch":
+                wid, slot, start, n, valid = payload
+                frames = self._buffers[i][1][slot][:n]
+                return i, FrameBatch(start=start, frames=frames, valid=valid), (wid, slot)
+            if kind == END:
+                self._buffers.pop(i, None)
+                return i, END, None
+            message, pickled = payload
+            self._buffers.pop(i, None)
+            exc = None
+            if pickled is not None:
+                with contextlib.suppress(Exception):
+                    exc = pickle.loads(pickled)
+            return i, exc if isinstance(exc, BaseException) else DecoderError(message), None
+
+    def release(self, ticket: tuple[int, int]) -> None:
+        """Hand a batch's buffer back to its worker (its frames were copied)."""
+        wid, slot = ticket
+        self._free[wid].put(slot)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._procs:
+            self._tasks.put(_STOP)
+        for p in self._procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
+        self._buffers.clear()
+
+    def __enter__(self) -> ProcessDecoders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,73 @@
+"""Decoder processes: the same frames as the reader in this process, errors per video."""
+
+from __future__ import annotations
+
+import queue
+
+import numpy as np
+import pytest
+import torch
+
+from vidpose.errors import VideoError
+from vidpose.predict.decoders import END, ProcessDecoders
+from vidpose.video import open_video
+
+
+def _reference(path) -> np.ndarray:
+    with open_video(path, reader="pyav") as vr:
+        return np.concatenate([np.asarray(b.frames) for b in vr.iter_batches(16)])
+
+
+@pytest.fixture(scope="module")
+def decoded(tiny_project_src, tmp_path_factory):
+    """Two workers, one buffer each (so every batch waits for the previous one's release),
+    over the tiny project's video twice and a corrupt file between them."""
+    video = next((tiny_project_src / "videos").glob("*.mp4"))
+    bad = tmp_path_factory.mktemp("bad") / "bad.mp4"
+    bad.write_bytes(b"not a video" * 50)
+    got: dict[int, list[torch.Tensor]] = {}
+    starts: dict[int, list[int]] = {}
+    events: dict[int, list] = {0: [], 1: [], 2: []}
+    with ProcessDecoders(jobs=2, batch_size=16, slots=1) as dec:
+        for i, path in enumerate([video, bad, video]):
+            dec.submit(i, path)
+        finished = 0
+        while finished < 3:
+            i, kind, payload = dec.get(timeout=120)
+            events[i].append(kind if isinstance(kind, str) else type(kind))
+            if kind == "open":
+                got[i], starts[i] = [], []
+            elif kind == END or isinstance(kind, BaseException):
+                finished += 1
+                if isinstance(kind, BaseException):
+                    events[i].append(kind)
+            else:
+                got[i].append(kind.frames.clone())
+                starts[i].append(kind.start)
+                dec.release(payload)
+        with pytest.raises(queue.Empty):
+            dec.get(timeout=0.5)  # nothing more comes
+    return video, got, starts, events
+
+
+def test_frames_equal_the_readers_in_this_process(decoded):
+    video, got, starts, _ = decoded
+    ref = _reference(video)
+    for i in (0, 2):
+        frames = torch.cat(got[i]).numpy()
+        assert frames.shape == ref.shape
+        assert np.array_equal(frames, ref)
+        assert starts[i] == list(range(0, len(ref), 16))
+
+
+def test_a_corrupt_video_is_an_error_for_it_alone(decoded):
+    _, _, _, events = decoded
+    assert events[1][0] is VideoError
+    assert "not a readable video" in str(events[1][1])
+    assert events[0][0] == "open" and events[0][-1] == END
+    assert events[2][0] == "open" and events[2][-1] == END
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        ProcessDecoders(jobs=0, batch_size=16)
