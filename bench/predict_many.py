@@ -57,6 +57,16 @@ def cli(args: list[str], profile: Path | None = None) -> float:
     return time.perf_counter() - t0
 
 
+def set_decoders(model_dir: Path, value: str) -> None:
+    """Set ``predict.decoders`` in a model directory's saved config."""
+    import yaml
+
+    path = Path(model_dir) / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg.setdefault("predict", {})["decoders"] = value
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
 def show_profile(path: Path, n: int = 45) -> None:
     import pstats
 
@@ -114,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--save-model", type=Path, default=None, help="train the model here")
     ap.add_argument("--profile", type=Path, default=None, help="cProfile output folder")
+    ap.add_argument(
+        "--decoders", default="auto", help="predict.decoders values, e.g. threads,processes"
+    )
+    ap.add_argument("--skip-decode-only", action="store_true")
     args = ap.parse_args(argv)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -145,12 +159,14 @@ def main(argv: list[str] | None = None) -> int:
             videos.append(v)
         frames = out["frames_per_video"] * len(videos)
         out["many"] = {}
-        for reader in args.readers.split(","):
+        runs = [(r, d) for r in args.readers.split(",") for d in args.decoders.split(",")]
+        for reader, decoders in runs:
+            set_decoders(model, decoders)
             t0 = time.perf_counter()
             res = vidpose.predict_videos(
                 model,
                 videos,
-                tmp / f"out_{reader}",
+                tmp / f"out_{reader}_{decoders}",
                 batch_size=args.batch_size,
                 reader=reader,
                 jobs=args.jobs,
@@ -163,11 +179,13 @@ def main(argv: list[str] | None = None) -> int:
                 "fps": frames / wall,
                 "failed": {str(k): v for k, v in res.failed.items()},
             }
-            out["many"][reader] = row
-            print(reader, json.dumps(row), flush=True)
+            out["many"][f"{reader}/{decoders}"] = row
+            print(f"{reader}/{decoders}", json.dumps(row), flush=True)
+        set_decoders(model, "auto")
         reader = args.readers.split(",")[0]
-        out["decode_only"] = decode_only(videos, reader, args.jobs, args.batch_size)
-        print("decode_only", json.dumps(out["decode_only"]), flush=True)
+        if not args.skip_decode_only:
+            out["decode_only"] = decode_only(videos, reader, args.jobs, args.batch_size)
+            print("decode_only", json.dumps(out["decode_only"]), flush=True)
         if torch.cuda.is_available():
             from vidpose.video import probe_video
 
