@@ -199,7 +199,8 @@ class PredictConfig:
     decoders: str = setting(
         "auto",
         "how videos are decoded for prediction: threads, processes (worker processes with a "
-        "GIL each, filling shared buffers), or auto = processes for a CPU reader feeding a GPU",
+        "GIL each, filling shared buffers), or auto = processes for a CPU reader feeding a GPU "
+        "4 videos or more",
         choices=("auto", "threads", "processes"),
     )
 

@@ -351,19 +351,24 @@ def predict_with_members(
         return
     jobs = max(1, min(len(paths), jobs or DEFAULT_JOBS))
     runner = _Members(models)
-    processes = _decode_in_processes(first.cfg.predict.decoders, reader, runner.device)
+    processes = _decode_in_processes(first.cfg.predict.decoders, reader, runner.device, len(paths))
     _MultiVideo(runner, paths, bs, reader, jobs, progress, on_done, processes).run()
 
 
-def _decode_in_processes(decoders: str, reader: str, device: torch.device) -> bool:
-    """``predict.decoders``: auto = worker processes when a CPU reader feeds a GPU (decoder
-    threads share one GIL and top out near 4,400 frames/s on a 16-core H100 host)."""
+AUTO_PROCESSES_MIN_VIDEOS = 4
+"""``predict.decoders=auto`` uses worker processes from this many videos on: starting them
+(each imports torch) took ~8 s on the H100 host, more than they can win back on one video."""
+
+
+def _decode_in_processes(decoders: str, reader: str, device: torch.device, videos: int) -> bool:
+    """``predict.decoders``: auto = worker processes when a CPU reader feeds a GPU with several
+    videos (decoder threads share one GIL: 4,400 frames/s at most on a 16-core H100 host)."""
     from vidpose.video import READERS
 
     if decoders != "auto":
         return decoders == "processes"
-    if device.type != "cuda":
-        return False  # the network needs the CPU cores itself
+    if device.type != "cuda" or videos < AUTO_PROCESSES_MIN_VIDEOS:
+        return False  # on a CPU the network needs the cores itself
     if reader == "auto":
         return not any(spec.gpu for spec in READERS)
     return not READERS.get(reader).gpu
