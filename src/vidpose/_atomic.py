@@ -6,6 +6,9 @@ behind, so each atomic write first deletes the leftovers of its own target whose
 gone: written on this machine (same ``<machine>`` tag) by a PID no longer alive. A leftover
 whose writer cannot be asked (another machine sharing the folder, Windows, or the
 ``.NAME.<random>.tmp`` names of earlier versions) is deleted once unmodified for an hour.
+
+Whole folders (an imported or synthesized project) are built in a folder beside their
+destination and moved in when complete (:func:`install_entries`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -157,3 +161,37 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def install_entries(tmp: Path, dest: Path, entries: list[str]) -> None:
+    """Put a folder built in ``tmp`` in place at ``dest``: rename it when ``dest`` is missing or
+    empty, else move each of ``entries`` (paths relative to both) in, the old one moved aside
+    first and all restored if a later move fails. ``tmp`` must sit beside ``dest``."""
+    if not dest.exists() or not any(dest.iterdir()):
+        with contextlib.suppress(FileNotFoundError):
+            dest.rmdir()
+        os.rename(tmp, dest)
+        return
+    aside = tmp / ".replaced"
+    aside.mkdir()
+    done: list[tuple[Path, Path | None]] = []  # (entry in dest, its old version)
+    try:
+        for i, rel in enumerate(entries):
+            src, dst = tmp / rel, dest / rel
+            old = None
+            if dst.exists() or dst.is_symlink():
+                old = aside / str(i)
+                os.rename(dst, old)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            done.append((dst, old))
+            os.rename(src, dst)
+    except BaseException:
+        for dst, old in reversed(done):
+            if dst.is_dir() and not dst.is_symlink():
+                shutil.rmtree(dst, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    dst.unlink()
+            if old is not None:
+                os.rename(old, dst)
+        raise

@@ -76,7 +76,8 @@ def check_project(project_dir: str | Path) -> CheckReport:
     """Check a project folder and collect every problem found."""
     scan = scan_project(project_dir)
     check_config_section(scan)
-    _verify_images(scan)
+    for part in [scan, *scan.cameras.values()]:
+        _verify_images(part)
     _decode_videos(scan)
     return CheckReport(root=scan.root, problems=scan.problems, notes=scan.notes, scan=scan)
 
@@ -242,6 +243,12 @@ def _problem_text(problem: Problem) -> Text:
 def _verdict(report: CheckReport) -> Text:
     n_err, n_warn = len(report.errors), len(report.warnings)
     verdict = "project is usable" if report.usable else "project is NOT usable"
+    if report.scan is not None and report.scan.cameras:
+        verdict = (
+            "multi-camera layout is valid (training on it is not supported yet)"
+            if report.usable
+            else "multi-camera layout is NOT valid"
+        )
     line = (
         f"{n_err} error{'s' if n_err != 1 else ''}, {n_warn} warning{'s' if n_warn != 1 else ''}"
         f" — {verdict}"
@@ -255,6 +262,8 @@ def project_summary(report: CheckReport) -> list[str]:
     if scan is None:
         return []
     lines: list[str] = []
+    if scan.cameras:
+        lines += _camera_summary(scan)
     if scan.labels is not None:
         source = ", ".join(scan.rel(p) for p in scan.label_files[:3])
         if len(scan.label_files) > 3:
@@ -275,4 +284,24 @@ def project_summary(report: CheckReport) -> list[str]:
             )
     else:
         lines.append("videos: none usable")
+    return lines
+
+
+def _camera_summary(scan: ProjectScan) -> list[str]:
+    """The views, where their cameras come from, and each view's labels."""
+    cameras = "no calibration"
+    if scan.calibration is not None and scan.calibration.source is not None:
+        cameras = f"cameras from {scan.rel(scan.calibration.source)}"
+    lines = [f"views: {', '.join(scan.cameras)} ({cameras})"]
+    for view, sub in scan.cameras.items():
+        if sub.labels is None:
+            continue
+        size = ""
+        if sub.image_size is not None:
+            height, width = sub.image_size
+            size = f", images {width}x{height}"
+        lines.append(
+            f"  {view}: {sub.labels.n_frames} labeled frames x {sub.labels.n_keypoints} "
+            f"keypoints from {scan.rel(sub.label_files[0])}{size}"
+        )
     return lines

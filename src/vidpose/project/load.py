@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vidpose.errors import ConfigError, LabelsError, ProjectError, VidposeError
+from vidpose.geometry import Calibration
 from vidpose.io import FORMATS, detect_format, read_labels_folder, read_poses
 from vidpose.io.csv_format import load_csv
 from vidpose.io.poses import Poses
@@ -136,6 +137,10 @@ class ProjectScan:
 
     Fields are filled as far as reading got: ``labels`` is None when no label table could be
     read; ``image_sizes[i]`` is None where label row i's image is missing or unreadable.
+
+    A multi-camera project (see :mod:`vidpose.project.multicamera`) has no single table:
+    ``labels`` stays None and ``cameras`` holds one scan per view (its table, rows and images,
+    sharing this scan's problems and notes); ``calibration`` its cameras when readable.
     """
 
     root: Path
@@ -150,6 +155,8 @@ class ProjectScan:
     settings: ProjectSettings = field(default_factory=ProjectSettings)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cameras: dict[str, ProjectScan] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -174,10 +181,19 @@ def load_project(project_dir: str | Path) -> Project:
 
     Raises:
         ProjectError: the project is unusable; the message lists the errors found (run
-            ``vidpose check`` for the full report, warnings included).
+            ``vidpose check`` for the full report, warnings included). Multi-camera projects
+            are refused: only their layout can be checked today.
     """
     scan = scan_project(project_dir)
     errors = scan.errors
+    if scan.cameras:
+        n = len(errors)
+        found = f"; it has {n} layout error{'s' if n != 1 else ''}" if n else ""
+        raise ProjectError(
+            f"project {scan.root} is a multi-camera project (views {list(scan.cameras)}, one "
+            f"{LABELS_STEM}_<view>.csv per view): training and prediction on separate cameras "
+            f"are not supported yet; `vidpose check {scan.root}` validates its layout{found}"
+        )
     if errors:
         raise ProjectError(summarize_errors(scan.root, errors))
     assert scan.labels is not None and scan.image_size is not None
@@ -246,6 +262,12 @@ def scan_project(project_dir: str | Path) -> ProjectScan:
             scan.add("error", str(root), None, "does not exist", "project-missing")
         return scan
     _scan_settings(scan)
+    # imported here: it builds on this module's scanners
+    from vidpose.project.multicamera import is_multicamera, scan_cameras
+
+    if is_multicamera(root, scan.settings):
+        scan_cameras(scan)
+        return scan
     _scan_labels(scan)
     if scan.labels is not None and scan.settings.keypoint_order:
         _apply_keypoint_order(scan)
@@ -387,7 +409,8 @@ def find_label_files(root: Path) -> tuple[list[Path], str]:
     Returns:
         (files, kind): kind is "file" (one table, ``files[0]``), "folders" (DLC layout, every
         per-video table in ``files``), "ambiguous" (several top-level scorer tables) or
-        "none".
+        "none". A multi-camera project's ``CollectedData_<view>.csv`` tables are found by
+        :func:`vidpose.project.multicamera.view_tables` instead.
     """
     for name in (f"{LABELS_STEM}.csv", f"{LABELS_STEM}.h5"):
         if (root / name).is_file():
@@ -435,15 +458,25 @@ def _scan_labels(scan: ProjectScan) -> None:
         return
     if kind == "ambiguous":
         names = ", ".join(p.name for p in files)
+        views = [p.stem.removeprefix(f"{LABELS_STEM}_") for p in files]
         scan.add(
             "error",
             files[0].name,
             None,
             f"several label tables at the top level ({names}); keep one, or merge them into "
-            f"{LABELS_STEM}.csv",
+            f"{LABELS_STEM}.csv; if they are separate cameras, name them in {SETTINGS_FILE}: "
+            f"'views: [{', '.join(views)}]'",
             "labels-ambiguous",
         )
         return
+    read_labels(scan, files, kind)
+
+
+def read_labels(scan: ProjectScan, files: list[Path], kind: str) -> None:
+    """Read the label table(s) ``files`` (``kind`` "file" or "folders", as
+    :func:`find_label_files` says) into ``scan``; every problem becomes a Problem."""
+    root = scan.root
+    scan.label_files = files
     row_errors: list[str] = []
     try:
         if kind == "file" and detect_format(files[0]).name == "csv":

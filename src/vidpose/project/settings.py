@@ -11,10 +11,17 @@ Example::
     views: [top, bottom]       # multiview / mirrored: one name per view
     view_matches:              # each row names the same body part once per view, in views order
       - [paw1_top, paw1_bottom]
+    calibration: calibration.toml   # multi-camera: Anipose cameras named as the views
     config:                    # overrides of the packaged training defaults (see vidpose.config)
       training: {max_epochs: 100}
 
 Every key is optional. Unknown top-level keys are errors naming the key.
+
+Views are parts of one frame (a mirrored rig, ``view_matches`` pairing their keypoints) when
+the labels are one ``CollectedData.csv``; they are separate cameras when the project has one
+table ``CollectedData_<view>.csv`` per view (see :mod:`vidpose.project.multicamera`). The
+cameras' calibration (``calibration:``, a path relative to the project) is read by
+:func:`load_calibration`: an Anipose ``calibration.toml`` whose camera names are the views.
 
 A DeepLabCut project's ``config.yaml`` beside the labels is honoured too (:func:`load_dlc_config`):
 its ``bodyparts`` order the keypoints, its ``skeleton`` is drawn when ``vidpose.yaml`` has none,
@@ -31,7 +38,8 @@ from typing import Any
 
 import yaml
 
-from vidpose.errors import ProjectError
+from vidpose.errors import ConfigError, ProjectError
+from vidpose.geometry import Calibration, read_calibration
 
 SETTINGS_FILE = "vidpose.yaml"
 DLC_CONFIG_FILE = "config.yaml"
@@ -47,6 +55,8 @@ class ProjectSettings:
         pca_keypoints: keypoints that enter single-view pose PCA; None means all.
         views: view names for multiview / mirrored projects; empty for single-view.
         view_matches: rows of keypoint names, one per view (len(row) == len(views)).
+        calibration: the cameras' ``calibration.toml``, as written (relative to the project
+            unless absolute); None when not given.
         config: overrides of the training config, merged by vidpose.config.
     """
 
@@ -55,6 +65,7 @@ class ProjectSettings:
     pca_keypoints: list[str] | None = None
     views: list[str] = field(default_factory=list)
     view_matches: list[list[str]] = field(default_factory=list)
+    calibration: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     keypoint_order: list[str] | None = None  # from a DeepLabCut config.yaml's bodyparts
     pcutoff: float | None = None  # from a DeepLabCut config.yaml
@@ -83,13 +94,24 @@ class ProjectSettings:
             out["pca_keypoints"] = list(self.pca_keypoints)
         if self.views:
             out["views"] = list(self.views)
+        if self.view_matches:
             out["view_matches"] = [list(r) for r in self.view_matches]
+        if self.calibration is not None:
+            out["calibration"] = self.calibration
         if self.config:
             out["config"] = self.config
         return out
 
 
-_KNOWN = {"skeleton", "flip_pairs", "pca_keypoints", "views", "view_matches", "config"}
+_KNOWN = {
+    "skeleton",
+    "flip_pairs",
+    "pca_keypoints",
+    "views",
+    "view_matches",
+    "calibration",
+    "config",
+}
 
 
 def _pairs(value: Any, key: str, path: Path) -> list[tuple[str, str]]:
@@ -139,6 +161,12 @@ def parse_settings(data: Any, path: Path) -> ProjectSettings:
                 f"{path}: view_matches[{i}] must name {len(views)} keypoints (one per view "
                 f"{views}), got {row!r}"
             )
+    calibration = data.get("calibration")
+    if calibration is not None and not (isinstance(calibration, str) and calibration.strip()):
+        raise ProjectError(
+            f"{path}: 'calibration' must be the path of a calibration.toml (relative to the "
+            f"project), got {calibration!r}"
+        )
     config = data.get("config") or {}
     if not isinstance(config, dict):
         raise ProjectError(f"{path}: 'config' must be a mapping of config overrides")
@@ -148,6 +176,7 @@ def parse_settings(data: Any, path: Path) -> ProjectSettings:
         pca_keypoints=list(pca) if pca is not None else None,
         views=list(views),
         view_matches=[list(r) for r in matches],
+        calibration=calibration,
         config=dict(config),
     )
 
@@ -168,6 +197,48 @@ def load_settings(project_dir: str | Path) -> ProjectSettings:
     if dlc is not None:
         _merge_dlc(settings, dlc)
     return settings
+
+
+def calibration_path(project_dir: str | Path, settings: ProjectSettings) -> Path | None:
+    """Where ``settings.calibration`` points (relative to the project); None when not given."""
+    if settings.calibration is None:
+        return None
+    return Path(project_dir) / settings.calibration
+
+
+def camera_name_mismatch(calibration: Calibration, views: list[str]) -> str | None:
+    """Why the calibration's camera names are not ``views`` (both named); None when they are."""
+    names = calibration.names
+    if sorted(names) == sorted(views):
+        return None
+    listed = f"views {views}" if views else f"no views (add 'views: {names}')"
+    return (
+        f"camera names {names} must be the views of {SETTINGS_FILE}, which has {listed}; "
+        f"views without a camera {[v for v in views if v not in names]}, cameras that are not "
+        f"views {[n for n in names if n not in views]}"
+    )
+
+
+def load_calibration(project_dir: str | Path, settings: ProjectSettings) -> Calibration | None:
+    """The cameras of ``settings.calibration``, in ``views`` order; None when not given.
+
+    Raises:
+        ProjectError: the file is missing or malformed (the message names the file, section
+            and key), or its camera names are not the views (both lists named).
+    """
+    path = calibration_path(project_dir, settings)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ProjectError(f"{path}: no such file (named by {SETTINGS_FILE} 'calibration')")
+    try:
+        calibration = read_calibration(path)
+    except ConfigError as exc:
+        raise ProjectError(str(exc)) from exc
+    mismatch = camera_name_mismatch(calibration, settings.views)
+    if mismatch:
+        raise ProjectError(f"{path}: {mismatch}")
+    return calibration.select(settings.views)
 
 
 @dataclass

@@ -25,7 +25,6 @@ flip pairs and keeps its other keys, and everything else (models, other videos) 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -38,6 +37,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from vidpose._atomic import install_entries
 from vidpose.errors import ProjectError, VideoError, VidposeError
 from vidpose.io import write_poses
 from vidpose.io.sleap import SleapFile, read_sleap
@@ -149,7 +149,7 @@ def import_sleap(
         (tmp / SETTINGS_FILE).write_text(dump_settings(settings), encoding="utf-8")
         entries = _add_videos(sf, sources, tmp, project, copy_videos, result)
         stems = [f"{LABELED_DATA_DIR}/{sf.videos[s.index].stem}" for s in sources]
-        _install(tmp, project, [*stems, *entries, SETTINGS_FILE, f"{LABELS_STEM}.csv"])
+        install_entries(tmp, project, [*stems, *entries, SETTINGS_FILE, f"{LABELS_STEM}.csv"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return result
@@ -283,36 +283,3 @@ def _add_videos(
         entries.append(rel)
         result.videos.append(target)
     return entries
-
-
-def _install(tmp: Path, project: Path, entries: list[str]) -> None:
-    """Put the project built in ``tmp`` in place: rename it, or (into an existing project)
-    move each entry in, the old one moved aside first and restored if a later move fails."""
-    if not project.exists() or not any(project.iterdir()):
-        with contextlib.suppress(FileNotFoundError):
-            project.rmdir()
-        os.rename(tmp, project)
-        return
-    aside = tmp / ".replaced"
-    aside.mkdir()
-    done: list[tuple[Path, Path | None]] = []  # (entry in the project, its old version)
-    try:
-        for i, rel in enumerate(entries):
-            src, dst = tmp / rel, project / rel
-            old = None
-            if dst.exists() or dst.is_symlink():
-                old = aside / str(i)
-                os.rename(dst, old)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            done.append((dst, old))
-            os.rename(src, dst)
-    except BaseException:
-        for dst, old in reversed(done):
-            if dst.is_dir() and not dst.is_symlink():
-                shutil.rmtree(dst, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    dst.unlink()
-            if old is not None:
-                os.rename(old, dst)
-        raise

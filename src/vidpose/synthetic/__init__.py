@@ -4,8 +4,19 @@
 the true keypoints of every video frame; see :mod:`vidpose.synthetic.project`. The animal's
 body model is :mod:`vidpose.synthetic.body`, its drawing :mod:`vidpose.synthetic.render`, the
 domain shifts of shifted sessions :mod:`vidpose.synthetic.shift`.
+
+:func:`synthesize_multicamera_project` writes a multi-camera project (N calibrated cameras, 3D
+ground truth); see :mod:`vidpose.synthetic.multicamera`, its lens-true rendering
+:mod:`vidpose.synthetic.perspective`.
 """
 
+from vidpose.synthetic.multicamera import (
+    MultiCameraProject,
+    Points3D,
+    read_points_3d,
+    synthesize_multicamera_project,
+    write_points_3d,
+)
 from vidpose.synthetic.project import (
     CONTEXT_FRAMES,
     Difficulty,
@@ -21,12 +32,17 @@ __all__ = [
     "CONTEXT_FRAMES",
     "SHIFT_KINDS",
     "Difficulty",
+    "MultiCameraProject",
+    "Points3D",
     "RenderedVideo",
     "Session",
     "SessionShift",
     "SyntheticProject",
+    "read_points_3d",
     "read_sessions",
     "render_video",
     "select_keypoints",
+    "synthesize_multicamera_project",
     "synthesize_project",
+    "write_points_3d",
 ]

@@ -102,7 +102,8 @@ from vidpose.synthetic.shift import (
     sessions_json,
     shift_magnitude,
 )
-from vidpose.video import VideoWriter, open_video
+from vidpose.video import VideoWriter
+from vidpose.video.pyav_reader import PyAVReader
 
 SCORER = "synthetic"
 VIEWS = ("top", "side")
@@ -544,7 +545,8 @@ def _decoded_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     """Frames ``wanted`` of the video at ``path`` as the project's video reader decodes them."""
     out: dict[int, np.ndarray] = {}
     last = max(wanted)
-    with open_video(path, reader="pyav") as reader:
+    # PyAV's reader itself: looking a name up in READERS imports every backend (torch, seconds)
+    with PyAVReader(path) as reader:
         for batch in reader.iter_batches(64, 0, last + 1):
             for i, frame in zip(batch.indices.tolist(), batch.frames):
                 if i in wanted:
@@ -593,6 +595,17 @@ def _write_truth(
     write_poses(gt, truth)
     write_poses(full, truth_full)
     return truth, truth_full, gt
+
+
+def check_out_dir(project: Path, overwrite: bool) -> None:
+    """Refuse a file, or a non-empty folder unless ``overwrite`` (ProjectError)."""
+    if project.exists() and not project.is_dir():
+        raise ProjectError(f"{project}: exists and is not a folder")
+    if project.is_dir() and any(project.iterdir()) and not overwrite:
+        raise ProjectError(
+            f"{project}: folder is not empty; pick a new one, or replace the files vidpose "
+            "writes there with `vidpose synthesize --overwrite` (overwrite=True)"
+        )
 
 
 def synthesize_project(
@@ -653,13 +666,7 @@ def synthesize_project(
     kinds = check_shift_kinds(shift_kinds)
     base_names = select_keypoints(n_keypoints)
     project = Path(out_dir)
-    if project.exists() and not project.is_dir():
-        raise ProjectError(f"{project}: exists and is not a folder")
-    if project.is_dir() and any(project.iterdir()) and not overwrite:
-        raise ProjectError(
-            f"{project}: folder is not empty; pick a new one, or replace the files vidpose "
-            "writes there with `vidpose synthesize --overwrite` (overwrite=True)"
-        )
+    check_out_dir(project, overwrite)
     project.mkdir(parents=True, exist_ok=True)
 
     view_names = list(VIEWS) if views == 2 else [view]

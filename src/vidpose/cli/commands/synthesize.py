@@ -71,6 +71,15 @@ drawn per session from --seed; at magnitude m (mild 0.5, strong 1, S = the small
   blur        Gaussian lens blur, sigma 2m S/256 px
   camera      zoom exp(+-0.12m), rotation +-8m deg, translation 0.08m S px
 --shifted 0 (the default) writes the same project, byte for byte, as without these options.
+
+multi-camera projects (--cameras N, N >= 2): the animal moves in 3D (world units mm, z up,
+a 300 mm arena centred on the origin) and N calibrated cameras on a ring around it film it,
+each with its own lens distortion. Written: videos/<session>_camI.mp4, labeled-data/
+<session>_camI/, one CollectedData_camI.csv per camera (the same frames in every view; --labeled
+frames spread over the sessions), calibration.toml (Anipose), vidpose.yaml (views,
+calibration), ground_truth/<session>_3d.csv (every frame's 3D keypoints, mm) and
+ground_truth/<session>_camI.csv (every frame's true pixels, hidden keypoints flagged).
+`vidpose check` validates the layout; multi-camera training is not supported yet.
 """
 
 
@@ -99,7 +108,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--keypoints", type=int_type(1), default=None, help="number of keypoints (subset)"
     )
-    p.add_argument("--view", choices=["top", "side"], default="top", help="camera angle")
+    p.add_argument(
+        "--view", choices=["top", "side"], default=None, help="camera angle (default top)"
+    )
     p.add_argument(
         "--difficulty",
         choices=["easy", "medium", "hard"],
@@ -110,8 +121,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--views",
         type=int,
         choices=[1, 2],
-        default=1,
-        help="2: two synchronized views side by side (multiview)",
+        default=None,
+        help="2: two synchronized views side by side (mirrored multiview)",
+    )
+    p.add_argument(
+        "--cameras",
+        type=int_type(2, 16),
+        default=None,
+        metavar="N",
+        help="N separate calibrated cameras (2-16) with 3D ground truth (see below)",
     )
     p.add_argument(
         "--shifted",
@@ -147,8 +165,23 @@ def handle(args: argparse.Namespace) -> int:
     from vidpose.synthetic import CONTEXT_FRAMES, select_keypoints
 
     writable_dir(args.out_dir, "OUT_DIR")
+    if args.cameras is not None:
+        given = [
+            name
+            for name, value in (("--view", args.view), ("--views", args.views))
+            if value is not None
+        ]
+        given += ["--shifted"] if args.shifted else []
+        if given:
+            raise UsageError(f"{given[0]} is for single-camera projects; --cameras sets the views")
     most = args.frames - 2 * CONTEXT_FRAMES
-    if args.labeled > most:
+    if args.cameras is not None and args.labeled > args.videos * most:
+        raise UsageError(
+            f"--labeled {args.labeled}: at most --videos x (--frames - {2 * CONTEXT_FRAMES}) = "
+            f"{args.videos * most} (each labeled frame keeps {CONTEXT_FRAMES} neighbours on "
+            "each side)"
+        )
+    if args.cameras is None and args.labeled > most:
         raise UsageError(
             f"--labeled {args.labeled}: at most --frames - {2 * CONTEXT_FRAMES} = {most} "
             f"(each labeled frame keeps {CONTEXT_FRAMES} neighbours on each side)"
@@ -162,6 +195,8 @@ def handle(args: argparse.Namespace) -> int:
         given = "--shift" if args.shift is not None else "--shift-kinds"
         raise UsageError(f"{given} sets up shifted sessions; add them with --shifted N (N >= 1)")
     t0 = time.perf_counter()
+    if args.cameras is not None:
+        return _multicamera(args, t0)
     with working("synthesizing the project"):
         proj = vidpose.synthesize_project(
             args.out_dir,
@@ -171,9 +206,9 @@ def handle(args: argparse.Namespace) -> int:
             n_frames=args.frames,
             size=(args.height, args.width),
             n_keypoints=args.keypoints,
-            view=args.view,
+            view=args.view or "top",
             difficulty=args.difficulty,
-            views=args.views,
+            views=args.views or 1,
             shifted_sessions=args.shifted,
             shift=1.0 if args.shift is None else args.shift,
             shift_kinds=args.shift_kinds,
@@ -183,4 +218,25 @@ def handle(args: argparse.Namespace) -> int:
     if proj.sessions_file is not None:
         stems = ", ".join(s.stem for s in proj.shifted)
         say(f"{stems}; their shifts are in {proj.sessions_file}", "shifted sessions:")
+    return 0
+
+
+def _multicamera(args: argparse.Namespace, t0: float) -> int:
+    from vidpose.synthetic import synthesize_multicamera_project
+
+    with working(f"synthesizing a {args.cameras}-camera project"):
+        proj = synthesize_multicamera_project(
+            args.out_dir,
+            cameras=args.cameras,
+            seed=args.seed,
+            n_labeled=args.labeled,
+            n_videos=args.videos,
+            n_frames=args.frames,
+            size=(args.height, args.width),
+            n_keypoints=args.keypoints,
+            difficulty=args.difficulty,
+            overwrite=args.overwrite,
+        )
+    say(f"{proj.project_dir} in {time.perf_counter() - t0:.1f} s", "wrote multi-camera project")
+    say(f"{', '.join(proj.views)}; cameras in {proj.calibration.name}", "views:")
     return 0
