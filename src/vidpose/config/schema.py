@@ -99,14 +99,27 @@ class UnlabeledConfig:
 class TrainingConfig:
     """Optimisation, schedule, hardware and logging."""
 
-    batch_size: int = setting(16, "labeled frames per training step", ge=1)
+    batch_size: int = setting(
+        16,
+        "labeled frames per training step on each device (a step trains on batch_size x "
+        "training.devices frames)",
+        ge=1,
+    )
     max_epochs: int = setting(100, "training length in epochs", ge=1)
     max_steps: int = setting(-1, "training length in steps; -1 = use max_epochs", ge=-1)
     steps_per_epoch: int | None = setting(
-        None, "steps per epoch; null = one pass over the training labels", ge=1
+        None,
+        "steps per epoch; null = one pass over the training labels (batch_size x devices "
+        "frames a step)",
+        ge=1,
     )
     optimizer: str = setting("adam", "optimizer", choices=OPTIMIZERS)
-    lr: float = setting(1e-3, "peak learning rate", gt=0)
+    lr: float = setting(
+        1e-3,
+        "peak learning rate; used as given whatever training.devices (not scaled with the "
+        "frames of a step)",
+        gt=0,
+    )
     weight_decay: float = setting(0.0, "weight decay", ge=0)
     scheduler: str = setting("multistep", "learning-rate schedule", choices=SCHEDULERS)
     milestones: list[float] = setting(
@@ -125,7 +138,13 @@ class TrainingConfig:
         choices=TRAIN_PRECISIONS,
     )
     device: str = setting("auto", "where to train", choices=DEVICES)
-    devices: int = setting(1, "number of devices (GPUs) to train on", ge=1)
+    devices: int = setting(
+        1,
+        "GPUs to train on: N > 1 trains one process per GPU (DDP), each on batch_size frames "
+        "a step, gradients averaged; no CUDA graphs; on CPU, N processes (for testing); "
+        "fixed for a run (--resume keeps it)",
+        ge=1,
+    )
     val_every_n_epochs: int = setting(1, "validate every n epochs", ge=1)
     log_every_n_steps: int = setting(10, "log metrics every n steps", ge=1)
     checkpoint_every_n_steps: int = setting(

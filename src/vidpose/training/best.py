@@ -38,6 +38,12 @@ class BestWeights(L.Callback):
         self.best_score: float | None = None  # as of the last checkpoint (for resume)
         self.best_step: int | None = None
 
+    @property
+    def has_weights(self) -> bool:
+        """Whether there are best weights: a validation ran (or a resumed run had them). The
+        same in every process of a multi-device run: the monitored value is reduced over them."""
+        return self._flat is not None
+
     # -- state carried in last.ckpt ---------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:

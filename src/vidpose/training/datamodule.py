@@ -20,6 +20,7 @@ from vidpose.data.augment import augment_clip, augment_labeled
 from vidpose.data.batches import LabeledBatch, UnlabeledClip
 from vidpose.data.labeled import LabeledData
 from vidpose.data.unlabeled import ClipLoader
+from vidpose.training.ddp import rank_seed
 
 
 @dataclass
@@ -81,13 +82,29 @@ class RandomBatchSampler(Sampler[list[int]]):
 
     Rows are drawn epoch-wise without replacement (cycling through a fresh permutation when one
     runs out), so every labeled frame is seen equally often whatever the batch size.
+
+    With ``world_size`` N > 1 (one sampler per training process), each step draws the next
+    ``batch_size * N`` rows of that same stream and ``rank`` r takes the r-th ``batch_size`` of
+    them: together the N processes see exactly the batches of one process with an N times
+    larger batch, and within a permutation no two processes get the same row. The stream
+    depends only on ``seed`` and the epoch.
     """
 
-    def __init__(self, rows: np.ndarray, batch_size: int, steps: int, seed: int) -> None:
+    def __init__(
+        self,
+        rows: np.ndarray,
+        batch_size: int,
+        steps: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.rows = np.asarray(rows)
         self.batch_size = batch_size
         self.steps = steps
         self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -96,12 +113,14 @@ class RandomBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
+        step_rows = self.batch_size * self.world_size
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         pool: list[int] = []
         for _ in range(self.steps):
-            while len(pool) < self.batch_size:
+            while len(pool) < step_rows:
                 pool.extend(rng.permutation(self.rows).tolist())
-            batch, pool = pool[: self.batch_size], pool[self.batch_size :]
-            yield batch
+            batch, pool = pool[:step_rows], pool[step_rows:]
+            yield batch[mine]
 
 
 def _collate(rows: list[int]) -> torch.Tensor:
@@ -113,11 +132,17 @@ class LabeledDataModule(L.LightningDataModule):
 
     Args:
         data: the decoded labeled frames with their split.
-        batch_size: labeled frames per training step.
+        batch_size: labeled frames per training step (of this process).
         steps_per_epoch: training steps that make one epoch.
         augment: the ``augment`` config section (applied to training batches only).
         flip_perm: (K,) keypoint permutation applied by horizontal flips, or None.
         seed: sampling seed.
+        eval_batch_size: frames per validation batch.
+        clips: the unlabeled clips of this process (semi-supervised training), or None.
+        rank: this training process among ``world_size`` (one per device): it trains on its
+            share of each step's rows (:class:`RandomBatchSampler`) and of the validation
+            frames, and draws its own augmentations.
+        world_size: the number of training processes.
     """
 
     def __init__(
@@ -130,6 +155,8 @@ class LabeledDataModule(L.LightningDataModule):
         seed: int,
         eval_batch_size: int = 64,
         clips: ClipLoader | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         super().__init__()
         self.data = data
@@ -139,13 +166,15 @@ class LabeledDataModule(L.LightningDataModule):
         self.flip_perm = flip_perm
         self.seed = seed
         self.eval_batch_size = eval_batch_size
+        self.rank = rank
+        self.world_size = world_size
         self._device_cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
         self._generator: torch.Generator | None = None
         self.clips = clips
         self._clip_iter: Iterator[UnlabeledClip] | None = None
         self._clip_epoch = -1
         self.train_sampler = RandomBatchSampler(
-            data.indices("train"), batch_size, steps_per_epoch, seed
+            data.indices("train"), batch_size, steps_per_epoch, seed, rank, world_size
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -162,6 +191,11 @@ class LabeledDataModule(L.LightningDataModule):
         rows = self.data.indices("val")
         if len(rows) == 0:
             rows = self.data.indices("train")
+        # A share per process; the module sums the errors over all of them. With fewer frames
+        # than processes each validates them all (a process without a batch would skip the
+        # sum that the others wait for); each sum then counts N times and the means stay the same.
+        if len(rows) >= self.world_size:
+            rows = rows[self.rank :: self.world_size]
         return DataLoader(
             rows.tolist(), batch_size=self.eval_batch_size, shuffle=False, collate_fn=_collate
         )
@@ -199,10 +233,12 @@ class LabeledDataModule(L.LightningDataModule):
         )
 
     def generator_on(self, device: torch.device) -> torch.Generator:
-        """One generator per device type, seeded once (per sampler epoch after a resume)."""
+        """One generator per device type, seeded once (per sampler epoch after a resume) and
+        per process."""
         if self._generator is None or self._generator.device.type != device.type:
             self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self.seed + 7919 * self.train_sampler.epoch)
+            seed = rank_seed(self.seed, self.rank)
+            self._generator.manual_seed(seed + 7919 * self.train_sampler.epoch)
         return self._generator
 
     def next_clip(self, device: torch.device) -> UnlabeledClip:

@@ -23,6 +23,7 @@ from vidpose.losses.supervised import SupervisedInputs, SupervisedLoss, pixel_er
 from vidpose.models import HeadOutput, PoseNetwork, gaussian_targets_px, input_to_heatmap
 from vidpose.training.async_log import AsyncMetrics
 from vidpose.training.datamodule import RawBatch, TrainBatch
+from vidpose.training.ddp import broadcast_buffers
 from vidpose.training.graphed import ReplayOptimizer, StepGraphs, lr_to_tensors
 
 
@@ -353,16 +354,24 @@ class PoseModule(L.LightningModule):
         )
         self._val_sums = row if self._val_sums is None else self._val_sums + row
 
+    def on_validation_epoch_start(self) -> None:
+        if self.trainer.world_size > 1:
+            # Every process validates rank 0's model: the one its checkpoints hold.
+            broadcast_buffers(self.network)
+
     def on_validation_epoch_end(self) -> None:
         # Summed on the device over the batches and logged once: no batch waits for the GPU.
         # No labeled keypoint at all gives NaN, which never counts as an improvement.
-        if self._val_sums is None:
-            return
-        s, self._val_sums = self._val_sums, None
+        s = self._val_sums if self._val_sums is not None else torch.zeros(4, device=self.device)
+        self._val_sums = None
+        # Each process validated its share of the frames: summed over all of them, the metrics
+        # are those of one device, the same in every process (so are the best weights and early
+        # stopping, which decide from them).
+        s = self.trainer.strategy.reduce(s, reduce_op="sum")
         # For callbacks (best weights, early stopping) as device tensors; for the loggers
         # through the deferred log.
-        self.log("val/loss", s[2] / s[3], sync_dist=True, logger=False)
-        self.log("val/pixel_error", s[0] / s[1], sync_dist=True, logger=False)
+        self.log("val/loss", s[2] / s[3], logger=False)
+        self.log("val/pixel_error", s[0] / s[1], logger=False)
         metrics = self.trainer.callback_metrics
         self.metric_log.record(
             self.global_step,

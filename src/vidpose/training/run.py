@@ -8,7 +8,11 @@ resumed; a first run that fails before its first checkpoint removes the director
 one that fails later leaves it resumable with ``--resume``.
 
 Resuming keeps the saved config; only the keys in :data:`RESUMABLE` may change (the training
-budget, logging and checkpoint intervals, the device), and the budget may only grow.
+budget, logging and checkpoint intervals, the kind of device), and the budget may only grow.
+
+With ``training.devices`` N > 1 the run trains in N processes, one per device
+(:mod:`vidpose.training.ddp`); this process checks, writes the config and record, holds the lock
+and reports, exactly as for one device.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import shutil
 import time
 import warnings
@@ -27,6 +32,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.plugins.environments import LightningEnvironment
+from lightning.pytorch.strategies import DDPStrategy
 
 from vidpose import __version__
 from vidpose._atomic import atomic_write_text
@@ -55,6 +62,14 @@ from vidpose.training.async_log import ProgressBar
 from vidpose.training.best import BestWeights
 from vidpose.training.checkpoint_io import AtomicCheckpointIO
 from vidpose.training.datamodule import LabeledDataModule
+from vidpose.training.ddp import (
+    ONE_DEVICE,
+    Ranks,
+    WorkerSpec,
+    check_picklable,
+    rank_seed,
+    train_processes,
+)
 from vidpose.training.module import PoseModule
 
 RESUMABLE = (
@@ -65,11 +80,11 @@ RESUMABLE = (
     "training.checkpoint_every_n_steps",
     "training.val_every_n_epochs",
     "training.device",
-    "training.devices",
     "training.cuda_graphs",
     "training.cudnn_benchmark",
 )
-"""Config keys a resumed run may change; every other key keeps its saved value."""
+"""Config keys a resumed run may change; every other key keeps its saved value
+(``training.devices`` too: it sets the global batch and so the steps of an epoch)."""
 
 Log = Callable[[str], object]
 
@@ -100,6 +115,8 @@ def _quiet_lightning() -> None:
     # The step's update is part of the step (manual optimization): last.ckpt holds the weights
     # after it, which is what resuming at that step needs.
     warnings.filterwarnings("ignore", message=".*manual optimization and every_n_train_steps.*")
+    # Validation metrics are summed over the processes before they are logged.
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -125,6 +142,19 @@ def use_cuda_graphs(cfg: VidposeConfig, accelerator: str) -> bool:
             "(set training.cuda_graphs=null or false)"
         )
     return bool(t.cuda_graphs)
+
+
+def check_devices(devices: int, accelerator: str) -> None:
+    """ConfigError unless there are ``training.devices`` GPUs to train on (on CPU, any number of
+    processes)."""
+    if accelerator != "cuda" or devices <= torch.cuda.device_count():
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    limited = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+    raise ConfigError(
+        f"training.devices={devices} but {torch.cuda.device_count()} CUDA device(s) are "
+        f"visible{limited}; set training.devices to at most that"
+    )
 
 
 def default_model_dir(project_root: Path) -> Path:
@@ -227,7 +257,9 @@ def train(
         resume: continue the run in ``model_dir`` from ``checkpoints/last.ckpt`` with its saved
             config (``overrides`` may change only :data:`RESUMABLE` keys).
         progress: show a progress bar.
-        callbacks: extra Lightning callbacks (profiling, custom logging).
+        callbacks: extra Lightning callbacks (profiling, custom logging). With
+            ``training.devices`` > 1 every training process gets its own copy, so they must be
+            picklable.
         log: receives one-line notices (what a resumed run keeps and changes).
 
     Raises:
@@ -237,6 +269,9 @@ def train(
     project = load_project(project_dir)
     run = _resolve(project, overrides, model_dir, resume)
     cfg, md = run.cfg, run.md
+    devices = cfg.training.devices
+    if devices > 1:
+        check_picklable(callbacks, devices)
     prepared = _prepare(run)
     if resume:
         done = checkpoint_step(run.ckpt) if run.ckpt is not None else 0
@@ -265,7 +300,23 @@ def train(
                 md.write_record(_record(project, cfg, prepared.data))
             elif run.config_changed:
                 atomic_write_text(md.config, to_yaml(cfg))
-            return _fit(prepared, run, progress=progress, callbacks=callbacks, say=say)
+            if devices == 1:
+                metrics = _fit(prepared, run, progress=progress, callbacks=callbacks)
+                assert metrics is not None
+            else:
+                accelerator = prepared.accelerator
+                del prepared  # each training process builds its own
+                train_processes(
+                    project=project.root,
+                    model_dir=md.path,
+                    resume=resume,
+                    ckpt=run.ckpt,
+                    accelerator=accelerator,
+                    world_size=devices,
+                    progress=progress,
+                    callbacks=callbacks,
+                )
+                metrics = md.read_metrics()
         except BaseException:
             if not resume and not md.last_ckpt.exists() and not md.best_ckpt.exists():
                 # Nothing worth resuming: leave no half model directory behind.
@@ -280,6 +331,33 @@ def train(
                     f"`vidpose train {project.root} --model-dir {md.path} --resume`"
                 )
             raise
+    for warning in metrics.get("warnings", []):
+        say(warning)
+    return TrainResult(md.path, metrics, metrics["train_seconds"], metrics["steps"])
+
+
+def train_rank(spec: WorkerSpec, rank: int) -> None:
+    """One training process of a run on ``spec.world_size`` devices (see
+    :mod:`vidpose.training.ddp`): the run rebuilt from the config saved in the model
+    directory, trained in step with the others."""
+    if spec.accelerator == "cuda":
+        torch.cuda.set_device(rank)  # before anything: "cuda" means this process's GPU
+    else:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.world_size))
+    project = load_project(spec.project)
+    md = ModelDir(spec.model_dir)
+    ckpt = None if spec.ckpt is None else Path(spec.ckpt)
+    run = _Run(project, load_config(md.config), md, spec.resume, ckpt, [], False)
+    _fit(
+        _prepare(run),
+        run,
+        progress=spec.progress and rank == 0,
+        callbacks=spec.callbacks,
+        ranks=Ranks(rank, spec.world_size),
+    )
+    # Not after a failure: with a process gone, NCCL's tear-down could wait for it.
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def labeled_split(project: Project, cfg: VidposeConfig) -> np.ndarray:
@@ -325,6 +403,7 @@ def _prepare(run: _Run) -> _Prepared:
     project, cfg = run.project, run.cfg
     t = cfg.training
     accelerator = resolve_device(t.device).type
+    check_devices(t.devices, accelerator)
     precision = resolve_precision(t.precision, accelerator)
     split = labeled_split(project, cfg)
     supervised = build_supervised_loss(cfg)
@@ -341,7 +420,8 @@ def _prepare(run: _Run) -> _Prepared:
         videos=[(v.path, v.n_frames) for v in project.videos],
     )
     n_train = len(data.indices("train"))
-    steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(n_train / t.batch_size))
+    global_batch = t.batch_size * t.devices
+    steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(n_train / global_batch))
     total_steps = _budget(cfg, steps_per_epoch)
     schedule = schedule_from_config(t, total_steps, steps_per_epoch)
     graphs = use_cuda_graphs(cfg, accelerator)
@@ -368,15 +448,18 @@ def _fit(
     *,
     progress: bool,
     callbacks: Sequence[L.Callback] = (),
-    say: Log = lambda _m: None,
-) -> TrainResult:
+    ranks: Ranks = ONE_DEVICE,
+) -> dict[str, Any] | None:
+    """Train; then, in the main process, evaluate the labeled frames and write
+    ``metrics.json``. Returns the metrics (None in the other processes of a multi-device run)."""
     _quiet_lightning()
     project, cfg, md = run.project, run.cfg, run.md
     t = cfg.training
     data, module = prep.data, prep.module
     steps_per_epoch = prep.steps_per_epoch
     total_steps = _budget(cfg, steps_per_epoch)
-    if module.unsupervised:
+    main = ranks.is_main
+    if module.unsupervised and main:
         write_json(md.unsupervised, {"losses": list(cfg.model.losses), **prep.fitted})
     flip_perm = (
         flip_permutation(project.labels.keypoints, project.settings.flip_pairs)
@@ -391,12 +474,20 @@ def _fit(
             data.input_hw,
             reader=cfg.unlabeled.reader,
             device="cuda" if prep.accelerator == "cuda" else "cpu",
-            seed=t.seed,
+            seed=rank_seed(t.seed, ranks.rank),
             steps_per_epoch=steps_per_epoch,
             augment=cfg.augment,
         )
     dm = LabeledDataModule(
-        data, t.batch_size, steps_per_epoch, cfg.augment, flip_perm, seed=t.seed, clips=clips
+        data,
+        t.batch_size,
+        steps_per_epoch,
+        cfg.augment,
+        flip_perm,
+        seed=t.seed,
+        clips=clips,
+        rank=ranks.rank,
+        world_size=ranks.world_size,
     )
     if prep.accelerator == "cuda":
         torch.set_float32_matmul_precision("high")
@@ -420,21 +511,13 @@ def _fit(
                 check_on_train_epoch_end=False,
             )
         )
-    if progress:
+    if progress and main:
         shown = ("train/supervised", "val/pixel_error")
         all_callbacks.append(ProgressBar(module.metric_log, shown, leave=True))
-    # A resumed run logs into new folders: Lightning would otherwise delete the earlier logs.
-    suffix = ""
-    while (md.logs / f"csv{suffix}").exists():
-        suffix = f"_{int(suffix[1:] or 0) + 1}"
-    loggers: list = [L.pytorch.loggers.CSVLogger(md.logs, name="", version=f"csv{suffix}")]
-    with contextlib.suppress(ModuleNotFoundError):
-        loggers.append(L.pytorch.loggers.TensorBoardLogger(md.logs, name="", version=f"tb{suffix}"))
-    for logger in loggers:
-        logger.log_hyperparams(to_dict(cfg))
     trainer = L.Trainer(
         accelerator=prep.accelerator,
-        devices=t.devices if prep.accelerator == "cuda" else 1,
+        devices=ranks.world_size,
+        strategy=_strategy(prep.accelerator, ranks),
         precision=prep.precision,
         max_steps=total_steps,
         max_epochs=math.ceil(total_steps / steps_per_epoch),
@@ -443,11 +526,13 @@ def _fit(
         num_sanity_val_steps=0,
         log_every_n_steps=min(t.log_every_n_steps, steps_per_epoch),
         callbacks=all_callbacks,
-        logger=loggers,
-        enable_progress_bar=progress,
+        logger=_loggers(md, cfg) if main else False,
+        enable_progress_bar=progress and main,
         enable_model_summary=False,
         default_root_dir=md.path,
         plugins=[AtomicCheckpointIO()],
+        # The data module shards the rows itself (RandomBatchSampler).
+        use_distributed_sampler=False,
         deterministic=False,
         benchmark=t.cudnn_benchmark if prep.accelerator == "cuda" else None,
     )
@@ -459,23 +544,51 @@ def _fit(
             clips.close()
     train_seconds = time.perf_counter() - t0
 
-    if md.best_ckpt.exists() and has_val:
+    if not best_cb.has_weights:  # never validated: the last weights are the best there are
+        trainer.save_checkpoint(md.best_ckpt)  # every process (a barrier); rank 0 writes
+    if not main:
+        return None
+    if best_cb.has_weights:
         state = torch.load(md.best_ckpt, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
-    elif not md.best_ckpt.exists():
-        trainer.save_checkpoint(md.best_ckpt)
     metrics = evaluate_labeled(module.network, data, md, project.labels, prep.accelerator)
     metrics["train_seconds"] = train_seconds
     metrics["steps"] = int(trainer.global_step)
     metrics["steps_per_epoch"] = steps_per_epoch
     metrics["seconds_per_epoch"] = train_seconds / max(1, trainer.current_epoch)
+    metrics["devices"] = ranks.world_size
+    metrics["global_batch_size"] = t.batch_size * ranks.world_size
     if module.unsupervised:
         metrics["unsupervised"] = module.activity_summary()
         metrics["warnings"] = inactive_loss_warnings(module)
-        for warning in metrics["warnings"]:
-            say(warning)
     md.write_metrics(metrics)
-    return TrainResult(md.path, metrics, train_seconds, int(trainer.global_step))
+    return metrics
+
+
+def _strategy(accelerator: str, ranks: Ranks) -> Any:
+    """Lightning's default for one device; else DDP between processes started by
+    :mod:`vidpose.training.ddp`, which set the environment that LightningEnvironment reads
+    (naming it keeps Lightning from taking a SLURM or torchrun environment for ours)."""
+    if ranks.world_size == 1:
+        return "auto"
+    return DDPStrategy(
+        cluster_environment=LightningEnvironment(),
+        process_group_backend="nccl" if accelerator == "cuda" else "gloo",
+    )
+
+
+def _loggers(md: ModelDir, cfg: VidposeConfig) -> list[Any]:
+    """CSV (and TensorBoard, when installed) loggers under ``logs/``, the config logged."""
+    # A resumed run logs into new folders: Lightning would otherwise delete the earlier logs.
+    suffix = ""
+    while (md.logs / f"csv{suffix}").exists():
+        suffix = f"_{int(suffix[1:] or 0) + 1}"
+    loggers: list = [L.pytorch.loggers.CSVLogger(md.logs, name="", version=f"csv{suffix}")]
+    with contextlib.suppress(ModuleNotFoundError):
+        loggers.append(L.pytorch.loggers.TensorBoardLogger(md.logs, name="", version=f"tb{suffix}"))
+    for logger in loggers:
+        logger.log_hyperparams(to_dict(cfg))
+    return loggers
 
 
 INACTIVE_FRACTION = 0.01
