@@ -106,3 +106,10 @@ def test_cli_evaluate_uses_existing_predictions_and_rejects_a_non_model(trained,
     assert (model_dir / "report.html").exists()
     with pytest.raises(VidposeError, match="is not a vidpose model directory"):
         evaluate(tmp_path)
+
+
+def test_cli_evaluate_takes_a_folder_of_videos(trained):
+    project, model_dir = trained
+    assert main(["evaluate", str(model_dir), "--video", str(project / "videos")]) == 0
+    stems = {p.stem for p in (project / "videos").glob("*.mp4")}
+    assert stems and all((model_dir / "videos" / f"{s}.csv").exists() for s in stems)

@@ -35,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=Path,
         action="append",
         default=[],
-        help="video (or predictions table) to include; repeat for several; default: every "
-        "predictions table in MODEL_DIR/videos. Videos without predictions are predicted.",
+        help="video, folder of videos, or predictions table to include, e.g. --video "
+        "sessions/day1/; repeat for several; default: every predictions table in "
+        "MODEL_DIR/videos. Videos without predictions are predicted.",
     )
     p.add_argument(
         "--outliers", type=int_type(0), default=20, help="rows of outliers.csv (default 20)"
@@ -66,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def handle(args: argparse.Namespace) -> int:
     need_dir(args.model_dir, "MODEL_DIR")
     writable_dir(args.model_dir, "MODEL_DIR")
+    from vidpose.video import expand_videos
+
+    args.video = expand_videos(args.video)  # folders (and video lists) to their videos
     for video in args.video:
         need_file(video, "--video")
     t0 = time.perf_counter()
