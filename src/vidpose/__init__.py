@@ -13,7 +13,10 @@ The public API, importable from the top level::
     run_sweep, write_sweep_report           one model per combination of values -> summary
     load_model                              model directory -> PoseModel (predict_video, ...)
     predict_videos                          model + videos -> prediction tables (PredictResult)
+    predict_batch                           resumable batches, local GPUs or Ray (BatchReport)
     run_smooth                              ensemble predictions -> Kalman-smoothed table
+    triangulate_tables, smooth_points_3d    per-view predictions -> 3D table (Points3D)
+    read_points_3d, write_points_3d         3D tables (triangulations, 3D ground truth)
     evaluate                                report.html, outliers.csv and figures of a model
     extract_frames, read_outliers           video frames -> PNGs to label
     label_video, load_skeleton              predictions drawn on a video
@@ -56,7 +59,14 @@ _LAZY = {
     "PoseModel": "vidpose.predict",
     "predict_videos": "vidpose.predict.run",
     "PredictResult": "vidpose.predict.run",
+    "predict_batch": "vidpose.predict.batch",
+    "BatchReport": "vidpose.predict.batch",
     "run_smooth": "vidpose.smooth",
+    "triangulate_tables": "vidpose.geometry.tables",
+    "smooth_points_3d": "vidpose.smooth.points3d",
+    "Points3D": "vidpose.io.points3d",
+    "read_points_3d": "vidpose.io.points3d",
+    "write_points_3d": "vidpose.io.points3d",
     "evaluate": "vidpose.viz.evaluate",
     "extract_frames": "vidpose.viz.extract",
     "read_outliers": "vidpose.viz.outliers",

@@ -1,4 +1,5 @@
-"""A rich progress bar counting frames, with frames/s, shared by prediction and label-video."""
+"""Rich progress bars: frames of a video (with frames/s), shared by prediction and
+label-video; videos of a batch prediction."""
 
 from __future__ import annotations
 
@@ -42,6 +43,50 @@ class FramesProgress:
 
     def advance(self, n: int) -> None:
         self.p.advance(self.task, n)
+
+    def stop(self) -> None:
+        self.p.stop()
+
+
+class VideosProgress:
+    """A rich progress bar over a batch of videos: videos done, failures, frames/s so far."""
+
+    def __init__(self, total: int, done: int = 0) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        class _FPS(TextColumn):
+            def render(self, task):  # type: ignore[override]
+                elapsed = task.elapsed or 0.0
+                frames = task.fields.get("frames", 0)
+                text = f"{frames / elapsed:,.0f} frames/s" if elapsed > 0 and frames else ""
+                return TextColumn(text).render(task)
+
+        self.p = Progress(
+            TextColumn("[bold]predict"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("videos, {task.fields[failed]} failed"),
+            _FPS(""),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.p.start()
+        self.task = self.p.add_task("predict", total=total, completed=done, failed=0, frames=0)
+        self.failed = self.frames = 0
+
+    def advance(self, frames: int = 0, failed: bool = False) -> None:
+        """One more video done (``frames`` predicted), or failed."""
+        self.frames += frames
+        self.failed += int(failed)
+        self.p.update(self.task, advance=1, frames=self.frames, failed=self.failed)
 
     def stop(self) -> None:
         self.p.stop()

@@ -36,3 +36,7 @@ class ReaderUnavailableError(VideoError):
 
 class MissingDependencyError(VidposeError, ImportError):
     """An optional dependency is not installed; the message says how to install it."""
+
+
+class OutputInUseError(VidposeError):
+    """An output folder is held by another vidpose process (a batch prediction writing to it)."""

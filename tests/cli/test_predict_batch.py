@@ -38,7 +38,11 @@ def test_cli_predicts_every_good_video_and_lists_the_bad_ones(
     output = "".join(capsys.readouterr())
     assert code == 1
     assert read_poses(out / "good.csv").n_frames == 48  # after both bad ones: still predicted
-    assert sorted(p.name for p in out.glob("*.csv")) == ["good.csv", "good_temporal_norm.csv"]
+    assert sorted(p.name for p in out.glob("*.csv")) == [
+        "good.csv",
+        "good_temporal_norm.csv",
+        "predict_report.csv",
+    ]
     assert "2 of 3 video(s) could not be predicted" in output
     assert f"{corrupt}: not a readable video" in output
     assert f"{missing}: no such file" in output

@@ -11,31 +11,8 @@ from vidpose.cli import main as cli_main
 from vidpose.errors import VideoError, VidposeError
 from vidpose.io import read_poses
 from vidpose.predict import load_model
-from vidpose.training import train
 from vidpose.video import open_video
 from vidpose.video.writer import VideoWriter
-
-TINY = [
-    "model.backbone=resnet18",
-    "model.pretrained=false",
-    "model.heatmap_stride=2",
-    "data.image_height=64",
-    "data.image_width=64",
-    "training.batch_size=4",
-    "training.max_steps=4",
-]
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_project_src, tmp_path_factory):
-    d = tmp_path_factory.mktemp("model") / "m"
-    train(tiny_project_src, TINY, model_dir=d, progress=False)
-    return d
-
-
-@pytest.fixture(scope="session")
-def tiny_video(tiny_project_src):
-    return next((tiny_project_src / "videos").glob("*.mp4"))
 
 
 def _frames(path):

@@ -18,6 +18,12 @@ output gets a name with its parent folders; predicting the same video again repl
 A batch never stops at a bad video: every video is checked before the model is loaded, every
 good one is predicted, and the bad ones come back in :attr:`PredictResult.failed` with the
 reason.
+
+:class:`Predictor` is the one path from videos to files: the models loaded once, videos
+predicted with concurrent decoders, each video's tables, metrics and smoothed table written,
+then one :class:`VideoResult` per video. :func:`predict_videos` and
+the batch engines of :mod:`vidpose.predict.batch` (a resumable ledger, several GPUs, Ray)
+both call it.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,19 +220,277 @@ def _reason(video: Path, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}"
 
 
-def check_video(video: Path) -> str | None:
-    """Why ``video`` cannot be predicted, or None if it can be opened as a video."""
+def check_path(video: Path) -> str | None:
+    """Why ``video`` cannot be predicted, or None if it is a file (not opened: see
+    :func:`check_video`)."""
     if not video.exists():
         return "no such file"
     if not video.is_file():
         if video.is_dir():
             return "is a folder with no video in it (files ending in .mp4, .avi, .mov, .mkv)"
         return "not a regular file"
+    return None
+
+
+def check_video(video: Path) -> str | None:
+    """Why ``video`` cannot be predicted, or None if it can be opened as a video."""
+    why = check_path(video)
+    if why is not None:
+        return why
     try:
         probe_video(video)
     except (VidposeError, OSError) as exc:
         return _reason(video, exc)
     return None
+
+
+def assign_stems(
+    videos: Sequence[Path],
+    out_dir: Path,
+    names: Mapping[Path, str] | None = None,
+    reserved: Sequence[str] = (),
+) -> dict[Path, str]:
+    """Video -> output stem in ``out_dir``: the name an earlier call gave the video there (so
+    that its outputs stay where they are), else ``names``' or :func:`output_stems`' name,
+    never one that ``out_dir`` records for another video (:func:`avoid_earlier_outputs`) nor
+    one of ``reserved`` (stems of other files there)."""
+    stems = output_stems(videos)
+    sources = {**read_sources(out_dir), **{r: "" for r in reserved}}
+    earlier = {video: stem for stem, video in sources.items()}
+    stems.update({v: earlier[normalized_path(v)] for v in stems if normalized_path(v) in earlier})
+    if names:
+        stems.update({Path(v): n for v, n in names.items() if Path(v) in stems})
+    return avoid_earlier_outputs(stems, sources)
+
+
+def claim_stems(out_dir: Path, stems: Mapping[Path, str]) -> None:
+    """Record in ``out_dir``'s sources file that each stem belongs to its video (before
+    predicting: an interrupted run's partial outputs keep their owner)."""
+    sources = read_sources(out_dir)
+    sources.update({stem: normalized_path(v) for v, stem in stems.items()})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
+
+
+@dataclass
+class VideoResult:
+    """What became of one video: predicted (``ok``), ``failed`` or ``skipped`` (a batch found
+    its outputs complete from an earlier run).
+
+    Attributes:
+        video: the video, as given.
+        stem: its output stem.
+        status: "ok", "failed" or "skipped".
+        reason: why it failed (or why it was skipped).
+        frames: frames predicted; seconds: the time it took (decoding, network, writing).
+        table: the final predictions table (an ensemble's smoothed one).
+        members: each member's predictions table (the table itself for a single model).
+        outputs: every file written for it, ``table`` first (tables in every format, the
+            per-frame metrics, an ensemble's members and statistics).
+        sizes: the size of each of ``outputs`` in bytes, as written.
+        worker: which worker predicted it (batches over several workers).
+    """
+
+    video: Path
+    stem: str
+    status: str = "ok"
+    reason: str = ""
+    frames: int = 0
+    seconds: float = 0.0
+    table: Path | None = None
+    members: list[Path] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    worker: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+
+class Predictor:
+    """A model or ensemble directory's models, loaded once, predicting videos into one folder.
+
+    :meth:`predict` takes (video, output stem) pairs and reports each video once all of its
+    files are in place (it may be called again with more videos). :func:`predict_videos` and
+    the batch engines (``vidpose.predict.batch``) both predict through it.
+
+    Raises:
+        ModelDirError: ``model_dir`` is not a complete model or ensemble.
+        ConfigError: bad ``formats``.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        out_dir: str | Path | None = None,
+        *,
+        batch_size: int | None = None,
+        device: str | None = None,
+        precision: str | None = None,
+        reader: str | None = None,
+        compile: bool | None = None,
+        formats: Sequence[str] = ("csv",),
+        dlc_names: bool = False,
+        log: Callable[[str], object] = lambda _msg: None,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.members, self.ensemble = model_members(self.model_dir)
+        self.formats = _check_formats(formats, self.ensemble)
+        self.out_dir = Path(out_dir or (self.model_dir / "videos"))
+        self.batch_size, self.reader, self.dlc_names = batch_size, reader, dlc_names
+        self._load_args = (device, precision, compile)
+        self.log = log
+        self.models: list = []
+
+    def load(self) -> None:
+        """Load every member's network (once).
+
+        Raises:
+            ModelDirError: a checkpoint cannot be loaded.
+            ConfigError: a bad device or precision.
+        """
+        if self.models:
+            return
+        device, precision, compile = self._load_args
+        for member in self.members:
+            model = load_model(member.path, device=device, precision=precision)
+            if model.cfg.predict.compile if compile is None else compile:
+                model.compile()
+            self.models.append(model)
+
+    def predict(
+        self,
+        videos: Sequence[tuple[Path, str]],
+        *,
+        jobs: int | None = None,
+        progress: bool = False,
+        on_result: Callable[[VideoResult], object],
+    ) -> None:
+        """Predict every (video, output stem) of ``videos`` into the output folder.
+
+        ``on_result`` gets one :class:`VideoResult` per video, ok or failed, only once all of
+        that video's files are written; it is called from writer threads, and must be
+        thread-safe. A video that fails is reported and the others are predicted; nothing is
+        written for it. A video must not be in two calls running at once.
+        """
+        self.load()
+        lock = threading.Lock()
+        stems = {Path(v): stem for v, stem in videos}  # not reported yet
+        paths = list(stems)
+
+        def report(result: VideoResult) -> None:
+            with lock:
+                if stems.pop(result.video, None) is None:
+                    return
+            on_result(result)
+
+        def done(video: Path, res, stats: PredictStats | None) -> None:
+            stem = stems[video]
+            if isinstance(res, BaseException):  # one bad video must not cost the others
+                report(VideoResult(video, stem, "failed", _reason(video, res)))
+            else:
+                writer.submit(lambda: report(self._write(video, stem, res, stats)))
+
+        common = dict(batch_size=self.batch_size, reader=self.reader, progress=progress)
+        error: Exception | None = None
+        # Tables are written by a small pool while the next videos are predicted.
+        with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="vidpose-write") as writer:
+            try:
+                if len(self.models) == 1:
+                    self.models[0].predict_videos(
+                        paths,
+                        jobs=jobs,
+                        on_done=lambda v, r, st: done(
+                            v, r if isinstance(r, BaseException) else [r], st
+                        ),
+                        **common,
+                    )
+                elif shares_frames(self.models):  # each frame decoded once for every member
+                    predict_with_members(self.models, paths, jobs=jobs, on_done=done, **common)
+                else:
+                    for video in paths:
+                        self._predict_one_by_one(video, done, common)
+            except Exception as exc:  # videos already taken are reported; nothing is lost
+                error = exc
+        with lock:  # what is left was taken and never reported: nothing is lost silently
+            left = list(stems.items())
+        reason = (
+            f"prediction stopped: {type(error).__name__}: {error}"
+            if error is not None
+            else "no result came back (a bug in vidpose; please report it)"
+        )
+        for video, stem in left:
+            report(VideoResult(video, stem, "failed", reason))
+
+    def _predict_one_by_one(self, video: Path, done: Callable, common: dict) -> None:
+        """Every member in turn on ``video`` (members that cannot share decoded frames)."""
+        stats: list[PredictStats] = []
+        try:
+            poses = [m.predict_video(video, stats=stats, **common) for m in self.models]
+        except Exception as exc:
+            done(video, exc, None)
+            return
+        invalid = sorted(set().union(*(s.invalid_frames for s in stats)))
+        seconds = sum(s.seconds for s in stats)
+        done(video, poses, PredictStats(stats[0].frames, seconds, invalid))
+
+    def _write(self, video: Path, stem: str, poses: list, stats: PredictStats) -> VideoResult:
+        """Write every member's tables and metrics, then an ensemble's smoothed table."""
+        from vidpose.io import write_poses
+        from vidpose.predict.metrics import write_video_metrics
+
+        t0 = time.perf_counter()
+        result = VideoResult(video, stem, frames=stats.frames)
+        written: list[Path] = []
+        try:
+            for member, member_poses in zip(self.members, poses, strict=True):
+                member_out = self.out_dir / member.name if self.ensemble else self.out_dir
+                named = f"{stem}DLC_{member_poses.scorer}" if self.dlc_names else stem
+                paths = [member_out / f"{named}.{fmt}" for fmt in self.formats]
+                for path in paths:
+                    write_poses(member_poses, path)
+                written += paths
+                written += write_video_metrics(member_poses, member.path, member_out, stem)
+                result.members.append(paths[0])
+                self.log(f"wrote {paths[0]}  ({stats.frames} frames, {stats.fps:,.0f} frames/s)")
+        except Exception as exc:
+            reason = f"its predictions could not be written: {exc}"
+            return VideoResult(video, stem, "failed", reason)
+        result.table = result.members[0]
+        if self.ensemble:
+            try:
+                result.table, smoothed = self._smooth(stem, result.members, poses[0])
+            except VidposeError as exc:
+                reason = f"the members' predictions cannot be smoothed: {exc}"
+                return VideoResult(video, stem, "failed", reason)
+            except Exception as exc:
+                reason = f"its smoothed predictions could not be written: {exc}"
+                return VideoResult(video, stem, "failed", reason)
+            written = [*smoothed, *written]
+            self.log(f"wrote {result.table}  (ensemble of {len(poses)}, Kalman-smoothed)")
+        result.outputs = [result.table, *(p for p in written if p != result.table)]
+        result.sizes = [p.stat().st_size for p in result.outputs]
+        result.seconds = stats.seconds + time.perf_counter() - t0
+        return result
+
+    def _smooth(self, stem: str, tables: list[Path], described) -> tuple[Path, list[Path]]:
+        """Kalman-smooth the members' tables; (the smoothed table, every file written)."""
+        from vidpose.io import write_poses
+        from vidpose.smooth import run_smooth  # numba: only for ensembles
+        from vidpose.smooth.run import ensemble_table_path, without_keypoint_columns
+
+        named = f"{stem}DLC_ensemble" if self.dlc_names else stem
+        final = self.out_dir / f"{named}.{self.formats[0]}"
+        smoothed = run_smooth(tables, final, smoothing="auto")
+        plain = without_keypoint_columns(smoothed)
+        # read back from the members' tables: what CSV cannot hold comes from memory
+        plain.fps, plain.video, plain.skeleton = described.fps, described.video, described.skeleton
+        written = [final, ensemble_table_path(final)]
+        for fmt in self.formats[1:]:  # the table in the other formats (statistics: CSV)
+            write_poses(plain, self.out_dir / f"{named}.{fmt}")
+            written.append(self.out_dir / f"{named}.{fmt}")
+        return final, written
 
 
 def predict_videos(
@@ -250,6 +515,8 @@ def predict_videos(
     Every video is checked (exists, is a file, can be probed) before the model is loaded; a
     video that fails while it is predicted is recorded too, and the next one is predicted. A
     failed video's output is never written (tables are written atomically, once complete).
+    (``vidpose predict`` goes through :func:`vidpose.predict.batch.predict_batch`, which adds a
+    resumable ledger, a report and several workers.)
 
     Args:
         model_dir: a model directory, or an ensemble directory (``vidpose train --seeds``).
@@ -274,16 +541,21 @@ def predict_videos(
     # The table writers (pandas, a second of imports) load in the background while the
     # model loads and the first frames are predicted.
     threading.Thread(target=_preload_writers, daemon=True, name="vidpose-preload").start()
-    model_dir = Path(model_dir)
-    members, ensemble = model_members(model_dir)
-    formats = _check_formats(formats, ensemble)
-    out_dir = Path(out_dir or (model_dir / "videos"))
+    predictor = Predictor(
+        model_dir,
+        out_dir,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        reader=reader,
+        compile=compile,
+        formats=formats,
+        dlc_names=dlc_names,
+        log=log,
+    )
+    out_dir = predictor.out_dir
     given = [Path(v) for v in videos]
-    stems = output_stems(given)
-    if names:
-        stems.update({Path(v): n for v, n in names.items() if Path(v) in stems})
-    sources = read_sources(out_dir)
-    stems = avoid_earlier_outputs(stems, sources)
+    stems = assign_stems(given, out_dir, names)
     result = PredictResult(names=stems)
 
     todo: list[Path] = []
@@ -299,126 +571,40 @@ def predict_videos(
             todo.append(video)
         else:
             result.failed[video] = why
-    renamed = [v for v in todo if stems[v] != v.stem]
-    if renamed:
-        log(
-            "videos share a file name (in this call or with earlier outputs in "
-            f"{out_dir}); outputs are named after their folders: "
-            + ", ".join(f"{v} -> {stems[v]}.csv" for v in renamed)
+    log_renamed(todo, stems, out_dir, log)
+    if todo:
+        claim_stems(out_dir, {v: stems[v] for v in todo})
+        done: dict[Path, VideoResult] = {}
+        predictor.predict(
+            [(v, stems[v]) for v in todo],
+            jobs=jobs,
+            progress=progress,
+            on_result=lambda r: done.__setitem__(r.video, r),
         )
-    if todo:
-        # Claimed before predicting: an interrupted run's partial outputs keep their owner.
-        sources.update({stems[v]: normalized_path(v) for v in todo})
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / SOURCES_FILE, json.dumps(sources, indent=1) + "\n")
-
-    tables: dict[Path, list[Path]] = {}
-    described: dict[Path, tuple] = {}  # video -> (fps, video, skeleton) of its predictions
-    models = []
-    if todo:
-        for member in members:
-            model = load_model(member.path, device=device, precision=precision)
-            if model.cfg.predict.compile if compile is None else compile:
-                model.compile()
-            models.append(model)
-    # An ensemble of single-frame members decodes each frame once for all of them.
-    groups = (
-        [list(range(len(models)))] if shares_frames(models) else [[i] for i in range(len(models))]
-    )
-    for group in groups:
-        if not todo:
-            break
-        outs = [out_dir / members[i].name if ensemble else out_dir for i in group]
-        writes: list[tuple[Path, Future]] = []
-
-        def done(
-            video: Path,
-            res,
-            stats: PredictStats | None,
-            group: list[int] = group,
-            outs: list[Path] = outs,
-            writes: list = writes,
-        ) -> None:
-            if isinstance(res, BaseException):  # one bad video must not cost the others
-                result.failed[video] = _reason(video, res)
-                log(f"{video}: failed: {result.failed[video]}")
-                return
-            stem = stems[video]
-            for i, member_out, poses in zip(group, outs, res, strict=True):
-                named = f"{stem}DLC_{poses.scorer}" if dlc_names else stem
-                paths = [member_out / f"{named}.{fmt}" for fmt in formats]
-                out = paths[0]
-
-                def write(poses=poses, paths=paths, member_out=member_out, i=i) -> None:
-                    from vidpose.io import write_poses
-                    from vidpose.predict.metrics import write_video_metrics
-
-                    for path in paths:
-                        write_poses(poses, path)
-                    write_video_metrics(poses, members[i].path, member_out, stem)
-
-                writes.append((video, writer.submit(write)))
-                tables.setdefault(video, []).append(out)
-                described[video] = (poses.fps, poses.video, poses.skeleton)
-                assert stats is not None
-                log(f"wrote {out}  ({stats.frames} frames, {stats.fps:,.0f} frames/s)")
-
-        # Tables are written by a small pool while the next videos are predicted.
-        with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="vidpose-write") as writer:
-            if len(group) > 1:
-                predict_with_members(
-                    [models[i] for i in group],
-                    list(todo),
-                    batch_size=batch_size,
-                    reader=reader,
-                    jobs=jobs,
-                    progress=progress,
-                    on_done=done,
-                )
+        for video in todo:
+            res = done[video]
+            if res.status == "ok":
+                result.outputs[video] = res.table
+                result.members[video] = res.members
             else:
-                models[group[0]].predict_videos(
-                    list(todo),
-                    batch_size=batch_size,
-                    reader=reader,
-                    jobs=jobs,
-                    progress=progress,
-                    on_done=lambda v, r, st: done(
-                        v, r if isinstance(r, BaseException) else [r], st
-                    ),
-                )
-        for video, fut in writes:
-            if fut.exception() is not None:
-                result.failed[video] = f"its predictions could not be written: {fut.exception()}"
-        for video in list(todo):
-            if video in result.failed:
-                todo.remove(video)
-
-    for video in todo:
-        if not ensemble:
-            result.outputs[video] = tables[video][0]
-        else:
-            named = f"{stems[video]}DLC_ensemble" if dlc_names else stems[video]
-            final = out_dir / f"{named}.{formats[0]}"
-            try:
-                from vidpose.io import write_poses
-                from vidpose.smooth import run_smooth  # numba: only for ensembles
-                from vidpose.smooth.run import without_keypoint_columns
-
-                smoothed = run_smooth(tables[video], final, smoothing="auto")
-                plain = without_keypoint_columns(smoothed)
-                # read back from the members' tables: what CSV cannot hold comes from memory
-                plain.fps, plain.video, plain.skeleton = described[video]
-                for fmt in formats[1:]:  # the table in the other formats (statistics: CSV)
-                    write_poses(plain, out_dir / f"{named}.{fmt}")
-            except VidposeError as exc:
-                result.failed[video] = f"the members' predictions cannot be smoothed: {exc}"
-                continue
-            result.outputs[video] = final
-            log(f"wrote {final}  (ensemble of {len(tables[video])}, Kalman-smoothed)")
-        result.members[video] = tables[video]
+                result.failed[video] = res.reason
+                log(f"{video}: failed: {res.reason}")
     # a video given under two spellings can be looked up by either (failures are listed once)
     for video in given:
         first = first_of[normalized_path(video)]
         if video != first and first in result.outputs:
             result.outputs[video] = result.outputs[first]
     return result
+
+
+def log_renamed(
+    videos: Sequence[Path], stems: Mapping[Path, str], out_dir: Path, log: Callable
+) -> None:
+    """Tell which videos' outputs are named after their folders, if any."""
+    renamed = [v for v in videos if stems[v] != v.stem]
+    if renamed:
+        log(
+            "videos share a file name (in this call or with earlier outputs in "
+            f"{out_dir}); outputs are named after their folders: "
+            + ", ".join(f"{v} -> {stems[v]}.csv" for v in renamed)
+        )

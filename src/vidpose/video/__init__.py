@@ -44,19 +44,59 @@ def videos_in(folder: Path) -> list[Path]:
     )
 
 
+MANIFEST_SUFFIXES = (".txt", ".list")
+"""File extensions of video lists (manifests) among video arguments."""
+
+
+def read_manifest(path: Path) -> list[Path]:
+    """The videos a manifest lists: one path per line, relative ones taken from the manifest's
+    folder (``~`` expanded); blank lines and ``#`` comments skipped. Missing videos are listed
+    all the same (each is reported as a video that cannot be predicted).
+
+    Raises:
+        VideoError: the manifest cannot be read as text.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise VideoError(
+            f"{path}: cannot be read as a list of videos (one path per line): {why}"
+        ) from None
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            video = Path(line).expanduser()
+            out.append(video if video.is_absolute() else path.parent / video)
+    return out
+
+
 def expand_videos(paths: list[Path] | tuple[Path, ...]) -> list[Path]:
     """Video arguments with every folder that holds videos replaced by them (not its
-    subfolders'). Other paths, an empty folder included, pass through unchecked: each is
-    reported as a video that cannot be predicted, and the others go on."""
+    subfolders'), and every manifest (a ``.txt`` / ``.list`` file, :func:`read_manifest`) by
+    the videos it lists (its folders expanded in turn). Other paths, an empty folder included,
+    pass through unchecked: each is reported as a video that cannot be predicted, and the
+    others go on.
+
+    Raises:
+        VideoError: a manifest cannot be read.
+    """
     out: list[Path] = []
     for path in paths:
         path = Path(path)
-        found = videos_in(path) if path.is_dir() else []
-        out.extend(found or [path])
+        listed = [path]
+        if path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
+            listed = read_manifest(path)
+        for video in listed:
+            found = videos_in(video) if video.is_dir() else []
+            out.extend(found or [video])
     return out
 
 
 __all__ = [
+    "MANIFEST_SUFFIXES",
     "READERS",
     "READER_CHOICES",
     "VIDEO_SUFFIXES",
@@ -70,6 +110,7 @@ __all__ = [
     "open_video",
     "probe_video",
     "read_frames",
+    "read_manifest",
     "register_reader",
     "videos_in",
 ]

@@ -26,6 +26,7 @@ from vidpose.errors import VidposeError
 from vidpose.io import read_poses
 from vidpose.io.poses import Poses
 from vidpose.model_dir import LP_SET_NAMES, ModelDir, model_members
+from vidpose.predict.batch import REPORT_CSV
 from vidpose.predict.metrics import video_metrics
 from vidpose.viz import plots
 from vidpose.viz.outliers import (
@@ -53,10 +54,15 @@ class EvaluateResult:
 
 
 def prediction_tables(videos_dir: Path) -> list[Path]:
-    """Prediction CSVs in ``videos_dir`` (not the per-video metric tables)."""
+    """Prediction CSVs in ``videos_dir`` (not the per-video metric tables, nor the report of
+    `vidpose predict`)."""
     if not videos_dir.is_dir():
         return []
-    return sorted(p for p in videos_dir.glob("*.csv") if not p.stem.endswith(METRIC_SUFFIXES))
+    return sorted(
+        p
+        for p in videos_dir.glob("*.csv")
+        if not p.stem.endswith(METRIC_SUFFIXES) and p.name != REPORT_CSV
+    )
 
 
 def _fmt(v: float | None, unit: str = " px") -> str:

@@ -1,4 +1,5 @@
-"""``vidpose predict``: predict keypoints on videos with a model or an ensemble."""
+"""``vidpose predict``: predict keypoints on videos with a model or an ensemble, resumably, on
+this machine or a Ray cluster (:func:`vidpose.predict.batch.predict_batch`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import vidpose
 from vidpose.cli._common import (
+    UsageError,
     device_type,
+    float_type,
     int_type,
     log,
     need_dir,
@@ -22,10 +25,13 @@ from vidpose.cli._common import (
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
-        help="predict keypoints on videos (a model or an ensemble)",
+        help="predict keypoints on videos (a model or an ensemble), on this machine or a Ray "
+        "cluster",
         description="Predict every video; a video that cannot be read is reported at the end "
-        "(exit code 1) and does not stop the others. Options not given take the model's "
-        "predict.* config.",
+        "(exit code 1) and does not stop the others. The output folder keeps a ledger "
+        "(.vidpose-ledger.jsonl): run the same command again and videos whose outputs are "
+        "complete are skipped, the others predicted. OUT/predict_report.csv and .json list "
+        "every video. Options not given take the model's predict.* config.",
     )
     p.add_argument(
         "model_dir",
@@ -37,9 +43,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "videos",
         type=Path,
         nargs="+",
-        metavar="VIDEO",
-        help="video files or folders of them (every .mp4/.avi/.mov/.mkv directly inside), "
-        "e.g. sessions/2026-11-27/",
+        metavar="SOURCE",
+        help="video files, folders of them (every .mp4/.avi/.mov/.mkv directly inside) or "
+        "manifests (.txt/.list: one video path per line, relative to the manifest; # comments), "
+        "e.g. sessions/2026-11-27/ or all_sessions.txt",
     )
     p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL/videos)")
     p.add_argument("--batch-size", type=int_type(1), default=None, help="frames per batch")
@@ -76,6 +83,33 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="name tables <video>DLC_<scorer>.csv/.h5, as DeepLabCut's tools look for them",
     )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this machine (one worker process per GPU when several are visible); "
+        "ray: a Ray cluster, one worker per GPU (needs the extra vidpose[ray])",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="--engine ray: the cluster to join (auto: the one `ray start` made on this "
+        "machine); default: start a local one",
+    )
+    p.add_argument(
+        "--workers",
+        type=int_type(1),
+        default=None,
+        help="most workers: GPUs used, or Ray actors (default one per GPU; a Ray cluster "
+        "without GPUs: 1, each on one CPU slot)",
+    )
+    p.add_argument(
+        "--gpus-per-worker",
+        type=float_type(0, lo_open=True),
+        default=1.0,
+        help="--engine ray: GPUs each worker holds (default 1; 0.5 puts two on a GPU)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handle=handle)
     return p
@@ -85,32 +119,39 @@ def handle(args: argparse.Namespace) -> int:
     need_dir(args.model_dir, "MODEL_DIR")
     out = args.out or args.model_dir / "videos"
     writable_dir(out, "--out" if args.out else "MODEL_DIR/videos")
-    from vidpose.video import expand_videos
-
-    videos = expand_videos(args.videos)
-    res = vidpose.predict_videos(
+    if args.address is not None and args.engine != "ray":
+        raise UsageError("--address is for --engine ray")
+    report = vidpose.predict_batch(
         args.model_dir,
-        videos,
+        args.videos,
         args.out,
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        jobs=args.jobs,
         batch_size=args.batch_size,
         device=args.device,
         precision=args.precision,
         reader=args.reader,
         compile=args.compile,
-        jobs=args.jobs,
         formats=args.format.split(","),
         dlc_names=args.dlc_names,
         progress=not args.no_progress,
         log=log,
     )
-    done = len({res.names[v] for v in res.outputs})
-    if not res.failed:
-        say(f"{done} video(s) into {out}", "predicted")
+    ok, skipped, failed = (report.count(s) for s in ("ok", "skipped", "failed"))
+    total = len(report.videos)
+    summary = f"{ok} predicted, {skipped} skipped (done before), {failed} failed of {total} "
+    summary += f"video(s) in {out}"
+    if report.frames:
+        summary += f"; {report.frames:,} frames in {report.seconds:,.1f} s ({report.fps:,.0f}/s)"
+    summary += f"; report: {report.report_csv}"
+    if not failed:
+        say(summary, "done")
         return 0
-    total = done + len(res.failed)
-    print_error(f"{len(res.failed)} of {total} video(s) could not be predicted:")
-    for line in res.failure_lines():
-        print_err_plain(f"  {line}")
-    if done:
-        say(f"{done} of {total} video(s) into {out}", "predicted")
+    print_error(f"{failed} of {total} video(s) could not be predicted:")
+    for r in report.failed:
+        print_err_plain(f"  {r.video}: {r.reason}")
+    say(summary, "done", style="yellow")
     return 1

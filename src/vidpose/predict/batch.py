@@ -1,0 +1,819 @@
+"""Batch prediction: many videos into one folder, resumable, on this machine or a Ray cluster.
+
+:func:`predict_batch` (what ``vidpose predict`` runs):
+
+1. expands the sources (videos, folders, manifests: :func:`vidpose.video.expand_videos`);
+2. locks the output folder (a second batch on it is refused) and reads its ledger
+   (:mod:`vidpose.predict.ledger`): a video whose outputs are complete is skipped;
+3. predicts the others with an engine, each video through :class:`~vidpose.predict.run.
+   Predictor` (models loaded once per worker, tables, metrics and an ensemble's smoothed
+   table written, then one :class:`~vidpose.predict.run.VideoResult`):
+
+   - ``local``: in this process; with several GPUs visible, one worker process per GPU;
+   - ``ray``: one Ray actor per GPU (``--gpus-per-worker``), or ``--workers`` CPU actors on a
+     cluster without GPUs (:mod:`vidpose.predict.ray_engine`);
+
+   workers take videos from the driver's queue; a worker that dies has its videos retried on
+   the others (at most :data:`MAX_RETRIES` times each, then failed with the reason);
+4. records every start, result and retry in the ledger as it happens, and writes
+   ``predict_report.csv`` / ``.json`` at the end.
+
+Workers read the videos and write the outputs at the paths the driver gives them: on a cluster
+both must be on a file system every node mounts at the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import queue
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from vidpose import __version__
+from vidpose._atomic import atomic_write_text
+from vidpose.errors import ConfigError
+from vidpose.predict.ledger import LEDGER_FILE, Ledger, VideoStamp, lock_output
+from vidpose.predict.run import (
+    Predictor,
+    VideoResult,
+    assign_stems,
+    check_path,
+    claim_stems,
+    log_renamed,
+    normalized_path,
+)
+
+ENGINES = ("local", "ray")
+MAX_RETRIES = 2
+"""Times a video is given to another worker after the one predicting it died."""
+
+REPORT_CSV = "predict_report.csv"
+REPORT_JSON = "predict_report.json"
+
+CRASH_ENV = "VIDPOSE_TEST_CRASH_WORKER"
+"""For tests: a marker file path; the first worker to start predicting creates it and exits
+at once (``os._exit(1)``), as a worker killed mid-run would. Never set it otherwise."""
+
+GATHER_S = 0.2
+"""How long a worker waits for more videos to predict together with the first it got."""
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """Everything a worker needs to build its :class:`Predictor` (picklable)."""
+
+    model_dir: Path
+    out_dir: Path
+    batch_size: int | None = None
+    device: str | None = None
+    precision: str | None = None
+    reader: str | None = None
+    compile: bool | None = None
+    formats: tuple[str, ...] = ("csv",)
+    dlc_names: bool = False
+
+    def predictor(self, device: str | None = None) -> Predictor:
+        """A Predictor with these settings (``device`` overriding theirs); not loaded yet."""
+        return Predictor(
+            self.model_dir,
+            self.out_dir,
+            batch_size=self.batch_size,
+            device=device or self.device,
+            precision=self.precision,
+            reader=self.reader,
+            compile=self.compile,
+            formats=self.formats,
+            dlc_names=self.dlc_names,
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """What outputs depend on besides the video (recorded in the ledger)."""
+        return {
+            "model": normalized_path(self.model_dir),
+            "formats": list(self.formats),
+            "dlc_names": self.dlc_names,
+        }
+
+
+@dataclass
+class BatchReport:
+    """What :func:`predict_batch` did: one :class:`VideoResult` per video, in input order."""
+
+    out_dir: Path
+    videos: list[VideoResult] = field(default_factory=list)
+    engine: str = "local"
+    workers: int = 0
+    seconds: float = 0.0
+    """Wall time of the prediction (workers starting, models loading, videos, writing)."""
+
+    @property
+    def frames(self) -> int:
+        """Frames predicted by this batch (skipped videos not counted)."""
+        return sum(r.frames for r in self.videos if r.status == "ok")
+
+    @property
+    def fps(self) -> float:
+        """Frames predicted per second of wall time: the batch's throughput."""
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def report_csv(self) -> Path:
+        return self.out_dir / REPORT_CSV
+
+    @property
+    def report_json(self) -> Path:
+        return self.out_dir / REPORT_JSON
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.videos)
+
+    @property
+    def failed(self) -> list[VideoResult]:
+        return [r for r in self.videos if r.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass(eq=False)
+class Job:
+    """A video to predict: where it goes, its file's stamp, and the workers it has outlived."""
+
+    video: Path
+    stem: str
+    stamp: VideoStamp
+    attempts: int = 0
+
+
+# -- the batch --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where a batch runs (see :func:`predict_batch`'s arguments)."""
+
+    name: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float = 1.0
+    jobs: int | None = None
+
+
+def predict_batch(
+    model_dir: str | Path,
+    sources: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    *,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 1.0,
+    jobs: int | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    reader: str | None = None,
+    compile: bool | None = None,
+    formats: Sequence[str] = ("csv",),
+    dlc_names: bool = False,
+    progress: bool = False,
+    log: Callable[[str], object] = lambda _msg: None,
+) -> BatchReport:
+    """Predict every video of ``sources`` into ``out_dir`` that an earlier batch there has not.
+
+    Args:
+        model_dir: a model or ensemble directory.
+        sources: videos, folders of videos and manifests (``.txt`` / ``.list``: one video path
+            per line, relative to the manifest; blank lines and ``#`` comments allowed).
+        out_dir: the output folder (default ``model_dir/videos``); it holds the ledger and the
+            report.
+        engine: "local" (this machine: in this process, or one process per GPU when several
+            are visible) or "ray" (a Ray cluster; the optional extra ``vidpose[ray]``).
+        address: the Ray cluster to join ("auto": the one this machine belongs to,
+            "HOST:PORT"); None starts a local one.
+        workers: most workers: local GPUs used, or Ray actors (default: one per GPU; on a Ray
+            cluster without GPUs, 1).
+        gpus_per_worker: GPUs each Ray actor holds (fractions share a GPU).
+        jobs: videos each worker decodes at once (default 6).
+        batch_size, device, precision, reader, compile, formats, dlc_names: as
+            :func:`vidpose.predict.run.predict_videos`.
+        progress: show a progress bar over the batch.
+        log: receives one line per video and per notice.
+
+    Returns:
+        The report, also written to ``out_dir/predict_report.csv`` and ``.json``.
+
+    Raises:
+        ModelDirError: ``model_dir`` is not a complete model or ensemble.
+        ConfigError: a bad engine, format, device or Ray address.
+        OutputInUseError: another batch is writing to ``out_dir``.
+        MissingDependencyError: ``engine="ray"`` without Ray installed.
+        VideoError: a manifest cannot be read.
+    """
+    from vidpose.video import expand_videos
+
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    cluster: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if engine == "ray":  # before anything is written: a missing Ray or cluster is an error
+        from vidpose.predict.ray_engine import import_ray, ray_session
+
+        import_ray()
+        if address is not None:  # a local cluster is started only when there is work
+            cluster = ray_session(address)
+    probe = Predictor(model_dir, out_dir, formats=formats, dlc_names=dlc_names)  # checks both
+    settings = PredictSettings(  # absolute: workers run elsewhere (another folder, node)
+        Path(normalized_path(model_dir)),
+        Path(normalized_path(probe.out_dir)),
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        reader=reader,
+        compile=compile,
+        formats=probe.formats,
+        dlc_names=dlc_names,
+    )
+    videos = expand_videos([Path(s) for s in sources])
+    how = Engine(engine, address, workers, gpus_per_worker, jobs)
+    with cluster, lock_output(settings.out_dir):
+        batch = _Batch(settings, how, log)
+        try:
+            todo = batch.plan(videos)
+            batch.run(todo, progress)
+        finally:
+            batch.ledger.close()
+    write_report(batch.report, settings)
+    return batch.report
+
+
+class _Batch:
+    """One batch's bookkeeping: the plan, the ledger's events, the results."""
+
+    def __init__(self, settings: PredictSettings, engine: Engine, log: Callable) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.log = log
+        self.ledger = Ledger(settings.out_dir)
+        self.identity = settings.identity()
+        self.report = BatchReport(settings.out_dir, engine=engine.name)
+        self.results: dict[str, VideoResult] = {}  # normalised path -> its result
+        self.order: list[str] = []
+        self.bar = None
+        self._lock = threading.Lock()
+
+    def plan(self, videos: list[Path]) -> list[Job]:
+        """The jobs to run; missing videos failed and finished ones skipped (in the ledger)."""
+        out, ledger, log = self.settings.out_dir, self.ledger, self.log
+        first_of: dict[str, Path] = {}
+        for video in videos:
+            key = normalized_path(video)
+            if key in first_of:
+                log(f"{video} was given before (as {first_of[key]}): predicted once")
+                continue
+            first_of[key] = video
+            self.order.append(key)
+        unique = list(first_of.values())
+        why_not = {v: check_path(v) for v in unique}
+        reserved = [Path(REPORT_CSV).stem]  # a video named predict_report.mp4 gets another
+        stems = assign_stems([v for v in unique if why_not[v] is None], out, reserved=reserved)
+        finished = ledger.finished()
+        ledger.append(
+            "run",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            vidpose=__version__,
+            engine=self.engine.name,
+            videos=len(unique),
+            settings=self.identity,
+        )
+        todo: list[Job] = []
+        for video in unique:
+            key = normalized_path(video)
+            if why_not[video] is not None:
+                self.results[key] = VideoResult(video, "", "failed", why_not[video])
+                ledger.append("failed", video=key, stem="", reason=why_not[video])
+                continue
+            stamp = VideoStamp.of(video)
+            event = finished.get(key)
+            why = ledger.why_not_done(event, stamp, self.identity)
+            if event is not None and why is None:
+                self.results[key] = _skipped(video, event, ledger)
+                ledger.append(
+                    "skipped",
+                    video=key,
+                    stem=event.get("stem", ""),
+                    reason=self.results[key].reason,
+                )
+                continue
+            if event is not None:
+                log(f"{video}: predicted before, again now: {why}")
+            todo.append(Job(video, stems[video], stamp))
+        log_renamed([j.video for j in todo], stems, out, log)
+        if todo:
+            claim_stems(out, {j.video: j.stem for j in todo})
+        skipped = sum(r.status == "skipped" for r in self.results.values())
+        if skipped:
+            log(f"{skipped} video(s) skipped: their outputs in {out} are complete ({LEDGER_FILE})")
+        return todo
+
+    def run(self, todo: list[Job], progress: bool) -> None:
+        """Predict ``todo`` with the engine; the report lists every video in input order."""
+        if progress and todo:
+            from vidpose._progress import VideosProgress
+
+            self.bar = VideosProgress(len(self.order), done=len(self.results))
+        t0 = time.perf_counter()
+        try:
+            if todo:
+                self.report.workers = _run_engine(self, todo)
+        finally:
+            self.report.seconds = time.perf_counter() - t0
+            if self.bar is not None:
+                self.bar.stop()
+        self.report.videos = [self.results[k] for k in self.order]
+
+    def on_start(self, job: Job, worker: str) -> None:
+        self.ledger.append(
+            "started",
+            video=normalized_path(job.video),
+            stem=job.stem,
+            worker=worker,
+            attempt=job.attempts + 1,
+        )
+
+    def on_requeue(self, job: Job, reason: str) -> None:
+        self.ledger.append(
+            "requeued",
+            video=normalized_path(job.video),
+            stem=job.stem,
+            reason=reason,
+            attempt=job.attempts,
+        )
+        self.log(f"{job.video}: {reason}; trying again on another worker")
+
+    def on_result(self, job: Job, res: VideoResult) -> None:
+        res = replace(res, video=job.video, stem=job.stem)
+        key = normalized_path(job.video)
+        if res.status == "ok":
+            outputs = [
+                {"path": self.ledger.relative(p), "size": n}
+                for p, n in zip(res.outputs, res.sizes, strict=True)
+            ]
+            self.ledger.append(
+                "finished",
+                video=key,
+                stem=job.stem,
+                size=job.stamp.size,
+                mtime_ns=job.stamp.mtime_ns,
+                frames=res.frames,
+                seconds=round(res.seconds, 3),
+                fps=round(res.fps, 1) if res.seconds > 0 else None,
+                outputs=outputs,
+                settings=self.identity,
+                worker=res.worker,
+            )
+            self.log(f"{job.video}: {res.frames} frames, {res.fps:,.0f} frames/s -> {res.table}")
+        else:
+            self.ledger.append(
+                "failed", video=key, stem=job.stem, reason=res.reason, worker=res.worker
+            )
+            self.log(f"{job.video}: failed: {res.reason}")
+        with self._lock:
+            self.results[key] = res
+            if self.bar is not None:
+                self.bar.advance(res.frames, failed=res.status == "failed")
+
+
+def _skipped(video: Path, event: dict[str, Any], ledger: Ledger) -> VideoResult:
+    outputs = [ledger.resolve(o["path"]) for o in event.get("outputs", [])]
+    return VideoResult(
+        video,
+        str(event.get("stem", "")),
+        "skipped",
+        f"outputs complete from an earlier run ({event.get('time', '?')})",
+        frames=int(event.get("frames", 0)),
+        seconds=float(event.get("seconds", 0.0)),
+        table=outputs[0] if outputs else None,
+        outputs=outputs,
+        worker=str(event.get("worker", "")),
+    )
+
+
+def _run_engine(batch: _Batch, todo: list[Job]) -> int:
+    """Predict ``todo`` with the batch's engine; returns the number of workers used."""
+    settings, engine, log = batch.settings, batch.engine, batch.log
+    crash_marker = os.environ.get(CRASH_ENV) or None
+    callbacks = dict(
+        on_start=batch.on_start, on_result=batch.on_result, on_requeue=batch.on_requeue
+    )
+    devices = _local_devices(settings, engine.workers) if engine.name == "local" else []
+    devices = devices[: len(todo)]  # one video left: no second worker to start
+    if engine.name == "ray" or len(devices) > 1:
+        # a damaged checkpoint is one error here, not a death of every worker
+        settings.predictor("cpu").load()
+    if engine.name == "ray":
+        from vidpose.predict.ray_engine import RayPool
+
+        with RayPool(settings, engine, crash_marker, log) as pool:
+            schedule(pool, todo, pool.workers, depth=2 * pool.jobs, **callbacks)
+            return pool.workers
+    if len(devices) > 1:
+        log(f"predicting on {', '.join(devices)}: one worker process each")
+        with ProcessPool(settings, devices, engine.jobs, crash_marker) as pool:
+            schedule(pool, todo, len(devices), depth=2 * pool.jobs, **callbacks)
+        return len(devices)
+    # one device: this process, every video at once (concurrent decoders share the batches)
+    predictor = settings.predictor()
+    predictor.load()
+    by_video = {j.video: j for j in todo}
+    for job in todo:
+        batch.on_start(job, "local")
+    predictor.predict(
+        [(j.video, j.stem) for j in todo],
+        jobs=engine.jobs,
+        on_result=lambda r: batch.on_result(by_video[r.video], replace(r, worker="local")),
+    )
+    return 1
+
+
+def _local_devices(settings: PredictSettings, workers: int | None) -> list[str]:
+    """The devices of the local engine's workers: every visible GPU (at most ``workers``) when
+    the device is auto or cuda and several are visible, else the one device."""
+    from vidpose.config import load_config
+    from vidpose.model_dir import model_members
+
+    device = settings.device
+    if device is None:
+        first = model_members(settings.model_dir)[0][0]
+        device = load_config(first.config).predict.device
+    if device not in ("auto", "cuda"):
+        return [device]
+    import torch
+
+    n = torch.cuda.device_count()
+    if workers:
+        n = min(n, workers)
+    return [f"cuda:{i}" for i in range(n)] if n > 1 else [device]
+
+
+# -- workers and the scheduler ----------------------------------------------------------------
+
+
+@dataclass
+class Died:
+    """A worker died while it held a video."""
+
+    reason: str
+
+
+class WorkerPool(Protocol):
+    """Workers that each predict the videos handed to them (Ray actors, local processes)."""
+
+    jobs: int
+
+    def start(self) -> str:
+        """Start one more worker; its name."""
+        ...
+
+    def ready(self, worker: str) -> bool:
+        """Whether ``worker`` has loaded its models (videos go to ready workers only)."""
+        ...
+
+    def submit(self, worker: str, job: Job) -> None:
+        """Hand ``job`` to ``worker``."""
+        ...
+
+    def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died]]:
+        """What came back within ``timeout`` s: results, and for a worker that died one
+        :class:`Died` per job it held (job None if it held none)."""
+        ...
+
+
+def schedule(
+    pool: WorkerPool,
+    todo: Sequence[Job],
+    workers: int,
+    *,
+    depth: int,
+    on_start: Callable[[Job, str], None],
+    on_result: Callable[[Job, VideoResult], None],
+    on_requeue: Callable[[Job, str], None],
+    max_retries: int = MAX_RETRIES,
+) -> None:
+    """Hand the videos to ``workers`` workers, at most ``depth`` each at a time, the least
+    busy ready worker first. A worker that dies is replaced and each of its videos handed to
+    another, until a video has outlived ``max_retries`` workers (then it failed). Once workers
+    have died ``workers * (max_retries + 1)`` times in a row without a video finishing, none is
+    started any more, and what is left fails when none is alive."""
+    waiting = deque(todo)
+    held: dict[str, list[Job]] = {pool.start(): [] for _ in range(workers)}
+    alive = set(held)
+    deaths_in_a_row, last_death = 0, ""
+    while waiting or any(held.values()):
+        ready = [w for w in alive if pool.ready(w)]
+        while waiting and ready:
+            worker = min(ready, key=lambda w: len(held[w]))
+            if len(held[worker]) >= depth:
+                break
+            job = waiting.popleft()
+            held[worker].append(job)
+            on_start(job, worker)
+            pool.submit(worker, job)
+        if not alive and not any(held.values()):
+            for job in waiting:
+                on_result(job, VideoResult(job.video, job.stem, "failed", last_death))
+            return
+        for worker, job, outcome in pool.wait(timeout=1.0):
+            if job is not None:
+                held[worker].remove(job)
+            if not isinstance(outcome, Died):
+                assert job is not None
+                deaths_in_a_row = 0
+                on_result(job, replace(outcome, worker=worker))
+                continue
+            reason = f"worker {worker} died: {outcome.reason}"
+            last_death = f"no worker left (last: {reason})"
+            if worker in alive:  # the first news of its death: replace it
+                alive.discard(worker)
+                deaths_in_a_row += 1
+                if deaths_in_a_row <= workers * (max_retries + 1):
+                    new = pool.start()
+                    held[new] = []
+                    alive.add(new)
+            if job is None:
+                continue
+            job.attempts += 1
+            if job.attempts > max_retries:
+                why = f"{job.attempts} workers died predicting it (last: {reason})"
+                on_result(job, VideoResult(job.video, job.stem, "failed", why, worker=worker))
+            else:
+                on_requeue(job, reason)
+                waiting.appendleft(job)
+
+
+class WorkerLoop:
+    """A worker's side: its loaded :class:`Predictor` fed from a queue, up to ``jobs`` videos
+    predicted together; each video's result goes to ``on_result`` once its files are in place.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        jobs: int,
+        on_result: Callable[[VideoResult], object],
+        crash_marker: str | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.jobs = jobs
+        self.on_result = on_result
+        self.crash_marker = crash_marker
+        self.inbox: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="vidpose-worker")
+        self.thread.start()
+
+    def put(self, video: Path, stem: str) -> None:
+        self.inbox.put((video, stem))
+
+    def close(self) -> None:
+        """Predict what was put, then stop."""
+        self.inbox.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        while (first := self.inbox.get()) is not None:
+            group = [first]
+            deadline = time.monotonic() + GATHER_S
+            closing = False
+            while len(group) < self.jobs:
+                try:
+                    item = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    closing = True
+                    break
+                group.append(item)
+            if self.crash_marker:
+                _crash_once(self.crash_marker)
+            try:
+                self.predictor.predict(group, jobs=self.jobs, on_result=self.on_result)
+            except Exception as exc:  # a bug: fail these videos, keep the worker serving
+                for video, stem in group:
+                    why = f"the worker failed: {type(exc).__name__}: {exc}"
+                    self.on_result(VideoResult(video, stem, "failed", why))
+            if closing:
+                return
+
+
+def _crash_once(marker: str) -> None:
+    """Exit this process at once if ``marker`` does not exist yet (creating it): tests."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os._exit(1)
+
+
+class FutureResults:
+    """Per-video futures over a :class:`WorkerLoop`: ``submit(video, stem).result()``."""
+
+    def __init__(self, predictor: Predictor, jobs: int, crash_marker: str | None) -> None:
+        self._futures: dict[Path, Future] = {}
+        self._lock = threading.Lock()
+        self.loop = WorkerLoop(predictor, jobs, self._done, crash_marker)
+
+    def submit(self, video: Path, stem: str) -> Future:
+        fut: Future = Future()
+        with self._lock:
+            self._futures[video] = fut
+        self.loop.put(video, stem)
+        return fut
+
+    def _done(self, result: VideoResult) -> None:
+        with self._lock:
+            fut = self._futures.pop(result.video)
+        fut.set_result(result)
+
+
+# -- local processes, one per GPU -------------------------------------------------------------
+
+
+def _process_main(settings, device, jobs, name, inbox, results, crash_marker) -> None:
+    """A local worker process: load the models on ``device``, then predict what comes in.
+    Sends ``(name, "ready", None)``, ``(name, "result", VideoResult)`` or, when the models
+    cannot be loaded, ``(name, "error", reason)``."""
+    import torch
+
+    if device.startswith("cuda"):  # streams and captured graphs use the current device
+        torch.cuda.set_device(device)
+    else:  # CPU workers share the cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    try:
+        predictor = settings.predictor(device)
+        predictor.load()
+    except Exception as exc:
+        results.put((name, "error", f"{type(exc).__name__}: {exc}"))
+        raise SystemExit(1) from None
+    results.put((name, "ready", None))
+    loop = WorkerLoop(predictor, jobs, lambda r: results.put((name, "result", r)), crash_marker)
+    while (item := inbox.get()) is not None:
+        loop.put(Path(item[0]), item[1])
+    loop.close()
+
+
+class ProcessPool:
+    """One worker process per device of this machine (spawned: CUDA must not be forked)."""
+
+    def __init__(
+        self,
+        settings: PredictSettings,
+        devices: list[str],
+        jobs: int | None,
+        crash_marker: str | None,
+    ) -> None:
+        import multiprocessing as mp
+
+        self.ctx = mp.get_context("spawn")
+        self.settings = settings
+        self.free = list(devices)
+        self.jobs = jobs or 6
+        self.crash_marker = crash_marker
+        self.results = self.ctx.Queue()
+        self.procs: dict[str, tuple[Any, Any, str]] = {}  # name -> (process, inbox, device)
+        self.held: dict[str, dict[str, Job]] = {}  # name -> normalised video path -> job
+        self.loaded: set[str] = set()
+        self.errors: dict[str, str] = {}
+        self._n = 0
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for _, inbox, _ in self.procs.values():
+            inbox.put(None)
+        deadline = time.monotonic() + 10
+        for proc, _, _ in self.procs.values():
+            proc.join(timeout=max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.terminate()
+
+    def start(self) -> str:
+        device = self.free.pop(0)
+        name = f"{device}#{self._n}"
+        self._n += 1
+        inbox = self.ctx.Queue()
+        proc = self.ctx.Process(
+            target=_process_main,
+            args=(self.settings, device, self.jobs, name, inbox, self.results, self.crash_marker),
+            daemon=True,
+            name=f"vidpose-{name}",
+        )
+        proc.start()
+        self.procs[name] = (proc, inbox, device)
+        self.held[name] = {}
+        return name
+
+    def ready(self, worker: str) -> bool:
+        return worker in self.loaded
+
+    def submit(self, worker: str, job: Job) -> None:
+        self.held[worker][normalized_path(job.video)] = job
+        self.procs[worker][1].put((normalized_path(job.video), job.stem))
+
+    def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died]]:
+        out: list[tuple[str, Job | None, VideoResult | Died]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            loaded = len(self.loaded)
+            self._drain(out, min(0.05, max(0.0, deadline - time.monotonic())))
+            for name, (proc, _, device) in list(self.procs.items()):
+                if proc.is_alive():
+                    continue
+                self._drain(out, 0.0)  # what it sent before it died still counts
+                why = self.errors.get(name) or f"its process exited with code {proc.exitcode}"
+                jobs = list(self.held.pop(name).values())
+                out += [(name, job, Died(why)) for job in jobs] or [(name, None, Died(why))]
+                del self.procs[name]
+                self.loaded.discard(name)
+                self.free.append(device)
+            if out or len(self.loaded) > loaded or time.monotonic() >= deadline:
+                return out
+
+    def _drain(self, out: list, timeout: float) -> None:
+        """Move what the workers sent into ``out`` (waiting up to ``timeout`` s for it)."""
+        try:
+            item = self.results.get(timeout=timeout) if timeout > 0 else self.results.get_nowait()
+            while True:
+                name, kind, payload = item
+                if kind == "ready":
+                    self.loaded.add(name)
+                elif kind == "error":
+                    self.errors[name] = payload
+                elif normalized_path(payload.video) in self.held.get(name, {}):
+                    out.append((name, self.held[name].pop(normalized_path(payload.video)), payload))
+                item = self.results.get_nowait()
+        except queue.Empty:
+            return
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def write_report(report: BatchReport, settings: PredictSettings) -> None:
+    """``predict_report.csv`` (one row per video) and ``predict_report.json`` (the same, with
+    the totals and settings), written atomically."""
+    out = report.out_dir
+    rows = []
+    for r in report.videos:
+        rows.append(
+            {
+                "video": str(r.video),
+                "status": r.status,
+                "reason": r.reason,
+                "frames": r.frames,
+                "seconds": round(r.seconds, 3),
+                "fps": round(r.fps, 1) if r.seconds > 0 else None,
+                "outputs": [_relative(p, out) for p in r.outputs],
+                "stem": r.stem,
+                "worker": r.worker,
+            }
+        )
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["video"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "outputs": ";".join(row["outputs"])})
+    atomic_write_text(out / REPORT_CSV, buf.getvalue())
+    summary = {s: report.count(s) for s in ("ok", "failed", "skipped")}
+    summary.update(
+        frames=report.frames,
+        seconds=round(report.seconds, 3),
+        fps=round(report.fps, 1) if report.seconds > 0 else None,
+    )
+    doc = {
+        "engine": report.engine,
+        "workers": report.workers,
+        "settings": settings.identity(),
+        "summary": summary,
+        "videos": rows,
+    }
+    atomic_write_text(out / REPORT_JSON, json.dumps(doc, indent=1) + "\n")
+
+
+def _relative(path: Path, out: Path) -> str:
+    try:
+        return Path(path).relative_to(out).as_posix()
+    except ValueError:
+        return str(path)

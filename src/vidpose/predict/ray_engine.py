@@ -1,0 +1,185 @@
+"""The Ray engine of a batch prediction: one actor per GPU, each loading the models once.
+
+Each actor builds its :class:`~vidpose.predict.run.Predictor` (every ensemble member) when it
+starts and predicts the videos the driver hands it, up to ``jobs`` together
+(:class:`~vidpose.predict.batch.WorkerLoop`); one call per video returns its
+:class:`~vidpose.predict.run.VideoResult`. An actor that dies (killed, out of memory, a crashed
+process or node) fails its pending calls with ``RayActorError``: the scheduler
+(:func:`~vidpose.predict.batch.schedule`) starts another and hands the videos to the others.
+
+Ray is an optional extra (``pip install 'vidpose[ray]'``), imported only here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from vidpose.errors import ConfigError, MissingDependencyError
+from vidpose.predict.batch import Died, Engine, FutureResults, Job, PredictSettings
+from vidpose.predict.run import VideoResult, normalized_path
+
+INSTALL_HINT = "pip install 'vidpose[ray]' (or, in a checkout, uv sync --extra ray)"
+
+
+def import_ray():
+    """The ``ray`` module, or MissingDependencyError saying how to install it."""
+    # Under `uv run`, Ray would ship the current folder to every worker and run them through
+    # uv (and refuse when the project is elsewhere); workers use the installed vidpose instead.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError(
+            f"--engine ray needs Ray, an optional extra that is not installed: {INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Ray, joined to the cluster at ``address`` (None: a local one started here) unless it is
+    initialised already; what this starts is shut down on exit.
+
+    Raises:
+        ConfigError: no cluster answers at ``address``.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    try:
+        ray.init(address=address, include_dashboard=False)
+    except (ConnectionError, ValueError) as exc:  # nothing there; not an address
+        raise ConfigError(
+            f"--address {address}: no Ray cluster to join ({exc}); start one with "
+            "`ray start --head`, or leave --address out to start a local one"
+        ) from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+class _Worker:
+    """The actor: a loaded Predictor; ``predict`` blocks until its video's files are written
+    (the actor is threaded, so that many calls wait while a group is predicted)."""
+
+    def __init__(self, settings: PredictSettings, jobs: int, crash_marker: str | None) -> None:
+        predictor = settings.predictor()
+        predictor.load()
+        self.results = FutureResults(predictor, jobs, crash_marker)
+
+    def ready(self) -> bool:
+        return True
+
+    def predict(self, video: str, stem: str) -> VideoResult:
+        return self.results.submit(Path(video), stem).result()
+
+
+class RayPool:
+    """Ray actors as the workers of :func:`~vidpose.predict.batch.schedule`.
+
+    Joins the cluster at ``engine.address`` (:func:`ray_session`) unless Ray is initialised
+    already, and leaves it (killing its actors) when done.
+    """
+
+    def __init__(
+        self,
+        settings: PredictSettings,
+        engine: Engine,
+        crash_marker: str | None,
+        log: Callable[[str], object],
+    ) -> None:
+        self.session = ray_session(engine.address)
+        self.ray = ray = self.session.__enter__()
+        self.settings = settings
+        self.crash_marker = crash_marker
+        self.jobs = engine.jobs or 6
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        if gpus > 0:
+            per = engine.gpus_per_worker
+            fits = max(1, int(gpus // per))
+            self.workers = min(engine.workers or fits, fits)
+            options: dict[str, Any] = {"num_gpus": per, "num_cpus": 1}
+            what = f"{per:g} GPU each"
+        else:
+            self.workers = engine.workers or 1
+            options = {"num_cpus": 1}
+            what = "CPU only"
+        log(f"Ray: {self.workers} worker(s), {what} ({gpus:g} GPU(s) in the cluster)")
+        # threaded: calls wait for their videos while a group is predicted
+        self.actor = ray.remote(_Worker).options(
+            max_concurrency=2 * self.jobs + 2, max_restarts=0, **options
+        )
+        self.actors: dict[str, Any] = {}
+        self.starting: dict[Any, str] = {}  # ready() call -> actor still loading its models
+        self.loaded: set[str] = set()
+        self.refs: dict[Any, tuple[str, Job]] = {}
+        self._n = 0
+
+    def __enter__(self) -> RayPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for actor in self.actors.values():
+            self.ray.kill(actor)
+        self.session.__exit__(None, None, None)
+
+    def start(self) -> str:
+        name = f"ray{self._n}"
+        self._n += 1
+        actor = self.actor.remote(self.settings, self.jobs, self.crash_marker)
+        self.actors[name] = actor
+        self.starting[actor.ready.remote()] = name
+        return name
+
+    def ready(self, worker: str) -> bool:
+        return worker in self.loaded
+
+    def submit(self, worker: str, job: Job) -> None:
+        ref = self.actors[worker].predict.remote(normalized_path(job.video), job.stem)
+        self.refs[ref] = (worker, job)
+
+    def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died]]:
+        ray = self.ray
+        pending = [*self.refs, *self.starting]
+        if not pending:
+            return []
+        ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
+        if ready:  # and whatever else is ready too
+            ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
+        out: list[tuple[str, Job | None, VideoResult | Died]] = []
+        for ref in ready:
+            if ref in self.starting:
+                worker = self.starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    self.loaded.add(worker)
+                except ray.exceptions.RayError as exc:  # it could not load the models
+                    self.actors.pop(worker, None)
+                    out.append((worker, None, Died(_last_line(exc))))
+                continue
+            worker, job = self.refs.pop(ref)
+            try:
+                out.append((worker, job, ray.get(ref)))
+            except ray.exceptions.RayActorError as exc:
+                self.actors.pop(worker, None)
+                self.loaded.discard(worker)
+                out.append((worker, job, Died(_last_line(exc))))
+            except ray.exceptions.RayError as exc:  # the call failed, not the worker
+                reason = f"the worker could not predict it: {_last_line(exc)}"
+                out.append((worker, job, VideoResult(job.video, job.stem, "failed", reason)))
+        return out
+
+
+def _last_line(exc: BaseException) -> str:
+    """The most telling line of a Ray error (its tracebacks are long)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln.split(":", 1)[0] or "died" in ln:
+            return ln[:500]
+    return (lines[-1] if lines else type(exc).__name__)[:500]

@@ -1,0 +1,324 @@
+"""Batch prediction with the local engine: the ledger (skip what is done, redo the rest),
+manifests, the report, the output-folder lock, and the scheduler's retries of dead workers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vidpose.cli import main
+from vidpose.errors import OutputInUseError
+from vidpose.io import read_poses
+from vidpose.predict import batch
+from vidpose.predict.batch import Died, Job, predict_batch, schedule
+from vidpose.predict.ledger import LEDGER_FILE, Ledger, VideoStamp, lock_output
+from vidpose.predict.run import VideoResult
+
+CPU = ["--device", "cpu", "--no-progress", "--jobs", "2"]
+
+
+def _videos(src: Path, folder: Path, names: list[str]) -> list[Path]:
+    """Copies of the tiny video (48 frames) named ``names`` in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names:
+        shutil.copy(src, folder / name)
+        out.append(folder / name)
+    return out
+
+
+def _report(out: Path) -> dict[str, dict[str, str]]:
+    """predict_report.csv as video file name -> its row."""
+    with open(out / "predict_report.csv", newline="") as fh:
+        return {Path(r["video"]).name: r for r in csv.DictReader(fh)}
+
+
+def _events(out: Path) -> list[dict]:
+    return Ledger(out).events()
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in out.glob("*.csv") if "report" not in p.name}
+
+
+def test_a_second_run_skips_finished_videos_and_redoes_changed_or_half_done_ones(
+    tiny_model, tiny_video, tmp_path
+):
+    videos = _videos(tiny_video, tmp_path / "v", ["a.mp4", "b.mp4", "c.mp4", "d.mp4"])
+    out = tmp_path / "out"
+    args = ["predict", str(tiny_model), *map(str, videos), "--out", str(out), *CPU]
+    assert main(args) == 0
+    assert {r["status"] for r in _report(out).values()} == {"ok"}
+    assert read_poses(out / "a.csv").n_frames == 48
+    finished = {Path(e["video"]).name: e for e in _events(out) if e["event"] == "finished"}
+    assert sorted(finished) == ["a.mp4", "b.mp4", "c.mp4", "d.mp4"]
+    assert finished["a.mp4"]["outputs"] == [
+        {"path": name, "size": (out / name).stat().st_size}
+        for name in ("a.csv", "a_temporal_norm.csv")
+    ]
+    assert finished["a.mp4"]["size"] == videos[0].stat().st_size
+    before = _mtimes(out)
+
+    assert main(args) == 0  # nothing to do
+    assert {r["status"] for r in _report(out).values()} == {"skipped"}
+    assert _mtimes(out) == before
+    last_run = _events(out)[-5:]
+    assert [e["event"] for e in last_run] == ["run"] + ["skipped"] * 4
+
+    # a: the video changed; b: an output is gone; c: a run started it again and died
+    shutil.copy(tiny_video, videos[0])  # a new mtime
+    (out / "b_temporal_norm.csv").unlink()
+    ledger = Ledger(out)
+    ledger.append("started", video=str(videos[2].absolute()), stem="c", worker="gone")
+    ledger.close()
+    with open(out / LEDGER_FILE, "a") as fh:  # and a torn line from a killed writer
+        fh.write('{"event": "finished", "video": "/x')
+    n_events = len(_events(out))
+    assert main(args) == 0
+    status = {name: row["status"] for name, row in _report(out).items()}
+    assert status == {"a.mp4": "ok", "b.mp4": "ok", "c.mp4": "ok", "d.mp4": "skipped"}
+    assert (out / "b_temporal_norm.csv").exists()
+    after = _mtimes(out)
+    assert after["d.csv"] == before["d.csv"]
+    assert all(after[f"{s}.csv"] > before[f"{s}.csv"] for s in "abc")
+    # run, skipped, 3 x (started, finished): the torn line swallowed none of them
+    assert [e["event"] for e in _events(out)[n_events:]].count("finished") == 3
+
+
+def test_other_output_settings_predict_again(tiny_model, tiny_video, tmp_path):
+    videos = _videos(tiny_video, tmp_path / "v", ["a.mp4"])
+    out = tmp_path / "out"
+    first = predict_batch(tiny_model, videos, out, device="cpu")
+    assert [r.status for r in first.videos] == ["ok"]
+    again = predict_batch(tiny_model, videos, out, device="cpu", formats=["csv", "h5"])
+    assert [r.status for r in again.videos] == ["ok"]
+    assert (out / "a.h5").exists()
+    assert [r.status for r in predict_batch(tiny_model, videos, out, device="cpu").videos] == [
+        "ok"
+    ]  # csv alone is another setting again
+
+
+def test_an_ensemble_video_is_done_only_with_every_members_table(tiny_model, tiny_video, tmp_path):
+    ens = tmp_path / "ens"  # two copies of one model: an ensemble without training
+    for member in ("seed0", "seed1"):
+        shutil.copytree(tiny_model, ens / member)
+    (ens / "ensemble.json").write_text(json.dumps({"members": ["seed0", "seed1"], "seeds": [0, 1]}))
+    videos = _videos(tiny_video, tmp_path / "v", ["a.mp4"])
+    out = tmp_path / "out"
+    report = predict_batch(ens, videos, out, device="cpu")
+    (res,) = report.videos
+    assert res.status == "ok" and res.table == out / "a.csv"
+    written = {p.relative_to(out).as_posix() for p in res.outputs}
+    assert written == {
+        "a.csv",
+        "a_ensemble.csv",
+        "seed0/a.csv",
+        "seed0/a_temporal_norm.csv",
+        "seed1/a.csv",
+        "seed1/a_temporal_norm.csv",
+    }
+    finished = [e for e in _events(out) if e["event"] == "finished"]
+    assert {o["path"] for o in finished[0]["outputs"]} == written
+    assert [r.status for r in predict_batch(ens, videos, out, device="cpu").videos] == ["skipped"]
+    (out / "seed1" / "a_temporal_norm.csv").unlink()  # one member's metrics gone: not done
+    assert [r.status for r in predict_batch(ens, videos, out, device="cpu").videos] == ["ok"]
+    assert (out / "seed1" / "a_temporal_norm.csv").exists()
+
+
+def test_a_manifest_lists_videos_and_a_missing_one_fails_alone(
+    tiny_model, tiny_video, tmp_path, capsys
+):
+    _videos(tiny_video, tmp_path / "data" / "day1", ["s1.mp4", "s2.mp4"])
+    elsewhere = _videos(tiny_video, tmp_path / "other", ["s3.mp4"])[0]
+    manifest = tmp_path / "data" / "sessions.txt"
+    manifest.write_text(
+        f"# sessions of the week\n\nday1/s1.mp4\n  day1/s2.mp4  \nday1/missing.mp4\n{elsewhere}\n"
+    )
+    out = tmp_path / "out"
+    assert main(["predict", str(tiny_model), str(manifest), "--out", str(out), *CPU]) == 1
+    rows = _report(out)
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "s1.mp4": "ok",
+        "s2.mp4": "ok",
+        "missing.mp4": "failed",
+        "s3.mp4": "ok",
+    }
+    assert rows["missing.mp4"]["reason"] == "no such file"
+    assert rows["s1.mp4"]["outputs"].split(";")[0] == "s1.csv"
+    assert int(rows["s1.mp4"]["frames"]) == 48
+    doc = json.loads((out / "predict_report.json").read_text())
+    summary = doc["summary"]
+    assert (summary["ok"], summary["failed"], summary["skipped"]) == (3, 1, 0)
+    assert summary["frames"] == 3 * 48 and summary["fps"] > 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'data' / 'day1' / 'missing.mp4'}: no such file" in err
+    assert "Traceback" not in err
+
+
+def test_an_unreadable_manifest_is_an_error_naming_it(tiny_model, tmp_path, capsys):
+    manifest = tmp_path / "list.txt"
+    manifest.write_bytes(b"\xff\xfe\x00binary")
+    assert main(["predict", str(tiny_model), str(manifest), "--out", str(tmp_path / "o")]) == 2
+    assert f"{manifest}: cannot be read as a list of videos" in capsys.readouterr().err
+
+
+def test_a_second_batch_on_the_same_folder_is_refused(tiny_model, tiny_video, tmp_path, capsys):
+    videos = _videos(tiny_video, tmp_path / "v", ["a.mp4"])
+    out = tmp_path / "out"
+    with lock_output(out):
+        code = main(["predict", str(tiny_model), str(videos[0]), "--out", str(out), *CPU])
+        with pytest.raises(OutputInUseError, match="in use by another `vidpose predict`"):
+            predict_batch(tiny_model, videos, out, device="cpu")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{out} is in use by another `vidpose predict` (pid" in err
+    assert not (out / "a.csv").exists() and not (out / LEDGER_FILE).exists()
+    assert main(["predict", str(tiny_model), str(videos[0]), "--out", str(out), *CPU]) == 0
+
+
+def test_worker_processes_retry_the_videos_of_one_that_died(
+    tiny_model, tiny_video, tmp_path, monkeypatch
+):
+    """The local engine's one-process-per-GPU path, on two CPU "devices": the first worker to
+    start predicting dies; its videos are predicted by the others."""
+    monkeypatch.setattr(batch, "_local_devices", lambda settings, workers: ["cpu", "cpu"])
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(batch.CRASH_ENV, str(marker))
+    videos = _videos(tiny_video, tmp_path / "v", [f"v{i}.mp4" for i in range(4)])
+    out = tmp_path / "out"
+    report = predict_batch(tiny_model, videos, out, device="cpu", jobs=1)
+    assert marker.exists()
+    assert [r.status for r in report.videos] == ["ok"] * 4
+    assert report.workers == 2
+    requeued = [e for e in _events(out) if e["event"] == "requeued"]
+    assert requeued and all("died" in e["reason"] for e in requeued)
+    dead = {e["reason"].split()[1] for e in requeued}
+    assert not dead & {r.worker for r in report.videos}
+    assert all(read_poses(out / f"v{i}.csv").n_frames == 48 for i in range(4))
+
+
+class _FakePool:
+    """Workers that succeed, except those named in ``dies``: they die holding their videos."""
+
+    jobs = 1
+
+    def __init__(self, dies: set[str]) -> None:
+        self.dies = dies
+        self.n = 0
+        self.pending: list[tuple[str, Job]] = []
+
+    def start(self) -> str:
+        self.n += 1
+        return f"w{self.n}"
+
+    def ready(self, worker: str) -> bool:
+        return True
+
+    def submit(self, worker: str, job: Job) -> None:
+        self.pending.append((worker, job))
+
+    def wait(self, timeout: float):
+        out = []
+        for worker, job in self.pending:
+            if worker in self.dies:
+                out.append((worker, job, Died("killed")))
+            else:
+                out.append((worker, job, VideoResult(job.video, job.stem, frames=1)))
+        self.pending.clear()
+        return out
+
+
+def _jobs(n: int) -> list[Job]:
+    return [Job(Path(f"v{i}.mp4"), f"v{i}", VideoStamp(1, 1)) for i in range(n)]
+
+
+def test_schedule_hands_a_dead_workers_videos_to_the_others():
+    results: dict[str, VideoResult] = {}
+    requeued: list[str] = []
+    pool = _FakePool(dies={"w1"})
+
+    schedule(
+        pool,
+        _jobs(3),
+        2,
+        depth=2,
+        on_start=lambda job, w: None,
+        on_result=lambda job, r: results.__setitem__(job.stem, r),
+        on_requeue=lambda job, why: requeued.append(job.stem),
+    )
+    assert {k: r.status for k, r in results.items()} == {"v0": "ok", "v1": "ok", "v2": "ok"}
+    assert requeued  # w1 held videos, and they were predicted by w2 or w1's replacement w3
+    assert {r.worker for r in results.values()} <= {"w2", "w3"}
+
+
+def test_schedule_fails_a_video_that_outlives_three_workers():
+    results: dict[str, VideoResult] = {}
+    pool = _FakePool(dies={f"w{i}" for i in range(1, 100)})
+    schedule(
+        pool,
+        _jobs(2),
+        1,
+        depth=1,
+        on_start=lambda job, w: None,
+        on_result=lambda job, r: results.__setitem__(job.stem, r),
+        on_requeue=lambda job, why: None,
+    )
+    assert {r.status for r in results.values()} == {"failed"}
+    assert results["v0"].reason == "3 workers died predicting it (last: worker w3 died: killed)"
+    # replacements stop after 3 deaths in a row: v1 is left with no worker
+    assert results["v1"].reason == "no worker left (last: worker w4 died: killed)"
+    assert pool.n == 4
+
+
+class _NeverLoads(_FakePool):
+    """Workers that die while loading their models."""
+
+    def ready(self, worker: str) -> bool:
+        return False
+
+    def wait(self, timeout: float):
+        dead, self.fresh = self.fresh, []
+        return [(w, None, Died("ModelDirError: /m: not found")) for w in dead]
+
+    def start(self) -> str:
+        name = super().start()
+        self.fresh = [*getattr(self, "fresh", []), name]
+        return name
+
+
+def test_schedule_fails_every_video_when_no_worker_can_start():
+    results: dict[str, VideoResult] = {}
+    pool = _NeverLoads(dies=set())
+    schedule(
+        pool,
+        _jobs(3),
+        2,
+        depth=2,
+        on_start=lambda job, w: pytest.fail("a video went to a worker that never loaded"),
+        on_result=lambda job, r: results.__setitem__(job.stem, r),
+        on_requeue=lambda job, why: None,
+    )
+    assert set(results) == {"v0", "v1", "v2"}
+    assert {r.status for r in results.values()} == {"failed"}
+    assert results["v0"].reason.startswith("no worker left (last: worker w")
+    assert results["v0"].reason.endswith("died: ModelDirError: /m: not found)")
+    assert pool.n == 2 + 2 * (batch.MAX_RETRIES + 1)
+
+
+def test_address_is_for_the_ray_engine(tiny_model, tmp_path, capsys):
+    argv = ["predict", str(tiny_model), str(tmp_path / "v.mp4"), "--address", "auto"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert "--address is for --engine ray" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_video_named_like_the_report_gets_another_name(tiny_model, tiny_video, tmp_path):
+    videos = _videos(tiny_video, tmp_path / "cam", ["predict_report.mp4"])
+    report = predict_batch(tiny_model, videos, tmp_path / "out", device="cpu")
+    assert report.videos[0].table == tmp_path / "out" / "cam_predict_report.csv"
+    assert read_poses(report.videos[0].table).n_frames == 48
+    assert _report(tmp_path / "out")["predict_report.mp4"]["status"] == "ok"
