@@ -32,6 +32,7 @@ COMMANDS = (
     "train",
     "predict",
     "smooth",
+    "triangulate",
     "evaluate",
     "extract_frames",
     "label_video",

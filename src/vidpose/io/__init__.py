@@ -7,6 +7,8 @@ Public API::
     read_labels_folder(project_dir) -> Poses      # DeepLabCut labeled-data/<video>/ layout
     duplicate_frames(poses) -> list[(row, frame)]
     FORMATS                                       # the format registry
+    read_points_3d(path) -> Points3D              # 3D tables: triangulations, 3D truth
+    write_points_3d(points, path) -> None         # (vidpose.io.points3d; atomic)
 
 Formats live one per module (``csv_format``, ``dlc_h5``) and are registered in
 :mod:`vidpose.io.registry`, whose docstring says how to add one.
@@ -15,6 +17,7 @@ Formats live one per module (``csv_format``, ``dlc_h5``) and are registered in
 from vidpose.errors import LabelsError
 from vidpose.io.dlc_folder import read_labels_folder
 from vidpose.io.ops import concat_poses, duplicate_frames
+from vidpose.io.points3d import Points3D, read_points_3d, write_points_3d
 from vidpose.io.poses import Poses
 from vidpose.io.registry import (
     FORMATS,
@@ -29,6 +32,7 @@ from vidpose.io.registry import (
 __all__ = [
     "FORMATS",
     "LabelsError",
+    "Points3D",
     "PoseFormat",
     "Poses",
     "concat_poses",
@@ -36,7 +40,9 @@ __all__ = [
     "duplicate_frames",
     "output_format",
     "read_labels_folder",
+    "read_points_3d",
     "read_poses",
     "register_format",
+    "write_points_3d",
     "write_poses",
 ]

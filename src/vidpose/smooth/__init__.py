@@ -9,11 +9,12 @@ Public API::
     smooth_multiview(poses_list, view_matches, labels=None, smoothing="auto") -> SmoothedEnsemble
     run_smooth(paths, out, smoothing="auto", mode="singleview"|"multiview",
                view_matches=None, labels=None) -> Poses                    # for the CLI
+    smooth_points_3d(points3d, smoothing="auto") -> Points3D  # triangulated 3D trajectories
 
 Modules: :mod:`.ensemble` (centre and confidence-aware variance), :mod:`.kalman` (vectorised
 random-walk filter / RTS smoother and marginal likelihood), :mod:`.singleview` (the smoother
 and ``auto`` smoothing), :mod:`.multiview` (views share a 3-D latent per body part),
-:mod:`.run` (files in, file out).
+:mod:`.points3d` (triangulated 3D tables), :mod:`.run` (files in, file out).
 """
 
 from vidpose.smooth.ensemble import EnsembleStats, align_members, ensemble_stats
@@ -24,6 +25,7 @@ from vidpose.smooth.multiview import (
     multiview_kalman_smooth,
     smooth_multiview,
 )
+from vidpose.smooth.points3d import smooth_points_3d
 from vidpose.smooth.run import parse_smoothing, run_smooth
 from vidpose.smooth.singleview import (
     SmoothedEnsemble,
@@ -50,5 +52,6 @@ __all__ = [
     "select_process_var",
     "smooth_ensemble",
     "smooth_multiview",
+    "smooth_points_3d",
     "smooth_poses",
 ]

@@ -55,7 +55,7 @@ class SmoothedEnsemble:
 
 
 def _series(a: np.ndarray) -> np.ndarray:
-    """(N, K, 2) -> (N, 2K) time-major series, x and y of keypoint k at columns 2k, 2k+1."""
+    """(N, K, C) -> (N, CK) time-major series, coordinate c of keypoint k at column Ck + c."""
     return np.ascontiguousarray(a.reshape(a.shape[0], a.shape[1] * a.shape[2]))
 
 
@@ -63,21 +63,22 @@ def select_process_var(y: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Per-keypoint process variance maximising the marginal likelihood.
 
     Args:
-        y: (N, K, 2) observations, px; NaN where missing.
-        r: (N, K, 2) observation variances, px^2.
+        y: (N, K, C) observations (C coordinates sharing a variance: x, y in px, or x, y, z
+            in world units); NaN where missing.
+        r: (N, K, C) observation variances, in y's units squared.
 
     Returns:
-        (K,) process noise variance per frame, px^2.
+        (K,) process noise variance per frame, in y's units squared.
     """
-    n, k, _ = y.shape
+    n, k, c = y.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # keypoints never observed
         step2 = np.nanmedian(np.diff(y, axis=0) ** 2, axis=(0, 2)) if n > 1 else np.ones(k)
     step2 = np.where(np.isfinite(step2) & (step2 > 0), step2, 1.0)
     log_q = np.log10(step2)[None, :] + GRID_LOG10[:, None]  # (G, K)
-    q = np.repeat(10.0**log_q, 2, axis=1)  # (G, 2K)
+    q = np.repeat(10.0**log_q, c, axis=1)  # (G, CK)
     ll = log_likelihood(_series(y), _series(r), q)
-    ll = ll.reshape(len(GRID_LOG10), k, 2).sum(axis=2)  # (G, K)
+    ll = ll.reshape(len(GRID_LOG10), k, c).sum(axis=2)  # (G, K)
     best = ll.argmax(axis=0)
     # Parabolic refinement in log q around interior maxima; edges keep the grid value.
     inner = np.clip(best, 1, len(GRID_LOG10) - 2)

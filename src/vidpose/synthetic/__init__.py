@@ -7,16 +7,12 @@ domain shifts of shifted sessions :mod:`vidpose.synthetic.shift`.
 
 :func:`synthesize_multicamera_project` writes a multi-camera project (N calibrated cameras, 3D
 ground truth); see :mod:`vidpose.synthetic.multicamera`, its lens-true rendering
-:mod:`vidpose.synthetic.perspective`.
+:mod:`vidpose.synthetic.perspective`. Its 3D tables are :mod:`vidpose.io.points3d`'s
+(``read_points_3d`` and ``write_points_3d`` are re-exported here).
 """
 
-from vidpose.synthetic.multicamera import (
-    MultiCameraProject,
-    Points3D,
-    read_points_3d,
-    synthesize_multicamera_project,
-    write_points_3d,
-)
+from vidpose.io.points3d import Points3D, read_points_3d, write_points_3d
+from vidpose.synthetic.multicamera import MultiCameraProject, synthesize_multicamera_project
 from vidpose.synthetic.project import (
     CONTEXT_FRAMES,
     Difficulty,

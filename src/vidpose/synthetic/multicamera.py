@@ -25,7 +25,8 @@ Layout written (``<session>`` = ``session00``, ``session01``, ...; ``<view>`` = 
     calibration.toml                             the cameras (Anipose format)
     vidpose.yaml                                 views, calibration, skeleton, flip pairs, PCA
     ground_truth/<session>_3d.csv                every frame: ``frame``, then ``<kp>_x, <kp>_y,
-                                                 <kp>_z`` per keypoint, mm (:func:`read_points_3d`)
+                                                 <kp>_z`` per keypoint, mm
+                                                 (:func:`vidpose.io.read_points_3d`)
     ground_truth/<session>_<view>.csv            every frame, every keypoint's true pixel (x, y)
                                                  (hidden ones too); likelihood 1 where a labeller
                                                  would see it, 0 where not; keypoint columns
@@ -38,7 +39,6 @@ Labeled frames are spread evenly over the sessions. The project is built in a fo
 
 from __future__ import annotations
 
-import csv
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -46,10 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vidpose._atomic import atomic_path, atomic_write_text, install_entries
-from vidpose.errors import ConfigError, LabelsError
+from vidpose._atomic import atomic_write_text, install_entries
+from vidpose.errors import ConfigError
 from vidpose.geometry import CALIBRATION_FILE, Calibration, ring_calibration, write_calibration
-from vidpose.io import Poses, write_poses
+from vidpose.io import Points3D, Poses, write_points_3d, write_poses
 from vidpose.io.ops import concat_poses
 from vidpose.project.load import LABELED_DATA_DIR, LABELS_STEM
 from vidpose.project.settings import SETTINGS_FILE, ProjectSettings, dump_settings
@@ -97,6 +97,8 @@ from vidpose.synthetic.render import (
     smooth_noise,
 )
 
+UNITS = "mm"
+"""The world units, recorded in the calibration's metadata and the 3D tables."""
 ARENA_MM = 300.0
 """Side of the square arena, mm."""
 BODY_MM = 100.0
@@ -158,6 +160,7 @@ def make_rig(n_cameras: int, size: tuple[int, int], seed: int | np.random.SeedSe
         seed=int(camera_seq.generate_state(1)[0]),
         names=[f"cam{i}" for i in range(n_cameras)],
     )
+    calibration = Calibration(calibration.cameras, {**calibration.metadata, "units": UNITS})
     floor = make_floor(np.random.default_rng(floor_seq))
     lamp_rng = np.random.default_rng(lamp_seq)
     rays = [pixel_rays(cam) for cam in calibration]
@@ -280,67 +283,6 @@ def render_cameras(
     return CameraVideos(frames, body.keypoints, keypoints_px, visible, inside, list(KEYPOINTS))
 
 
-# --- the 3D ground-truth table ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Points3D:
-    """A 3D keypoint table.
-
-    Attributes:
-        frames: (T,) int64 frame indices.
-        keypoints: K names.
-        points: (T, K, 3) float64 world (x, y, z), mm for the synthetic projects.
-    """
-
-    frames: np.ndarray
-    keypoints: list[str]
-    points: np.ndarray
-
-
-def write_points_3d(path: str | Path, table: Points3D) -> None:
-    """Write ``frame, <kp>_x, <kp>_y, <kp>_z, ...`` (shortest round-trip numbers), atomically."""
-    header = ["frame"] + [f"{k}_{c}" for k in table.keypoints for c in "xyz"]
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        for frame, row in zip(table.frames.tolist(), table.points.reshape(len(table.frames), -1)):
-            writer.writerow([frame, *(repr(float(x)) for x in row)])
-
-
-def read_points_3d(path: str | Path) -> Points3D:
-    """Read a table written by :func:`write_points_3d`.
-
-    Raises:
-        LabelsError: the header is not ``frame`` then x, y, z columns per keypoint, or a row is
-            malformed (file and line named).
-    """
-    path = Path(path)
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        raise LabelsError(f"{path}: empty; expected a header 'frame,<kp>_x,<kp>_y,<kp>_z,...'")
-    header = rows[0]
-    names = [h[:-2] for h in header[1::3]]
-    expected = ["frame"] + [f"{k}_{c}" for k in names for c in "xyz"]
-    if header != expected or not names:
-        raise LabelsError(
-            f"{path} line 1: expected 'frame' then '<kp>_x,<kp>_y,<kp>_z' per keypoint, got "
-            f"{','.join(header)}"
-        )
-    frames, values = [], []
-    for line, row in enumerate(rows[1:], start=2):
-        try:
-            if len(row) != len(header):
-                raise ValueError(f"{len(row)} cells, expected {len(header)}")
-            frames.append(int(row[0]))
-            values.append([float(x) for x in row[1:]])
-        except ValueError as exc:
-            raise LabelsError(f"{path} line {line}: {exc}") from None
-    points = np.array(values, dtype=np.float64).reshape(len(frames), len(names), 3)
-    return Points3D(np.array(frames, dtype=np.int64), names, points)
-
-
 # --- the project ----------------------------------------------------------------------------------
 
 
@@ -376,7 +318,7 @@ class MultiCameraProject:
         return self.project_dir / "ground_truth" / f"{session}_{view}.csv"
 
     def ground_truth_3d(self, session: str) -> Path:
-        """Every frame's true 3D keypoints, mm (:func:`read_points_3d`)."""
+        """Every frame's true 3D keypoints, mm (:func:`vidpose.io.read_points_3d`)."""
         return self.project_dir / "ground_truth" / f"{session}_3d.csv"
 
 
@@ -423,8 +365,10 @@ def _write_session(
     videos) into ``tmp``; return the entries written and each view's label rows."""
     names = [videos.names[c] for c in columns]
     truth_3d = f"ground_truth/{session}_3d.csv"
-    points = Points3D(np.arange(len(videos.points_3d)), names, videos.points_3d[:, columns])
-    write_points_3d(tmp / truth_3d, points)
+    points = Points3D(
+        videos.points_3d[:, columns], names, np.arange(len(videos.points_3d)), units=UNITS
+    )
+    write_points_3d(points, tmp / truth_3d)
     entries = [truth_3d]
     labels: dict[str, Poses] = {}
     wanted = {t + d for t in labeled for d in range(-CONTEXT_FRAMES, CONTEXT_FRAMES + 1)}
