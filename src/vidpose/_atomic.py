@@ -21,7 +21,7 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # A leftover whose writer's liveness cannot be checked is deleted once unmodified this long:
@@ -195,3 +195,26 @@ def install_entries(tmp: Path, dest: Path, entries: list[str]) -> None:
             if old is not None:
                 os.rename(old, dst)
         raise
+
+
+@contextlib.contextmanager
+def exclusive_file(path: Path, holder: str, busy: Callable[[str], Exception]) -> Iterator[None]:
+    """Hold an advisory ``flock`` on ``path`` (created if missing) for this process, writing
+    ``holder`` into it; raise ``busy(text the current holder wrote)`` if another process holds
+    it. The OS releases the lock when the process dies, so a killed run never leaves it held.
+    Without flock (Windows) the holder text alone is written, best effort."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy(os.pread(fd, 200, 0).decode(errors="replace").strip() or "?") from None
+        except ImportError:
+            pass
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from vidpose._atomic import atomic_write_text
+from vidpose._atomic import atomic_write_text, exclusive_file
 from vidpose.errors import VidposeError
 
 RECORD_VERSION = 2
@@ -208,25 +208,15 @@ class ModelDir:
         dies, so a killed run never leaves the directory locked); the file records the PID.
         """
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                import fcntl
 
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise ModelDirError(
-                    f"{self.path} is in use by another vidpose process (pid {holder}); wait "
-                    "for it to finish or choose another --model-dir"
-                ) from None
-            except ImportError:  # no flock (Windows): the PID file alone, best effort
-                pass
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        def busy(holder: str) -> ModelDirError:
+            return ModelDirError(
+                f"{self.path} is in use by another vidpose process (pid {holder}); wait "
+                "for it to finish or choose another --model-dir"
+            )
+
+        with exclusive_file(self.lock_path, str(os.getpid()), busy):
             yield
-        finally:
-            os.close(fd)
 
 
 # -- ensembles ---------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vidpose._atomic import exclusive_file
 from vidpose.errors import OutputInUseError
 
 LEDGER_FILE = ".vidpose-ledger.jsonl"
@@ -69,25 +70,15 @@ def lock_output(out_dir: Path) -> Iterator[None]:
     OS when the process dies (a killed batch never leaves the folder locked); the file records
     the holder's host and PID."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
-            raise OutputInUseError(
-                f"{out_dir} is in use by another `vidpose predict` ({holder}); wait for it to "
-                "finish, or give another --out"
-            ) from None
-        except ImportError:  # no flock (Windows): the holder file alone, best effort
-            pass
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    def busy(holder: str) -> OutputInUseError:
+        return OutputInUseError(
+            f"{out_dir} is in use by another `vidpose predict` ({holder}); wait for it to "
+            "finish, or give another --out"
+        )
+
+    with exclusive_file(out_dir / LOCK_FILE, f"pid {os.getpid()} on {socket.gethostname()}", busy):
         yield
-    finally:
-        os.close(fd)
 
 
 def _now() -> str:
