@@ -49,3 +49,14 @@ def test_meta_is_checked_and_survives_selection():
         _poses(skeleton=[("nose", "paw")])
     p = _poses(fps=25.0, video="a.mp4", skeleton=[("ear", "tail")]).select_frames([1, 2])
     assert (p.fps, p.video, p.skeleton, p.n_frames) == (25.0, "a.mp4", [("ear", "tail")], 2)
+
+
+def test_rounded_keeps_1e4_px_and_everything_else():
+    p = _poses(fps=30, video="v.mp4")
+    p.keypoint_columns["ens_var_x"] = np.full((4, 3), 0.123456789)
+    r = p.rounded()
+    np.testing.assert_array_equal(r.coords, np.round(p.coords, 4))
+    np.testing.assert_array_equal(r.likelihood, np.round(p.likelihood, 5))
+    assert r.keypoint_columns["ens_var_x"][0, 0] == 0.1235
+    assert (r.fps, r.video, r.keypoints) == (30.0, "v.mp4", p.keypoints)
+    assert not np.array_equal(r.coords, p.coords)  # the random values had more digits

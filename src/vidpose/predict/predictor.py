@@ -34,7 +34,7 @@ from vidpose.build import build_network_from_config
 from vidpose.config import VidposeConfig, load_config
 from vidpose.data.geometry import input_to_orig
 from vidpose.errors import ConfigError, VidposeError
-from vidpose.io.poses import Poses
+from vidpose.io.poses import COORD_DECIMALS, Poses
 from vidpose.model_dir import ModelDir, ModelDirError
 from vidpose.models import FrameStream, PoseNetwork
 from vidpose.video import open_video
@@ -746,11 +746,6 @@ class _MultiVideo:
             for j, m in enumerate(self.model.models)
         ]
         self.on_done(st.path, poses, PredictStats(st.frames, seconds, invalid))
-
-
-COORD_DECIMALS = 4
-"""Predictions are rounded to 1e-4 px (likelihood to 1e-5): far below any model's precision,
-and it makes writing a predictions CSV ~7x faster than printing every float32 in full."""
 
 
 def _rounded(coords: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -81,9 +81,11 @@ def run_smooth(
     # The table itself holds x, y, likelihood only (what movement and every pose reader load);
     # the ensemble statistics go beside it, in a table laid out as Lightning Pose's and the
     # ensemble-kalman-smoother's outputs are.
-    write_poses(without_keypoint_columns(smoothed), out)
-    write_poses(smoothed, ensemble_table_path(out))
-    return smoothed
+    # Rounded as predictions are (1e-4 px): the full floats made these tables twice as large.
+    written = smoothed.rounded()
+    write_poses(without_keypoint_columns(written), out)
+    write_poses(written, ensemble_table_path(out))
+    return written
 
 
 def ensemble_table_path(out: str | Path) -> Path:
@@ -102,4 +104,7 @@ def without_keypoint_columns(poses: Poses) -> Poses:
         scorer=poses.scorer,
         is_labels=poses.is_labels,
         frame_columns=dict(poses.frame_columns),
+        fps=poses.fps,
+        video=poses.video,
+        skeleton=poses.skeleton,
     )
