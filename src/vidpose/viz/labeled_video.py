@@ -3,6 +3,7 @@
 Public API::
 
     label_video(predictions, video, out, ...) -> LabelVideoStats
+    reprojected_poses(points, camera) -> Poses  # 3D points as one camera sees them
     find_settings_file(paths) -> Path | None   # nearest vidpose.yaml above any of ``paths``
     load_skeleton(path) -> [(name, name), ...]  # skeleton edges of a project dir or its yaml
 
@@ -13,6 +14,12 @@ below ``min_likelihood`` are drawn hollow (a ring in the same colour) or hidden;
 never drawn. Several prediction files of one video get one marker shape each (circle, square,
 triangle, diamond, ...), named in a legend in the top-right corner; skeleton edges (in the colour
 of the edge's first keypoint) join two confident points and lie under every marker.
+
+3D overlay. Given a 3D table and the calibration, the 3D points are projected into the video's
+camera (lens included, :func:`reprojected_poses`) and drawn as one more track, with the next
+marker shape, last (on top) and named "3D reprojected (<view>)" in the legend: the same drawing
+as the 2D predictions, so a keypoint's 2D marker and its reprojection share its colour and the
+gap between them is the reprojection error.
 
 Streaming. A thread decodes batches of frames while the main thread draws (Pillow's ImageDraw,
 one ``Image`` per frame) and PyAV encodes (libx264 with its own threads), so memory does not grow
@@ -39,9 +46,12 @@ import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from vidpose._progress import FramesProgress
-from vidpose.errors import LabelsError, ProjectError, VideoError
+from vidpose.errors import ConfigError, LabelsError, ProjectError, VideoError
+from vidpose.geometry import Calibration, CameraModel, read_calibration
 from vidpose.io import Poses, read_poses
 from vidpose.io.ops import reorder_keypoints
+from vidpose.io.points3d import Points3D, read_points_3d
+from vidpose.project.multicamera import split_view
 from vidpose.project.settings import SETTINGS_FILE, load_settings, parse_settings
 from vidpose.video import FrameBatch, open_video
 from vidpose.video.writer import VideoWriter
@@ -115,6 +125,9 @@ def label_video(
     preset: str = "veryfast",
     reader: str = "pyav",
     progress: bool = False,
+    points3d: str | Path | Points3D | None = None,
+    calibration: str | Path | Calibration | None = None,
+    view: str | None = None,
 ) -> LabelVideoStats:
     """Draw predicted keypoints on every frame of ``video`` and write ``out`` (H.264).
 
@@ -138,6 +151,12 @@ def label_video(
             times its speed; "superfast" is ~1.5x faster again, files ~30% larger.
         reader: video reader backend (CPU frames needed for drawing).
         progress: show a progress bar.
+        points3d: a 3D table (path or :class:`Points3D`) of the session, drawn reprojected
+            into ``view`` on top of the 2D predictions; needs ``calibration``. Its frames and
+            keypoints must be those of the first prediction table.
+        calibration: the cameras (``calibration.toml`` or a :class:`Calibration`).
+        view: the camera that filmed ``video`` (default: the camera named in its file name,
+            e.g. ``session01_cam0.mp4`` is cam0).
 
     Returns:
         frames written and wall time.
@@ -147,7 +166,10 @@ def label_video(
             (frames are image paths), has a frame index outside the video or repeated, or its
             keypoints differ from the first file's.
         ProjectError: a skeleton edge names an unknown keypoint.
-        VideoError: the video cannot be read, or ``out`` is the input video.
+        VideoError: the video cannot be read, or ``out`` is the input video, or its size is
+            not the size of the view's camera.
+        ConfigError: ``view`` is no camera of the calibration (or none is named in the
+            video's file name), or ``points3d`` comes without ``calibration``.
     """
     if low_confidence not in ("hollow", "hide"):
         raise ValueError(f"low_confidence must be 'hollow' or 'hide', got {low_confidence!r}")
@@ -164,9 +186,19 @@ def label_video(
     loaded = [_load(p, i) for i, p in enumerate(predictions)]
     keypoints = loaded[0][0].keypoints
     edges = _edge_indices(skeleton or [], keypoints, loaded[0][1])
+    labels = None if labels is None else list(labels)
+    if points3d is not None and calibration is None:
+        raise ConfigError("points3d: the 3D overlay needs the calibration")
 
     with open_video(video, reader=reader, device="cpu") as rd:
         info = rd.info
+        if points3d is not None:
+            overlay, name = _overlay_3d(
+                points3d, calibration, view, video, (info.width, info.height), *loaded[0]
+            )
+            labels = [n for _, n in loaded] if labels is None else labels
+            loaded.append((overlay, name))
+            labels.append(overlay.scorer)
         tracks = [
             _track(
                 _reorder(poses, keypoints, name, loaded[0][1]),
@@ -362,6 +394,65 @@ def _track(
     state = np.where(visible, state, _HIDDEN).astype(np.int8)
     xy = np.rint(np.nan_to_num(poses.coords, nan=-1e6)).clip(-1e6, 1e6).astype(np.int64)
     return _Track(label=label, marker=marker, row_of=row_of, xy=xy, state=state)
+
+
+def reprojected_poses(points: Points3D, camera: CameraModel) -> Poses:
+    """``points`` as ``camera`` sees them: (N, K, 2) pixels through its lens, NaN where a point
+    is missing or behind the camera; likelihood NaN (drawn as confident); scorer
+    "3D reprojected (<camera>)"."""
+    return Poses(
+        coords=camera.project(points.points),
+        keypoints=points.keypoints,
+        frames=points.frames,
+        likelihood=np.full(points.points.shape[:2], np.nan),
+        scorer=f"3D reprojected ({camera.name})",
+        is_labels=False,
+    )
+
+
+def _frames_text(frames: np.ndarray) -> str:
+    return f"{len(frames)} frames" + (f" ({frames.min()}..{frames.max()})" if len(frames) else "")
+
+
+def _overlay_3d(
+    points3d: str | Path | Points3D,
+    calibration: str | Path | Calibration,
+    view: str | None,
+    video: Path,
+    size: tuple[int, int],
+    first: Poses,
+    first_name: str,
+) -> tuple[Poses, str]:
+    """(the 3D table reprojected into the video's camera, the table's name for messages),
+    after checking camera, image size, frames and keypoints against the video and ``first``."""
+    if isinstance(points3d, Points3D):
+        points, name = points3d, "the 3D points"
+    else:
+        points, name = read_points_3d(points3d), Path(points3d).name
+    if not isinstance(calibration, Calibration):
+        calibration = read_calibration(calibration)
+    where = calibration.source or "the calibration"
+    if view is None:
+        found = split_view(video.stem, calibration.names)
+        if found is None:
+            raise ConfigError(
+                f"{video.name}: its name names no camera of {where} "
+                f"({', '.join(calibration.names)}); give the view"
+            )
+        view = found[1]
+    camera = calibration[view]
+    if tuple(camera.size) != size:
+        raise VideoError(
+            f"{video.name} is {size[0]}x{size[1]} px but camera {view} of {where} is "
+            f"{camera.size[0]}x{camera.size[1]}; is this another camera's video?"
+        )
+    if not np.array_equal(np.sort(points.frames), np.sort(first.frames)):
+        raise LabelsError(
+            f"{name}: {_frames_text(points.frames)}, but {first_name} has "
+            f"{_frames_text(first.frames)}; the 3D table must cover the 2D predictions' frames"
+        )
+    reprojected = reprojected_poses(points, camera)
+    return _reorder(reprojected, first.keypoints, name, first_name), name
 
 
 # -- drawing ---------------------------------------------------------------------------------

@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="draw predicted keypoints (and skeleton) on a video",
         description="Draw one or more prediction tables of VIDEO on every frame and encode "
         "an H.264 video. Put --skeleton after the positional arguments (or use "
-        "--skeleton=PATH), as it takes an optional value.",
+        "--skeleton=PATH), as it takes an optional value. With --points3d and --calibration, "
+        "the 3D points are also drawn as the video's camera sees them (lens included), e.g. "
+        "vidpose label-video preds/s0_cam0.csv videos/s0_cam0.mp4 --points3d s0_3d.csv "
+        "--calibration calibration.toml --out s0_cam0_3d.mp4",
     )
     p.add_argument(
         "predictions", type=Path, nargs="+", metavar="PRED", help="prediction tables of VIDEO"
@@ -79,6 +82,28 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="PRESET",
         help=f"x264 speed preset: {', '.join(X264_PRESETS)} (default veryfast)",
     )
+    p.add_argument(
+        "--points3d",
+        type=Path,
+        default=None,
+        metavar="S_3D.csv",
+        help="also draw this 3D table (vidpose triangulate's, or 3D ground truth) reprojected "
+        "into the view, another marker shape; needs --calibration, e.g. --points3d s0_3d.csv",
+    )
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        metavar="PROJECT_OR_CALIBRATION",
+        help="with --points3d: the cameras, an Anipose calibration.toml or a multi-camera "
+        "project folder whose vidpose.yaml names it, e.g. --calibration my-rig/calibration.toml",
+    )
+    p.add_argument(
+        "--view",
+        default=None,
+        help="with --points3d: the camera that filmed VIDEO (default: the camera named in "
+        "its file name, videos/s0_cam0.mp4 is cam0), e.g. --view cam0",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handle=handle)
     return p
@@ -104,6 +129,16 @@ def handle(args: argparse.Namespace) -> int:
         )
     if same_file(out, video) or any(same_file(out, p) for p in predictions):
         raise UsageError(f"--out {out}: is one of the inputs; choose a new name")
+    calibration = None
+    if args.points3d is not None:
+        from vidpose.cli.commands.triangulate import read_cameras
+
+        need_file(args.points3d, "--points3d")
+        if args.calibration is None:
+            raise UsageError("--points3d: give the cameras with --calibration calibration.toml")
+        calibration = read_cameras(args.calibration, "--calibration")
+    elif args.calibration is not None or args.view is not None:
+        raise UsageError("--calibration and --view place 3D points: add --points3d S_3D.csv")
     skeleton = None
     if args.skeleton == "auto":
         found = vidpose.find_settings_file([video, *predictions])
@@ -135,6 +170,9 @@ def handle(args: argparse.Namespace) -> int:
         crf=args.crf,
         preset=args.preset,
         progress=not args.no_progress,
+        points3d=args.points3d,
+        calibration=calibration,
+        view=args.view,
     )
     say(
         f"{stats.out}  ({stats.frames} frames, {stats.seconds:.1f} s, {stats.fps:.0f} frames/s)",

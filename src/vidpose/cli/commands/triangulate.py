@@ -102,12 +102,22 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="world units recorded in the table (default: the calibration's metadata 'units', "
         "e.g. mm for synthetic projects), e.g. --units mm",
     )
+    p.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help="also draw the trajectories: a few evenly spaced 3D poses (with the skeleton of "
+        "the project's vidpose.yaml when PROJECT_OR_CALIBRATION is a project) and each "
+        "keypoint's x, y, z over time, e.g. --figure s0_3d.png",
+    )
     p.set_defaults(handle=handle)
     return p
 
 
-def _calibration(source: Path):
-    """The cameras of a calibration file, or of a project folder's vidpose.yaml."""
+def read_cameras(source: Path, what: str = "PROJECT_OR_CALIBRATION"):
+    """The cameras of a calibration file, or of a project folder's vidpose.yaml (``what``:
+    the argument, for messages)."""
     from vidpose.errors import ConfigError
     from vidpose.geometry import read_calibration
     from vidpose.project.settings import SETTINGS_FILE, load_calibration, load_settings
@@ -116,15 +126,15 @@ def _calibration(source: Path):
         calibration = load_calibration(source, load_settings(source))
         if calibration is None:
             raise UsageError(
-                f"PROJECT_OR_CALIBRATION {source}: its {SETTINGS_FILE} names no calibration; "
+                f"{what} {source}: its {SETTINGS_FILE} names no calibration; "
                 "add 'calibration: calibration.toml' or pass the calibration file itself"
             )
         return calibration
-    need_file(source, "PROJECT_OR_CALIBRATION")
+    need_file(source, what)
     try:
         return read_calibration(source)
     except ConfigError as exc:
-        raise UsageError(f"PROJECT_OR_CALIBRATION {exc}") from None
+        raise UsageError(f"{what} {exc}") from None
 
 
 def parse_tables(tokens: list[str], cameras: list[str]) -> dict[str, Path]:
@@ -166,7 +176,11 @@ def handle(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".csv":
         raise UsageError(f"--out {args.out}: the 3D table is a CSV file; name it e.g. s0_3d.csv")
     writable_file(args.out, "--out")
-    calibration = _calibration(args.source)
+    if args.figure is not None:
+        if args.figure.suffix.lower() != ".png":
+            raise UsageError(f"--figure {args.figure}: the figure is a PNG; name it e.g. s0_3d.png")
+        writable_file(args.figure, "--figure")
+    calibration = read_cameras(args.source)
     tables = parse_tables(args.tables, calibration.names)
     clobbered = [str(p) for p in tables.values() if p.resolve() == args.out.resolve()]
     if clobbered:
@@ -198,4 +212,10 @@ def handle(args: argparse.Namespace) -> int:
     )
     for line in result.summary.lines():
         say(line)
+    if args.figure is not None:
+        from vidpose.viz.plots3d import write_points_3d_figure
+
+        skeleton = vidpose.load_skeleton(args.source) if args.source.is_dir() else None
+        write_points_3d_figure(points, args.figure, skeleton=skeleton)
+        say(str(args.figure), "wrote")
     return 0
