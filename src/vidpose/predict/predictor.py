@@ -467,7 +467,8 @@ class _MultiVideo:
         self.jobs = jobs
         self.processes = processes
         self._procs: Any = None  # ProcessDecoders when decoding in worker processes
-        self._registered: dict[int, list[torch.Tensor]] = {}  # page-locked shared buffers
+        # video -> its page-locked shared buffers (data pointer -> a view keeping them mapped)
+        self._registered: dict[int, dict[int, torch.Tensor]] = {}
         self._copy_stream: torch.cuda.Stream | None = None
         self._returns: deque[tuple[Any, Any]] = deque()  # (copy done event, ticket)
         self.on_done = on_done
@@ -550,15 +551,16 @@ class _MultiVideo:
 
         threading.Thread(target=bridge, daemon=True, name="vidpose-decoders").start()
 
-    def _shared_to_device(self, frames: torch.Tensor, ticket: Any) -> torch.Tensor:
-        """A worker's shared batch on the device; its buffer goes back to the worker once the
-        copy is done (at once on CPU, or when the copy's event has passed on CUDA)."""
+    def _shared_to_device(self, i: int, frames: torch.Tensor, ticket: Any) -> torch.Tensor:
+        """Video ``i``'s batch from a worker's shared buffer, on the device; the buffer goes back
+        to the worker once the copy is done (at once on CPU, or when the copy's event has
+        passed on CUDA)."""
         device = self.model.device
         if device.type != "cuda":
             return frames  # consumed by the network below, before the buffer is handed back
         if self._copy_stream is None:
             self._copy_stream = torch.cuda.Stream(device)
-        pinned = self._pin(frames)
+        pinned = self._pin(i, frames)
         with torch.cuda.stream(self._copy_stream):
             out = frames.to(device, non_blocking=pinned)
             done = torch.cuda.Event()
@@ -568,21 +570,21 @@ class _MultiVideo:
         self._returns.append((done, ticket))
         return out
 
-    def _pin(self, frames: torch.Tensor) -> bool:
-        """Page-lock a worker's shared buffer once (asynchronous copies); False if it cannot
-        be (the copy is then synchronous, and as correct)."""
-        base = frames._base if frames._base is not None else frames
-        key = base.data_ptr()
-        if key in self._registered:
+    def _pin(self, i: int, frames: torch.Tensor) -> bool:
+        """Page-lock the shared buffer holding ``frames`` once per video (asynchronous
+        copies); False if it cannot be (the copy is then synchronous, and as correct)."""
+        storage = frames.untyped_storage()
+        key = storage.data_ptr()
+        pinned = self._registered.setdefault(i, {})
+        if key in pinned:
             return True
         try:
-            nbytes = base.untyped_storage().nbytes()
-            err = torch.cuda.cudart().cudaHostRegister(key, nbytes, 0)
-            ok = int(err) == 0 if not isinstance(err, tuple) else int(err[0]) == 0
+            err = torch.cuda.cudart().cudaHostRegister(key, storage.nbytes(), 0)
+            ok = int(err[0] if isinstance(err, tuple) else err) == 0
         except Exception:  # an old torch without cudart bindings: pageable copies
             ok = False
         if ok:
-            self._registered[key] = [base]
+            pinned[key] = frames  # keeps the mapping alive while it is registered
         return ok
 
     def _hand_back(self, block: bool) -> None:
@@ -596,14 +598,16 @@ class _MultiVideo:
             self._returns.popleft()
             self._procs.release(ticket)
 
-    def _unpin_all(self) -> None:
-        if not self._registered:
+    def _unpin(self, videos: list[int]) -> None:
+        """Unregister the buffers of finished videos (after their copies are done), so that
+        a long batch does not accumulate page-locked memory, one set of buffers per video."""
+        keys = [k for i in videos for k in self._registered.pop(i, {})]
+        if not keys:
             return
-        torch.cuda.synchronize()
-        for key in self._registered:
+        self._hand_back(block=True)
+        for key in keys:
             with contextlib.suppress(Exception):
                 torch.cuda.cudart().cudaHostUnregister(key)
-        self._registered.clear()
 
     # main loop ------------------------------------------------------------------------------
 
@@ -633,6 +637,7 @@ class _MultiVideo:
                         st.error = what
                     ended += 1
                     self._sem.release()
+                    self._unpin([i])
                 else:
                     ticket = None
                     if isinstance(payload, tuple):  # a worker process's shared buffer
@@ -640,7 +645,7 @@ class _MultiVideo:
                     try:
                         if self.states[i].error is None:
                             if ticket is not None:
-                                payload = self._shared_to_device(payload, ticket)
+                                payload = self._shared_to_device(i, payload, ticket)
                                 if self.model.device.type == "cuda":
                                     ticket = None  # handed back when its copy is done
                             self._infer(i, self.states[i], what, payload)
@@ -656,8 +661,8 @@ class _MultiVideo:
             if self._procs is not None:
                 with contextlib.suppress(Exception):
                     self._hand_back(block=True)
+                    self._unpin(list(self._registered))
                 self._procs.close()
-                self._unpin_all()
             for _ in range(self.jobs):  # let a feeder waiting for a slot see the stop
                 self._sem.release()
             if self.bar is not None:
