@@ -404,7 +404,8 @@ def load_csv(path: str | Path, *, row_errors: list[str] | None = None) -> Poses:
 # writing
 
 
-def _quote(cell: str) -> str:
+def quote_cell(cell: str) -> str:
+    """A CSV cell, quoted when it holds a comma, quote or line break."""
     if any(c in cell for c in ',"\n\r'):
         return '"' + cell.replace('"', '""') + '"'
     return cell
@@ -416,7 +417,16 @@ def _text_cells(values: np.ndarray) -> list[str]:
         return _float_cells(values).tolist()
     if values.dtype.kind in "iub":
         return values.astype(str).tolist()
-    return [_quote("" if v is None else str(v)) for v in values.tolist()]
+    return [quote_cell("" if v is None else str(v)) for v in values.tolist()]
+
+
+def number_rows(matrix: np.ndarray) -> list[str]:
+    """Each row of a float matrix as CSV cells: the shortest round-trip text of each value,
+    NaN as an empty cell."""
+    # "%r" of a Python float is its shortest round-trip repr; a finite float's repr never
+    # contains "nan", so deleting "nan" leaves missing values empty.
+    row_format = ",".join(["%r"] * matrix.shape[1])
+    return [(row_format % tuple(r)).replace("nan", "") for r in matrix.tolist()]
 
 
 def save_csv(poses: Poses, path: str | Path) -> None:
@@ -424,18 +434,13 @@ def save_csv(poses: Poses, path: str | Path) -> None:
     names, matrix = header_of(poses)
     frames = _text_cells(poses.frames)
     extra = [",".join(cells) for cells in zip(*map(_text_cells, poses.frame_columns.values()))]
-    # "%r" of a Python float is its shortest round-trip repr; a finite float's repr never
-    # contains "nan", so deleting "nan" from the numeric part leaves missing values empty.
-    row_format = ",".join(["%r"] * matrix.shape[1])
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         for i, label in enumerate(HEADER_ROWS):
             writer.writerow([label, *(name[i] for name in names)])
         for start in range(0, poses.n_frames, _CHUNK_ROWS):
             stop = start + _CHUNK_ROWS
-            numbers = [
-                (row_format % tuple(r)).replace("nan", "") for r in matrix[start:stop].tolist()
-            ]
+            numbers = number_rows(matrix[start:stop])
             if extra:
                 lines = [
                     f"{f},{v},{e}\n"

@@ -6,7 +6,7 @@ Every reader in :mod:`vidpose.io` returns a :class:`Poses`; every writer takes o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -163,9 +163,16 @@ class Poses:
         return poses_to_dataframe(self)
 
     @classmethod
-    def from_dataframe(cls, df: pd.DataFrame, **meta) -> Poses:
-        """The inverse of :meth:`to_dataframe` (any DeepLabCut-layout DataFrame); ``meta`` sets
-        ``fps``, ``video`` or ``skeleton``.
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        *,
+        fps: float | None = None,
+        video: str | None = None,
+        skeleton: list[tuple[str, str]] | None = None,
+    ) -> Poses:
+        """The inverse of :meth:`to_dataframe` (any DeepLabCut-layout DataFrame), with the
+        descriptive fields the DataFrame cannot hold.
 
         Raises:
             LabelsError: the DataFrame is not in that layout (naming the row and column).
@@ -173,12 +180,7 @@ class Poses:
         from vidpose.io.dlc_h5 import poses_from_dataframe
 
         poses = poses_from_dataframe(df)
-        for name, value in meta.items():
-            if name not in ("fps", "video", "skeleton"):
-                raise TypeError(f"from_dataframe() got an unexpected keyword {name!r}")
-            setattr(poses, name, value)
-        poses.__post_init__()
-        return poses
+        return replace(poses, fps=fps, video=video, skeleton=skeleton)
 
     def equals(self, other: Poses) -> bool:
         """Exact equality of every array (NaN equal to NaN), names and metadata."""

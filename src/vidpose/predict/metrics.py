@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from vidpose._atomic import atomic_path
-from vidpose.io.poses import Poses
+from vidpose.io.csv_format import number_rows, quote_cell
+from vidpose.io.poses import COORD_DECIMALS, Poses
 from vidpose.losses.pca import (
     MultiviewPCA,
     PosePCA,
@@ -70,18 +71,13 @@ def _write_table(table: pd.DataFrame, path: Path) -> None:
     """``table.to_csv(path, float_format="%.4f")`` in the same layout (the index's name, then
     the columns; NaN as an empty cell), without trailing zeros, in less than half the time
     (a 9,940 x 17 table: 0.08 s against pandas' 0.18 s on a 2-core CPU)."""
-    values = np.round(table.to_numpy(dtype=np.float64), 4)
-    row_format = ",".join(["%r"] * values.shape[1])  # shortest round-trip text of each float
-    header = ",".join(_cell(str(c)) for c in [table.index.name or "", *table.columns])
+    values = np.round(table.to_numpy(dtype=np.float64), COORD_DECIMALS)
+    header = ",".join(quote_cell(str(c)) for c in [table.index.name or "", *table.columns])
     index = [str(i) for i in table.index.tolist()]
-    rows = [(row_format % tuple(r)).replace("nan", "") for r in values.tolist()]
+    rows = number_rows(values)
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(header + "\n")
         fh.write("".join(f"{i},{r}\n" for i, r in zip(index, rows)))
-
-
-def _cell(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
 def summarize(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
