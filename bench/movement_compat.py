@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from peer_env import run_in_env
 from vidpose.io import write_poses
 from vidpose.io.movement import to_movement
 from vidpose.io.poses import Poses
@@ -84,16 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         # vidpose's own movement dataset (Poses -> xarray), handed to movement to validate
         (Path(tmp) / "dataset.pkl").write_bytes(pickle.dumps(to_movement(smoothed, fps=30.0)))
         names = ["member0.csv", "smoothed.csv", "smoothed_ensemble.csv"]
-        proc = subprocess.run(
-            ["uv", "run", "--no-project", "--with", args.movement, "python", "-c", READER, tmp,
-             *names],
-            capture_output=True,
-            text=True,
-        )  # fmt: skip
-        if proc.returncode:
-            print(proc.stderr, file=sys.stderr)
+        got = run_in_env(args.movement, READER, tmp, *names)
+        if got is None:
             return 1
-        got = json.loads(proc.stdout.strip().splitlines()[-1])
         result["movement"] = got["movement"]
         result["to_movement_dataset"] = got["dataset"]
         ref = {"smoothed.csv": smoothed.coords}

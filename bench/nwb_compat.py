@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from peer_env import run_in_env
 from vidpose.io import read_poses, write_poses
 from vidpose.io.poses import Poses
 
@@ -92,16 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, poses in tables.items():
             write_poses(poses, Path(tmp) / name)
-        proc = subprocess.run(
-            ["uv", "run", "--no-project", "--with", args.movement, "python", "-c", READER, tmp,
-             *tables],
-            capture_output=True,
-            text=True,
-        )  # fmt: skip
-        if proc.returncode:
-            print(proc.stderr, file=sys.stderr)
+        got = run_in_env(args.movement, READER, tmp, *tables)
+        if got is None:
             return 1
-        got = json.loads(proc.stdout.strip().splitlines()[-1])
         result["movement"], result["pynwb"] = got["movement"], got["pynwb"]
         for name, row in got["files"].items():
             mine = tables[name]
