@@ -1,29 +1,38 @@
-"""3D from per-view single-camera models on a synthetic 3-camera rig, against the 3D truth.
+"""3D on a synthetic 3-camera rig against the 3D truth: per-camera models vs one model over all
+cameras, with and without the cross-camera losses, raw and smoothed in 3D.
 
     uv run python bench/multicamera_synthetic.py --tiny \\
-        --out bench/results/multicamera_synthetic_cpu_tiny.json          # CPU check, < 10 min
+        --out bench/results/multicamera_synthetic_cpu_tiny.json          # CPU check
     uv run python bench/multicamera_synthetic.py --seeds 0,1,2 \\
         --out bench/results/multicamera_synthetic_h100.json              # GPU, ResNet-50
 
-For each seed: synthesize a 3-camera project (2 sessions of ``--frames`` frames, square frames
-of ``--size`` px, ``--labeled`` labeled frames per session, the same frames in every view);
-write one single-view project per camera from session00's labels, labeled frames and video
-(:func:`write_view_projects`; session01 is held out: its labels are dropped); train one
-single-view model per camera with the same budget and seed; predict session01's video of each
-camera; triangulate the three prediction tables (``vidpose.triangulate_tables``: outliers
-dropped at 20 px, likelihood >= ``--min-confidence``), raw and Kalman-smoothed in 3D
-(``vidpose.smooth_points_3d``); and compare with ``ground_truth/session01_3d.csv``.
+For each seed: synthesize a 3-camera project of 3 sessions (``--frames`` frames each, square
+frames of ``--size`` px, ``--labeled`` labeled frames per session, the same frames in every
+view). Session 0 is labeled; session 1 is an unlabeled video (its labels dropped); session 2
+is the test session (labels and videos held out of training). Then, with the same seed and the
+same number of steps per model (``--steps``, batch ``training.batch_size``):
+
+- ``per_camera``: one single-camera model per camera, each trained on its camera's labels and
+  videos only (:func:`write_view_projects`: the way a user without multi-camera support works);
+- ``joint``: one model over all cameras (the multi-camera project; every camera's labels),
+  supervised;
+- ``joint_multiview``: the same with the cross-camera losses on synchronized unlabeled clips
+  (``--losses``, default ``pca_multiview`` + ``reprojection``; ``--loss-overrides`` for their
+  settings).
+
+Each arm predicts the test session's video of every camera and triangulates the three tables
+(``vidpose.triangulate_tables``: outliers dropped at 20 px, likelihood >= ``--min-confidence``),
+raw and Kalman-smoothed in 3D (``vidpose.smooth_points_3d``), compared with
+``ground_truth/<test>_3d.csv``.
 
 Reported per seed and pooled over seeds (keypoint-frames that at least 2 cameras see, by the
-2D ground truth's visibility): 3D error (mm; median, p95) and the share of them triangulated;
-the median reprojection error (px); the share of keypoint-frames, and of frames (those with a
-keypoint seen by 2 views), whose views disagree by more than 10 px before outlier removal; the
-share seen by fewer than 2 views (confident predictions); each camera's 2D error (px, visible
-keypoints). The 2D ground truth
-triangulated the same way (``oracle``) checks the pipeline (error ~0 mm); the 2D ground truth
-plus white noise of ``--noise-px`` (``truth_2d_plus_noise``) shows what 3D smoothing gains on
-errors independent from frame to frame, and ``error_lag1_autocorr`` how far the models' errors
-are from that (near 1: they drift slowly, and smoothing cannot remove them).
+2D ground truth's visibility): 3D error (mm; median, p95) and the share triangulated; the
+median reprojection error (px); the share of frames (those with a keypoint seen by 2 views)
+whose views disagree by more than 10 px before outlier removal; each camera's 2D error (px,
+visible keypoints). The 2D ground truth triangulated the same way (``oracle``) checks the
+pipeline (error ~0 mm); the 2D ground truth plus white noise of ``--noise-px``
+(``truth_2d_plus_noise``) shows what 3D smoothing gains on errors independent from frame to
+frame, and ``error_lag1_autocorr`` how far the models' errors are from that.
 
 ``--tiny``: ResNet-18 from scratch at 128 px, 150 steps of 8 frames (CPU). Default: the default
 ResNet-50 config (from scratch unless ``--pretrained``; the device hosts are offline), 192 px,
@@ -56,10 +65,10 @@ DISAGREE_PX = 10.0
 
 
 def write_view_projects(
-    proj: MultiCameraProject, out_dir: Path, sessions: list[str]
+    proj: MultiCameraProject, out_dir: Path, labeled: list[str], videos: list[str]
 ) -> dict[str, Path]:
-    """One single-view project per camera, ``out_dir/<view>``: that camera's label rows,
-    labeled frames and videos of ``sessions`` (the same frames in every view) and the
+    """One single-view project per camera, ``out_dir/<view>``: that camera's label rows and
+    labeled frames of the ``labeled`` sessions, its videos of the ``videos`` sessions, and the
     multi-camera project's skeleton, flip pairs and PCA keypoints (no views, no calibration)."""
     settings = load_settings(proj.project_dir)
     single = ProjectSettings(
@@ -71,12 +80,13 @@ def write_view_projects(
     for view in proj.views:
         root = out_dir / view
         labels = read_poses(proj.labels[view])
-        folders = [f"labeled-data/{s}_{view}/" for s in sessions]
+        folders = [f"labeled-data/{s}_{view}/" for s in labeled]
         keep = [i for i, f in enumerate(labels.frames) if f.startswith(tuple(folders))]
         write_poses(labels.select_frames(keep), root / "CollectedData.csv")
-        for s, folder in zip(sessions, folders):
+        for folder in folders:
             shutil.copytree(proj.project_dir / folder, root / folder)
-            (root / "videos").mkdir(exist_ok=True)
+        (root / "videos").mkdir(exist_ok=True)
+        for s in videos:
             shutil.copy2(proj.video(s, view), root / "videos" / f"{s}_{view}.mp4")
         (root / SETTINGS_FILE).write_text(dump_settings(single))
         out[view] = root
@@ -138,35 +148,40 @@ def summarize(result, truth: Points3D, seen2: np.ndarray, points: Points3D) -> d
     }
 
 
-def run_seed(seed: int, args, overrides: list[str], tmp: Path) -> dict:
-    t0 = time.perf_counter()
-    proj = synthesize_multicamera_project(
-        tmp / "rig",
-        cameras=3,
-        seed=seed,
-        n_labeled=2 * args.labeled,
-        n_videos=2,
-        n_frames=args.frames,
-        size=(args.size, args.size),
-    )
-    train_session, test_session = proj.sessions
-    t_synth = time.perf_counter() - t0
-    projects = write_view_projects(proj, tmp / "views", [train_session])
-    truth = read_points_3d(proj.ground_truth_3d(test_session))
-    truth_2d = {v: read_poses(proj.ground_truth(test_session, v)) for v in proj.views}
-    seen = np.stack([t.likelihood == 1 for t in truth_2d.values()], axis=-1)
-    seen2 = seen.sum(-1) >= 2
+def write_joint_project(
+    proj: MultiCameraProject, out: Path, labeled: list[str], videos: list[str]
+) -> Path:
+    """The multi-camera project with only ``labeled`` sessions' labels and ``videos``
+    sessions' videos (a held-out session is in neither)."""
+    root = out
+    shutil.copytree(proj.project_dir, root, ignore=shutil.ignore_patterns("ground_truth"))
+    for view in proj.views:
+        table = read_poses(proj.labels[view])
+        folders = tuple(f"labeled-data/{s}_{view}/" for s in labeled)
+        keep = [i for i, f in enumerate(table.frames) if f.startswith(folders)]
+        write_poses(table.select_frames(keep), root / proj.labels[view].name)
+    for session in proj.sessions:
+        for view in proj.views:
+            if session not in labeled:
+                shutil.rmtree(root / "labeled-data" / f"{session}_{view}")
+            if session not in videos:
+                (root / "videos" / proj.video(session, view).name).unlink()
+    return root
 
-    preds, errors_2d, t_train, t_predict = {}, {}, 0.0, 0.0
-    for view, root in projects.items():
-        t1 = time.perf_counter()
-        res = train(
-            root, [*overrides, f"training.seed={seed}"], model_dir=tmp / f"m_{view}", progress=False
-        )
-        t2 = time.perf_counter()
-        pred = load_model(res.model_dir).predict_video(proj.video(test_session, view))
-        t_predict += time.perf_counter() - t2
-        t_train += t2 - t1
+
+def score_arm(
+    models: dict[str, Path], proj: MultiCameraProject, session: str, args, seen2, tmp: Path
+) -> dict:
+    """Predict ``session``'s video of each camera with its model, triangulate, score."""
+    truth = read_points_3d(proj.ground_truth_3d(session))
+    truth_2d = {v: read_poses(proj.ground_truth(session, v)) for v in proj.views}
+    preds, errors_2d, t_predict, loaded = {}, {}, 0.0, {}
+    for view, model_dir in models.items():
+        t0 = time.perf_counter()
+        if model_dir not in loaded:
+            loaded[model_dir] = load_model(model_dir)
+        pred = loaded[model_dir].predict_video(proj.video(session, view))
+        t_predict += time.perf_counter() - t0
         preds[view] = pred
         err = np.linalg.norm(pred.coords - truth_2d[view].coords, axis=-1)
         vis = truth_2d[view].likelihood == 1
@@ -175,34 +190,20 @@ def run_seed(seed: int, args, overrides: list[str], tmp: Path) -> dict:
             "p95_px": _stat(err[vis], 95),
             "confident": float((pred.likelihood[vis] >= args.min_confidence).mean()),
         }
-
-    cal = proj.calibration
-    kw = {"min_confidence": args.min_confidence}
-    noisy = white_noise(truth_2d, args.noise_px, seed)
-    noisy_result = vidpose.triangulate_tables(cal, noisy, smoother=smooth_points_3d, **kw)
-    for view, pred in preds.items():
-        write_poses(pred, tmp / "predictions" / f"{test_session}_{view}.csv")
     result = vidpose.triangulate_tables(
-        cal, preds, tmp / f"{test_session}_3d.csv", smoother=smooth_points_3d, **kw
+        proj.calibration,
+        preds,
+        tmp / f"{session}_3d.csv",
+        smoother=smooth_points_3d,
+        min_confidence=args.min_confidence,
     )
-    oracle = vidpose.triangulate_tables(cal, truth_2d, **kw)
     return {
-        "seed": seed,
-        "test_session": test_session,
-        "train_labels": len(proj.labeled_frames[train_session]),
-        "keypoint_frames_seen_by_2": int(seen2.sum()),
         "view_2d": errors_2d,
+        "median_2d_px": float(np.mean([e["median_px"] for e in errors_2d.values()])),
         "raw": summarize(result, truth, seen2, result.raw),
         "smoothed": summarize(result, truth, seen2, result.points),
-        "oracle": score_3d(oracle.points, truth, seen2),
         "error_lag1_autocorr": lag1_autocorr(result.raw, truth, seen2),
-        "truth_2d_plus_noise": {
-            "noise_px": args.noise_px,
-            "raw": score_3d(noisy_result.raw, truth, seen2),
-            "smoothed": score_3d(noisy_result.points, truth, seen2),
-            "error_lag1_autocorr": lag1_autocorr(noisy_result.raw, truth, seen2),
-        },
-        "seconds": {"synthesize": t_synth, "train": t_train, "predict": t_predict},
+        "predict_seconds": t_predict,
         "_errors": {
             kind: np.linalg.norm(p.points - truth.points, axis=-1)[seen2].tolist()
             for kind, p in (("raw", result.raw), ("smoothed", result.points))
@@ -210,18 +211,99 @@ def run_seed(seed: int, args, overrides: list[str], tmp: Path) -> dict:
     }
 
 
-def pooled(runs: list[dict]) -> dict:
-    out = {}
-    for kind in ("raw", "smoothed"):
-        e = np.array([x for r in runs for x in r["_errors"][kind]], dtype=np.float64)
-        out[kind] = {
-            "median_mm": _stat(e, 50),
-            "p95_mm": _stat(e, 95),
-            **{
-                key: float(np.mean([r[kind][key] for r in runs]))
-                for key in ("triangulated", "reprojection_median_px", "disagree_frames")
-            },
+def run_seed(seed: int, args, overrides: list[str], tmp: Path) -> dict:
+    t0 = time.perf_counter()
+    proj = synthesize_multicamera_project(
+        tmp / "rig",
+        cameras=3,
+        seed=seed,
+        n_labeled=3 * args.labeled,
+        n_videos=3,
+        n_frames=args.frames,
+        size=(args.size, args.size),
+    )
+    labeled_session, unlabeled_session, test_session = proj.sessions
+    t_synth = time.perf_counter() - t0
+    truth = read_points_3d(proj.ground_truth_3d(test_session))
+    truth_2d = {v: read_poses(proj.ground_truth(test_session, v)) for v in proj.views}
+    seen = np.stack([t.likelihood == 1 for t in truth_2d.values()], axis=-1)
+    seen2 = seen.sum(-1) >= 2
+    train_sessions = [labeled_session, unlabeled_session]
+    seeded = [*overrides, f"training.seed={seed}"]
+
+    arms: dict[str, dict] = {}
+    seconds: dict[str, float] = {"synthesize": t_synth}
+    if "per_camera" in args.arms:
+        projects = write_view_projects(proj, tmp / "views", [labeled_session], train_sessions)
+        models = {}
+        t1 = time.perf_counter()
+        for view, root in projects.items():
+            models[view] = train(
+                root, seeded, model_dir=tmp / f"m_{view}", progress=False
+            ).model_dir
+        seconds["train_per_camera"] = time.perf_counter() - t1
+        arms["per_camera"] = score_arm(models, proj, test_session, args, seen2, tmp / "pc")
+    joint = write_joint_project(proj, tmp / "joint", [labeled_session], train_sessions)
+    for arm, extra in (
+        ("joint", []),
+        ("joint_multiview", [f"model.losses=[{args.losses}]", *args.loss_overrides]),
+    ):
+        if arm not in args.arms:
+            continue
+        t1 = time.perf_counter()
+        res = train(joint, [*seeded, *extra], model_dir=tmp / f"m_{arm}", progress=False)
+        seconds[f"train_{arm}"] = time.perf_counter() - t1
+        models = dict.fromkeys(proj.views, res.model_dir)
+        arms[arm] = score_arm(models, proj, test_session, args, seen2, tmp / arm)
+        arms[arm]["unsupervised"] = {
+            name: {k: v for k, v in a.items() if k != "per_epoch"}
+            for name, a in res.metrics.get("unsupervised", {}).items()
         }
+
+    kw = {"min_confidence": args.min_confidence}
+    noisy = white_noise(truth_2d, args.noise_px, seed)
+    noisy_result = vidpose.triangulate_tables(
+        proj.calibration, noisy, smoother=smooth_points_3d, **kw
+    )
+    oracle = vidpose.triangulate_tables(proj.calibration, truth_2d, **kw)
+    return {
+        "seed": seed,
+        "sessions": {
+            "labeled": labeled_session,
+            "unlabeled": unlabeled_session,
+            "test": test_session,
+        },
+        "train_labels_per_camera": len(proj.labeled_frames[labeled_session]),
+        "keypoint_frames_seen_by_2": int(seen2.sum()),
+        "arms": arms,
+        "oracle": score_3d(oracle.points, truth, seen2),
+        "truth_2d_plus_noise": {
+            "noise_px": args.noise_px,
+            "raw": score_3d(noisy_result.raw, truth, seen2),
+            "smoothed": score_3d(noisy_result.points, truth, seen2),
+            "error_lag1_autocorr": lag1_autocorr(noisy_result.raw, truth, seen2),
+        },
+        "seconds": seconds,
+    }
+
+
+def pooled(runs: list[dict]) -> dict:
+    """Per arm and kind (raw, smoothed): 3D errors pooled over seeds, other figures averaged;
+    and each seed's median, so that seed-to-seed spread is visible."""
+    out: dict = {}
+    for arm in runs[0]["arms"]:
+        out[arm] = {"median_2d_px": float(np.mean([r["arms"][arm]["median_2d_px"] for r in runs]))}
+        for kind in ("raw", "smoothed"):
+            e = np.array([x for r in runs for x in r["arms"][arm]["_errors"][kind]], dtype=float)
+            out[arm][kind] = {
+                "median_mm": _stat(e, 50),
+                "p95_mm": _stat(e, 95),
+                "median_mm_per_seed": [r["arms"][arm][kind]["median_mm"] for r in runs],
+                **{
+                    key: float(np.mean([r["arms"][arm][kind][key] for r in runs]))
+                    for key in ("triangulated", "reprojection_median_px", "disagree_frames")
+                },
+            }
     noisy = [r["truth_2d_plus_noise"] for r in runs]
     out["truth_2d_plus_noise"] = {
         kind: {
@@ -230,6 +312,12 @@ def pooled(runs: list[dict]) -> dict:
         for kind in ("raw", "smoothed")
     }
     return out
+
+
+def _public(run: dict) -> dict:
+    """A run without the per-keypoint error lists (kept for pooling only)."""
+    arms = {a: {k: v for k, v in r.items() if k != "_errors"} for a, r in run["arms"].items()}
+    return {**run, "arms": arms}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,6 +332,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=300, help="frames per session")
     ap.add_argument("--min-confidence", type=float, default=0.5)
     ap.add_argument(
+        "--arms",
+        default="per_camera,joint,joint_multiview",
+        help="which arms to run (comma-separated)",
+    )
+    ap.add_argument(
+        "--losses",
+        default="pca_multiview,reprojection",
+        help="model.losses of joint_multiview (comma-separated)",
+    )
+    ap.add_argument(
+        "--loss-overrides",
+        nargs="*",
+        default=[],
+        help="extra overrides of joint_multiview, e.g. losses.reprojection.weight=0.05",
+    )
+    ap.add_argument(
         "--noise-px", type=float, default=2.0, help="white noise of the truth_2d_plus_noise check"
     )
     ap.add_argument("--out", type=Path, default=Path("bench/results/multicamera_synthetic.json"))
@@ -255,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args.size = args.size or (128 if args.tiny else 192)
     args.backbone = args.backbone or ("resnet18" if args.tiny else "resnet50")
     seeds = [int(s) for s in args.seeds.split(",")]
+    args.arms = args.arms.split(",")
     overrides = [
         f"model.backbone={args.backbone}",
         f"model.pretrained={str(args.pretrained).lower()}",
@@ -272,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 runs.append(run_seed(seed, args, overrides, Path(tmp)))
-        print(json.dumps({k: v for k, v in runs[-1].items() if k != "_errors"}, indent=2))
+        print(json.dumps(_public(runs[-1]), indent=2), flush=True)
     out = {
         "benchmark": "multicamera_synthetic",
         "settings": {
@@ -284,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         if torch.cuda.is_available()
         else platform.processor() or "cpu",
         "pooled": pooled(runs),
-        "runs": [{k: v for k, v in r.items() if k != "_errors"} for r in runs],
+        "runs": [_public(r) for r in runs],
         "total_seconds": time.perf_counter() - t0,
     }
     print(json.dumps(out["pooled"], indent=2))

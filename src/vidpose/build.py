@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from vidpose.losses.registry import LossSetup, WeightedLoss, build_unsupervised_
 from vidpose.losses.supervised import SupervisedLoss, check_supervised_loss
 from vidpose.models import HEADS, PoseNetwork, build_network
 from vidpose.project.settings import ProjectSettings
+
+if TYPE_CHECKING:
+    from vidpose.project.load import CameraLayout
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda params, lr, wd, cap: torch.optim.Adam(
@@ -74,9 +78,30 @@ def build_supervised_loss(cfg: VidposeConfig) -> SupervisedLoss:
 
 
 def loss_setup(
-    cfg: VidposeConfig, labels: Poses, train_rows: np.ndarray, settings: ProjectSettings
+    cfg: VidposeConfig,
+    labels: Poses,
+    train_rows: np.ndarray,
+    settings: ProjectSettings,
+    cameras: CameraLayout | None = None,
 ) -> LossSetup:
-    """What the unsupervised losses may need: training labels, keypoint groups, the head."""
+    """What the unsupervised losses may need: training labels, keypoint groups, the head; for
+    a multi-camera project (``cameras``) the labels of each instant with every camera's
+    labels side by side (wide), every keypoint matched across cameras, and the calibration."""
+    if cameras is not None:
+        n_kp, n_cam = labels.n_keypoints, cameras.n_views
+        instants = np.unique(cameras.group_of_row[train_rows])
+        return LossSetup(
+            labels_px=np.asarray(cameras.wide(labels.coords)[instants], dtype=np.float64),
+            keypoints=list(labels.keypoints),
+            pca_keypoint_idx=(
+                labels.keypoint_index(settings.pca_keypoints) if settings.pca_keypoints else None
+            ),
+            view_matches=np.array([[c * n_kp + k for c in range(n_cam)] for k in range(n_kp)]),
+            head_has_heatmaps=HEADS.get(cfg.model.head).produces_heatmaps,
+            heatmap_sigma=cfg.model.sigma,
+            cameras=tuple(cameras.views),
+            calibration=cameras.calibration,
+        )
     return LossSetup(
         labels_px=np.asarray(labels.coords[train_rows], dtype=np.float64),
         keypoints=list(labels.keypoints),

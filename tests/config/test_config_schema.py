@@ -42,6 +42,7 @@ def test_documented_defaults():
         "equivariance": 0.05,
         "temporal": 0.005,
         "pca_singleview": 0.003,
+        "reprojection": 0.01,
         "pca_multiview": 0.01,
         "unimodal": 0.1,
     }

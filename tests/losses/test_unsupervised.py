@@ -226,6 +226,7 @@ def test_available_losses():
         "equivariance",
         "pca_multiview",
         "pca_singleview",
+        "reprojection",
         "temporal",
         "unimodal",
     ]
@@ -270,11 +271,21 @@ def _full_inputs() -> tuple[UnsupervisedInputs, torch.Tensor]:
     return inputs, logits
 
 
+def _two_cameras() -> dict:
+    """The K keypoints read as 2 cameras x K/2 keypoints (wide), with a calibration."""
+    from vidpose.geometry.synthetic import ring_calibration
+
+    calibration = ring_calibration(2, (0.0, 0.0, 0.0), 50.0, image_size=(320, 320), seed=0)
+    return {"cameras": ("c0", "c1"), "calibration": calibration}
+
+
 @pytest.mark.parametrize("name", UNSUPERVISED_LOSSES.names())
 def test_every_registered_loss_forward_backward(name):
-    (built,) = _build([name], temporal__epsilon_px=2.0)
+    cameras = _two_cameras() if name == "reprojection" else {}
+    (built,) = _build([name], _setup(**cameras), temporal__epsilon_px=2.0)
     assert built.weight == UNSUPERVISED_LOSSES.get(name).weight
     inputs, logits = _full_inputs()
+    inputs.cameras = 2 if cameras else 1
     terms = built.loss(inputs)
     assert terms.loss.ndim == 0 and torch.isfinite(terms.loss) and terms.loss.item() > 0
     assert int(terms.count) > 0 and terms.mask.shape == terms.per_element.shape

@@ -58,12 +58,39 @@ def test_the_synthetic_project_is_a_valid_layout(proj: Path, capsys):
     assert "multi-camera layout is valid" in out
 
 
-def test_load_project_refuses_it_clearly(proj: Path):
-    with pytest.raises(ProjectError, match=r"multi-camera project .* not supported yet"):
-        load_project(proj)
-    # also with only one view's table: not mistaken for a single-view project
+def test_load_project_stacks_the_views(proj: Path):
+    """Every view's rows one after another, with the layout saying which row is which."""
+    project = load_project(proj)
+    cams = project.cameras
+    assert cams is not None and cams.views == ["cam0", "cam1"]
+    assert project.labels.n_frames == 8 and cams.n_groups == 4
+    assert cams.view_of_row.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert cams.group_of_row.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    frames = [str(f) for f in project.labels.frames]
+    assert all("_cam0/" in f for f in frames[:4]) and all("_cam1/" in f for f in frames[4:])
+    # the same instant in both views: same session and image name
+    assert [f.replace("_cam0/", "_cam1/") for f in frames[:4]] == frames[4:]
+    assert [p.name for p in project.image_paths[:4]] == [Path(f).name for f in frames[:4]]
+    per_view = load_settings(proj)  # noqa: F841 - the settings load on their own too
+    assert sorted(cams.sessions) == ["session00", "session01"]
+    assert [v.path.name for v in cams.sessions["session01"]] == [
+        "session01_cam0.mp4",
+        "session01_cam1.mp4",
+    ]
+    assert cams.calibration is not None and cams.calibration.names == ["cam0", "cam1"]
+    assert cams.calibration_file == proj / "calibration.toml"
+    assert cams.image_sizes == {"cam0": (32, 32), "cam1": (32, 32)}
+    wide = cams.wide(project.labels.coords)
+    k = project.labels.n_keypoints
+    assert wide.shape == (4, 2 * k, 2)
+    np.testing.assert_array_equal(wide[2, k:], project.labels.coords[6])
+    np.testing.assert_array_equal(wide[2, :k], project.labels.coords[2])
+
+
+def test_load_project_refuses_a_broken_layout(proj: Path):
+    # with only one view's table: not mistaken for a single-view project
     (proj / "CollectedData_cam1.csv").unlink()
-    with pytest.raises(ProjectError, match="multi-camera project"):
+    with pytest.raises(ProjectError, match=r"CollectedData_cam1\.csv"):
         load_project(proj)
 
 

@@ -11,6 +11,7 @@ NaN: a NaN multiplied by a zero mask is still NaN, so NaN-free tensors keep ever
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -86,16 +87,20 @@ class LabeledBatch:
 
 @dataclass
 class UnlabeledClip:
-    """T consecutive frames of one video at the model input size.
+    """T consecutive frames of one video at the model input size, or of V synchronized
+    cameras' videos of one session (the same T instants in each).
 
     Attributes:
-        frames: (T, 3, H, W) float32 RGB in [0, 1].
-        video_index: which video of the training set the clip comes from.
+        frames: (T, 3, H, W) float32 RGB in [0, 1]; with V views (V * T, 3, H, W), view after
+            view (frame ``v * T + t`` is view v at instant t).
+        video_index: which video (session, with views) of the training set the clip comes from.
         start_frame: index in that video of ``frames[0]``; frame t is ``start_frame + t``.
-        orig_hw: (height, width) of the video's frames before resizing.
+        orig_hw: (height, width) of the video's frames before resizing (the first view's).
         matrix: (3, 3) float32 original -> augmented input-pixel matrix when the frames were
             already augmented (by the DALI clip pipeline), for
             :func:`vidpose.data.augment.unwarp_coords`; None when they were not.
+        view_hw: with V >= 2 synchronized views, each view's (height, width) before resizing;
+            empty for a one-camera clip.
     """
 
     frames: torch.Tensor
@@ -103,6 +108,7 @@ class UnlabeledClip:
     start_frame: int
     orig_hw: tuple[int, int]
     matrix: torch.Tensor | None = None
+    view_hw: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[1] != 3:
@@ -110,10 +116,26 @@ class UnlabeledClip:
         if self.matrix is not None and tuple(self.matrix.shape) != (3, 3):
             raise ValueError(f"matrix must be (3, 3), got {tuple(self.matrix.shape)}")
         self.orig_hw = (int(self.orig_hw[0]), int(self.orig_hw[1]))
+        self.view_hw = tuple((int(h), int(w)) for h, w in self.view_hw)
+        if self.view_hw and self.frames.shape[0] % len(self.view_hw):
+            raise ValueError(
+                f"{self.frames.shape[0]} frames cannot be {len(self.view_hw)} views' clips"
+            )
+
+    @property
+    def n_views(self) -> int:
+        """V, the synchronized views (1 for a one-camera clip)."""
+        return max(1, len(self.view_hw))
 
     @property
     def n_frames(self) -> int:
-        return int(self.frames.shape[0])
+        """Frames of each view (T)."""
+        return int(self.frames.shape[0]) // self.n_views
+
+    @property
+    def views_frames(self) -> torch.Tensor:
+        """The frames as (V, T, 3, H, W) (V = 1 for one camera)."""
+        return self.frames.reshape(self.n_views, -1, *self.frames.shape[1:])
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -122,11 +144,9 @@ class UnlabeledClip:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> UnlabeledClip:
         """The same clip with its frames (and matrix) on ``device``."""
-        return UnlabeledClip(
+        return dataclasses.replace(
+            self,
             frames=self.frames.to(device, non_blocking=non_blocking),
-            video_index=self.video_index,
-            start_frame=self.start_frame,
-            orig_hw=self.orig_hw,
             matrix=None
             if self.matrix is None
             else self.matrix.to(device, non_blocking=non_blocking),

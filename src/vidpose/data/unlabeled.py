@@ -28,10 +28,16 @@ Other readers do not augment (``clip.matrix`` is None): the training step calls
         frames, matrix = clip.frames, clip.matrix
 
 Readers stay open for the loader's life, one per video; :meth:`ClipLoader.close` closes them.
+
+With ``groups`` (a multi-camera project: each session's videos, one per camera), a clip is the
+same T instants of every video of a group, view after view (``clip.view_hw`` holds each
+view's frame size), so that losses can compare the cameras at each instant; the sampler draws
+groups as it draws videos (by the group's frame count, the shortest of its videos).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import warnings
@@ -166,7 +172,7 @@ class _Loaded:
 
     video_index: int
     start: int
-    frames: torch.Tensor
+    frames: list[torch.Tensor]
 
 
 class _Failed:
@@ -198,6 +204,9 @@ class ClipLoader:
             keeps its own open reader per video.
         pipeline_options: extra options of the clip pipeline (e.g. DALI's ``sampling``).
         max_retries: redraws of a clip that holds undecodable frames before giving it anyway.
+        groups: synchronized videos (indices into ``videos``, one per camera, the same order
+            in every group); a clip then holds the same instants of each (module docstring).
+            None: every video on its own.
 
     Raises:
         ConfigError: bad ``clip_length`` / ``steps_per_epoch`` / ``prefetch`` / ``workers``.
@@ -220,6 +229,7 @@ class ClipLoader:
         workers: int | None = None,
         pipeline_options: dict[str, Any] | None = None,
         max_retries: int = 3,
+        groups: Sequence[Sequence[int]] | None = None,
     ) -> None:
         if steps_per_epoch < 1:
             raise ConfigError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
@@ -229,8 +239,25 @@ class ClipLoader:
             workers = max(1, min(4, (os.cpu_count() or 2) // 2))
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
-        self.sampler = ClipSampler(videos, clip_length, seed)
-        self.videos = self.sampler.videos
+        self.videos = list(videos)
+        if groups is None:
+            self.groups = [[i] for i in range(len(self.videos))]
+        else:
+            self.groups = [[int(i) for i in g] for g in groups]
+            if not self.groups or len({len(g) for g in self.groups}) != 1 or not self.groups[0]:
+                raise ConfigError(
+                    f"clip groups must each list the same number (>= 1) of videos, got "
+                    f"{self.groups}"
+                )
+        # A group is drawn as one video of its shortest member's length.
+        drawn = [
+            dataclasses.replace(
+                self.videos[g[0]], n_frames=min(int(self.videos[i].n_frames) for i in g)
+            )
+            for g in self.groups
+        ]
+        self.sampler = ClipSampler(drawn, clip_length, seed)
+        self.n_views = len(self.groups[0])
         self.clip_length = self.sampler.clip_length
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         if device is None:
@@ -250,6 +277,12 @@ class ClipLoader:
         self._worker_readers: list[dict[int, VideoReader]] = [self._readers]
         self._source: ClipSource | None = None
         self._warned_invalid = False
+        if reader in CLIP_PIPELINES and self.n_views > 1:
+            raise ConfigError(
+                f"unlabeled.reader={reader}: its clip pipeline draws clips of one video, but a "
+                "multi-camera project needs the same instants of every camera; use "
+                "unlabeled.reader=pyav or nvdec"
+            )
         self.reader = self._resolve_reader(reader)
         self._pipeline = self.reader in CLIP_PIPELINES
         self._gpu_reader = not self._pipeline and READERS.get(self.reader).gpu
@@ -279,6 +312,8 @@ class ClipLoader:
         for spec in sorted(READERS, key=lambda spec: -spec.clip_priority):
             if spec.gpu and not on_gpu:
                 continue
+            if spec.name in CLIP_PIPELINES and self.n_views > 1:
+                continue  # one video per clip
             try:
                 r = spec.factory(first, device=str(self.device))
             except ReaderUnavailableError:
@@ -345,46 +380,60 @@ class ClipLoader:
 
     # -- loading -----------------------------------------------------------------------------
 
-    def _decode(self, epoch: int, step: int, worker: int = 0) -> tuple[int, int, Any]:
-        """(video index, start, frames (T, H0, W0, 3) uint8) of one step, redrawn if damaged."""
+    def _decode(self, epoch: int, step: int, worker: int = 0) -> tuple[int, int, list[Any]]:
+        """(group index, start, each view's frames (T, H0, W0, 3) uint8) of one step, redrawn
+        if damaged."""
         for attempt in range(self.max_retries + 1):
             plan = self.sampler.sample(epoch, step, 1, attempt)
-            video_index, start = int(plan.video_index[0]), int(plan.start[0])
-            reader = self._reader_for(video_index, worker)
-            batch = reader.read_clip(start, self.clip_length)
-            if len(batch.valid) == self.clip_length and batch.valid.all():
+            group, start = int(plan.video_index[0]), int(plan.start[0])
+            views = []
+            ok = True
+            for video_index in self.groups[group]:
+                batch = self._reader_for(video_index, worker).read_clip(start, self.clip_length)
+                views.append(batch.frames)
+                ok = ok and len(batch.valid) == self.clip_length and bool(batch.valid.all())
+            if ok:
                 break
         else:
             if not self._warned_invalid:
                 self._warned_invalid = True
+                names = ", ".join(str(self.videos[i].path) for i in self.groups[group])
                 warnings.warn(
-                    f"{self.videos[video_index].path}: unlabeled clip at frame {start} holds "
-                    f"undecodable frames (zeros) after {self.max_retries} redraws; using it",
+                    f"{names}: unlabeled clip at frame {start} holds undecodable frames (zeros) "
+                    f"after {self.max_retries} redraws; using it",
                     stacklevel=3,
                 )
-        return video_index, start, batch.frames
+        return group, start, views
 
-    def _clip(self, video_index: int, start: int, frames: torch.Tensor) -> UnlabeledClip:
-        v = self.videos[video_index]
+    def _clip(self, group: int, start: int, views: list[torch.Tensor]) -> UnlabeledClip:
+        """The clip of resized views (a one-camera clip when the group is one video)."""
+        infos = [self.videos[i] for i in self.groups[group]]
         return UnlabeledClip(
-            frames=frames, video_index=video_index, start_frame=start, orig_hw=(v.height, v.width)
+            frames=views[0] if len(views) == 1 else torch.cat(views),
+            video_index=group,
+            start_frame=start,
+            orig_hw=(infos[0].height, infos[0].width),
+            view_hw=() if len(infos) == 1 else tuple((v.height, v.width) for v in infos),
         )
 
     def _iter_direct(self, epoch: int) -> Iterator[UnlabeledClip]:
         for step in range(self.steps_per_epoch):
-            video_index, start, frames = self._decode(epoch, step)
-            resized = resize_frames(frames, self.input_hw, self.device)
-            yield self._clip(video_index, start, resized)
+            group, start, views = self._decode(epoch, step)
+            resized = [resize_frames(f, self.input_hw, self.device) for f in views]
+            yield self._clip(group, start, resized)
 
     def _load(self, epoch: int, step: int, worker: int) -> _Loaded:
         """Worker side: decode, then resize on CPU or pin for a fast copy to the GPU."""
-        video_index, start, frames = self._decode(epoch, step, worker)
-        frames = torch.from_numpy(np.ascontiguousarray(frames))
-        if self.device.type == "cpu":
-            frames = resize_frames(frames, self.input_hw)
-        elif self.device.type == "cuda":
-            frames = frames.pin_memory()
-        return _Loaded(video_index, start, frames)
+        group, start, views = self._decode(epoch, step, worker)
+        out = []
+        for frames in views:
+            frames = torch.from_numpy(np.ascontiguousarray(frames))
+            if self.device.type == "cpu":
+                frames = resize_frames(frames, self.input_hw)
+            elif self.device.type == "cuda":
+                frames = frames.pin_memory()
+            out.append(frames)
+        return _Loaded(group, start, out)
 
     def _iter_prefetched(self, epoch: int) -> Iterator[UnlabeledClip]:
         steps, n_workers = self.steps_per_epoch, self.workers
@@ -425,10 +474,10 @@ class ClipLoader:
                     cond.notify_all()
                 if isinstance(item, _Failed):
                     raise item.error
-                frames = item.frames
+                views = item.frames
                 if self.device.type != "cpu":
-                    frames = resize_frames(frames, self.input_hw, self.device)
-                yield self._clip(item.video_index, item.start, frames)
+                    views = [resize_frames(f, self.input_hw, self.device) for f in views]
+                yield self._clip(item.video_index, item.start, views)
         finally:
             with cond:
                 state["stop"] = True

@@ -20,6 +20,8 @@ from vidpose.geometry.calibration import Calibration
 
 UNDISTORT_ITERATIONS = 8
 MIN_DEPTH = 1e-6  # world units: depth a projection is clamped to (a point behind the camera)
+MAX_SLOPE = 10.0  # |x / z|, |y / z| a projection is clamped to (84 deg off-axis): keeps the
+# lens polynomial finite for points far outside (or behind) a camera's view
 
 
 @dataclass(frozen=True)
@@ -99,17 +101,26 @@ def rodrigues(rvec: Tensor) -> Tensor:
 def project(points: Tensor, cameras: CameraTensors, min_depth: float = MIN_DEPTH) -> Tensor:
     """(..., 3) world points -> (V, ..., 2) pixels in every camera.
 
-    Depth is clamped to ``min_depth``, so a point behind a camera projects far away (finite).
+    Depth is clamped to ``min_depth`` and the ray's slope to :data:`MAX_SLOPE`, so a point
+    behind a camera or far outside its view projects far away but finite (no NaN can reach a
+    gradient through the lens polynomial).
     """
     shape = points.shape[:-1]
     flat = points.reshape(-1, 3)
-    cam = torch.einsum("vij,nj->vni", cameras.rotation, flat) + cameras.translation[:, None]
+    cam = camera_space(flat, cameras)
     z = cam[..., 2].clamp_min(min_depth)
-    xd, yd = cm.distort_xy(cam[..., 0] / z, cam[..., 1] / z, cameras._coeffs(2))
+    x = (cam[..., 0] / z).clamp(-MAX_SLOPE, MAX_SLOPE)
+    y = (cam[..., 1] / z).clamp(-MAX_SLOPE, MAX_SLOPE)
+    xd, yd = cm.distort_xy(x, y, cameras._coeffs(2))
     k = cameras.matrix[:, None]  # (V, 1, 3, 3)
     u = k[..., 0, 0] * xd + k[..., 0, 1] * yd + k[..., 0, 2]
     v = k[..., 1, 0] * xd + k[..., 1, 1] * yd + k[..., 1, 2]
     return torch.stack([u, v], -1).reshape(len(cameras), *shape, 2)
+
+
+def camera_space(points: Tensor, cameras: CameraTensors) -> Tensor:
+    """(N, 3) world points -> (V, N, 3) in each camera's frame (z: depth along its axis)."""
+    return torch.einsum("vij,nj->vni", cameras.rotation, points) + cameras.translation[:, None]
 
 
 def normalize(
@@ -198,7 +209,9 @@ class ReprojectionTerms:
     Attributes:
         loss: scalar, mean of ``per_element`` over ``mask`` (0 with a graph when none count).
         per_element: (B, V, K) ``ReLU(error_px - margin_px)``; 0 where not counted.
-        mask: (B, V, K) bool, counted: a confident view of a point with >= 2 confident views.
+        mask: (B, V, K) bool, counted: a confident view of a point with >= 2 confident views
+            that triangulates in front of every one of them (a point behind a camera comes
+            from predictions too far apart to say which is wrong: not counted).
         count: 0-dim int64, ``mask.sum()`` (a tensor: no host sync).
         points: (B, K, 3) triangulated world points ((0, 0, 0) where fewer than 2 views).
         error_px: (B, V, K) reprojection error of every view's prediction, px, without a graph;
@@ -256,7 +269,9 @@ def reprojection_consistency_loss(
         proj = project(points, cams)  # (V, B, K, 2)
         # against ``safe``: a NaN prediction must not reach the backward pass, even masked
         error = _safe_norm(proj - safe).transpose(0, 1)
-        mask = (confident & enough).transpose(0, 1)
+        depth = camera_space(points.detach().reshape(-1, 3), cams)[..., 2]
+        in_front = ((depth.reshape(confident.shape) > MIN_DEPTH) | ~confident).all(0)
+        mask = (confident & enough & in_front).transpose(0, 1)
         per = torch.where(mask, torch.relu(error - margin_px), 0.0)
         count = mask.sum()
         loss = per.sum() / count.clamp_min(1)

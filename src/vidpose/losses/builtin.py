@@ -20,6 +20,7 @@ from vidpose.losses.registry import (
     LossSetup,
     UnsupervisedInputs,
     UnsupervisedLoss,
+    per_camera,
     register_unsupervised_loss,
 )
 from vidpose.losses.unsupervised import (
@@ -97,9 +98,11 @@ class EquivarianceLoss(UnsupervisedLoss):
         "than losses.equivariance.epsilon_px"
     )
 
-    def second_view(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+    def second_view(
+        self, frames: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         p = self.params
-        u = torch.rand(6, device=frames.device) * 2.0 - 1.0
+        u = torch.rand(6, generator=generator, device=frames.device) * 2.0 - 1.0
         angle = u[0] * math.radians(p.rotation_deg)
         scale = 1.0 + u[1] * p.scale
         h, w = frames.shape[-2:]
@@ -170,7 +173,10 @@ def _keypoints_for_pca(setup: LossSetup) -> list[int]:
 
 @register_unsupervised_loss("pca_singleview", params=PcaSingleviewParams, weight=0.003)
 class PcaSingleviewLoss(UnsupervisedLoss):
-    """Distance of each pose from the labels' pose subspace beyond its margin."""
+    """Distance of each pose from the labels' pose subspace beyond its margin.
+
+    With separate cameras every image is a pose: one subspace is fitted to every camera's
+    labels and holds each camera's predictions."""
 
     params: PcaSingleviewParams
     gates = (
@@ -200,7 +206,7 @@ class PcaSingleviewLoss(UnsupervisedLoss):
     def __init__(self, params: PcaSingleviewParams, setup: LossSetup) -> None:
         super().__init__(params, setup)
         self.pca = fit_pose_pca(
-            setup.labels_px,
+            per_camera(setup.labels_px, setup.n_cameras),
             _keypoints_for_pca(setup),
             variance=params.variance,
             n_components=params.components,
@@ -211,7 +217,11 @@ class PcaSingleviewLoss(UnsupervisedLoss):
         )
 
     def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
-        return pca_loss(inputs.coords_px, self.pca, inputs.confidence, self.params.min_confidence)
+        c = inputs.cameras
+        confidence = None if inputs.confidence is None else per_camera(inputs.confidence, c)
+        return pca_loss(
+            per_camera(inputs.coords_px, c), self.pca, confidence, self.params.min_confidence
+        )
 
     def fitted(self) -> dict[str, Any]:
         return {"pose_pca": self.pca.to_dict()}
@@ -219,7 +229,10 @@ class PcaSingleviewLoss(UnsupervisedLoss):
 
 @register_unsupervised_loss("pca_multiview", params=PcaMultiviewParams, weight=0.01)
 class PcaMultiviewLoss(UnsupervisedLoss):
-    """Disagreement between views of matched keypoints (3D subspace) beyond its margin."""
+    """Disagreement between views of matched keypoints (3D subspace) beyond its margin.
+
+    Views are the mirrored parts of one frame (``view_matches``) or separate cameras (every
+    keypoint matched across them, at the same instant)."""
 
     params: PcaMultiviewParams
     gates = (
@@ -231,7 +244,10 @@ class PcaMultiviewLoss(UnsupervisedLoss):
     @classmethod
     def problems(cls, params: PcaMultiviewParams, setup: LossSetup) -> list[str]:
         if setup.view_matches is None or len(setup.view_matches) == 0:
-            return ["vidpose.yaml has no view_matches (add views and view_matches)"]
+            return [
+                "vidpose.yaml has no view_matches (add views and view_matches) and the project "
+                "has no separate cameras (one CollectedData_<view>.csv per view)"
+            ]
         if setup.n_train_labels < MIN_MULTIVIEW_LABELS:
             return [
                 f"multiview PCA needs at least {MIN_MULTIVIEW_LABELS} labeled training frames "
@@ -272,3 +288,72 @@ class UnimodalLoss(UnsupervisedLoss):
     def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
         assert inputs.heatmap_logits is not None and inputs.coords_hm is not None
         return unimodal_loss(inputs.heatmap_logits, inputs.coords_hm, self.sigma)
+
+
+@dataclass
+class ReprojectionParams:
+    epsilon_px: float = setting(
+        5.0, "reprojection error (px, each camera's frame) below which the loss is 0", ge=0
+    )
+    min_confidence: float = setting(
+        0.5, "cameras less confident than this neither place the 3D point nor count", ge=0, le=1
+    )
+
+
+@register_unsupervised_loss("reprojection", params=ReprojectionParams, weight=0.01)
+class ReprojectionLoss(UnsupervisedLoss):
+    """Cameras whose predictions no single 3D point explains (needs a calibration).
+
+    Each keypoint is triangulated from its confident cameras (weighted by confidence) and
+    projected back; each camera's distance to that projection beyond epsilon_px costs."""
+
+    params: ReprojectionParams
+    gates = (
+        "a camera's keypoint counts only when its confidence is >= "
+        "losses.reprojection.min_confidence and at least two cameras' are, and costs only "
+        "beyond losses.reprojection.epsilon_px of reprojection error"
+    )
+
+    @classmethod
+    def problems(cls, params: ReprojectionParams, setup: LossSetup) -> list[str]:
+        if setup.n_cameras < 2:
+            return [
+                "the project has no separate cameras (one CollectedData_<view>.csv per view "
+                "of vidpose.yaml's views)"
+            ]
+        if setup.calibration is None:
+            return [
+                "vidpose.yaml names no calibration (add 'calibration: calibration.toml', the "
+                "cameras in Anipose's format)"
+            ]
+        return []
+
+    def __init__(self, params: ReprojectionParams, setup: LossSetup) -> None:
+        # imported here: the camera math is needed by multi-camera projects only
+        from vidpose.geometry.differentiable import CameraTensors
+
+        super().__init__(params, setup)
+        self._cameras = {"cpu": CameraTensors.from_calibration(setup.calibration)}
+
+    def _cameras_on(self, device: torch.device) -> Any:
+        # copied once per device, before any CUDA graph capture (the eager warm-up steps)
+        key = str(device)
+        if key not in self._cameras:
+            self._cameras[key] = self._cameras["cpu"].to(device=device)
+        return self._cameras[key]
+
+    def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:
+        from vidpose.geometry.differentiable import reprojection_consistency_loss
+
+        c = inputs.cameras
+        t, ck = inputs.coords_px.shape[:2]
+        coords = inputs.coords_px.reshape(t, c, ck // c, 2)
+        conf = None if inputs.confidence is None else inputs.confidence.reshape(t, c, ck // c)
+        terms = reprojection_consistency_loss(
+            coords,
+            self._cameras_on(coords.device),
+            conf,
+            margin_px=self.params.epsilon_px,
+            min_confidence=self.params.min_confidence,
+        )
+        return LossTerms(terms.loss, terms.per_element, terms.count, terms.mask)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from torch import Tensor
+from torch import Generator, Tensor
 
 from vidpose.errors import ConfigError
 from vidpose.losses.unsupervised import LossTerms
@@ -46,23 +46,40 @@ from vidpose.registry import Registry, first_line
 class UnsupervisedInputs:
     """The model's predictions on one unlabeled clip of T frames (K keypoints).
 
+    With C >= 2 synchronized cameras (a multi-camera project) the coordinates and confidences
+    are *wide*: (T, C * K, ...), keypoint k of camera c at ``c * K + k`` (each camera's own
+    original-frame pixels), so that losses over time and across cameras see one row per
+    instant; :func:`per_camera` turns them back into one pose per image. The heatmaps stay
+    per image, (C * T, K, ...), camera after camera.
+
     Attributes:
-        coords_px: (T, K, 2) float x, y in *original-frame* pixels.
-        confidence: (T, K) in [0, 1], or None.
+        coords_px: (T, K, 2) float x, y in *original-frame* pixels ((T, C * K, 2) wide).
+        confidence: (T, K) in [0, 1] ((T, C * K) wide), or None.
         heatmap_logits: (T, K, h, w) heatmap logits, or None for heads without heatmaps.
         coords_hm: (T, K, 2) the same predictions in heatmap cells (e.g.
             ``input_to_heatmap(output.coords, output.heatmap_stride)``), or None.
+        cameras: C, the synchronized cameras (1: one camera, nothing is wide).
     """
 
     coords_px: Tensor
     confidence: Tensor | None = None
     heatmap_logits: Tensor | None = None
     coords_hm: Tensor | None = None
+    cameras: int = 1
     second: UnsupervisedInputs | None = None
     """The predictions on a second, differently transformed copy of the clip (same frames,
     mapped back to original-frame px), for losses with ``needs_second_view``; else None."""
     in_both: Tensor | None = None
     """(T, K) bool with ``second``: the keypoint's predicted position lies inside both views."""
+
+
+def per_camera(x: Tensor | np.ndarray, cameras: int) -> Tensor | np.ndarray:
+    """Wide (N, C * K, ...) -> (N * C, K, ...): one row per image (camera c of instant n at
+    ``n * C + c``); unchanged for one camera."""
+    if cameras == 1:
+        return x
+    n, ck = x.shape[:2]
+    return x.reshape(n * cameras, ck // cameras, *x.shape[2:])
 
 
 @dataclass(frozen=True)
@@ -74,8 +91,14 @@ class LossSetup:
         keypoints: the K keypoint names.
         pca_keypoint_idx: indices of ``pca_keypoints`` (vidpose.yaml), None for all K.
         view_matches: (M, V) keypoint indices of the same body part in each view, or None.
+            For separate cameras, indices into the wide layout (``c * K + k``).
         head_has_heatmaps: whether the model's head produces heatmaps.
         heatmap_sigma: width of the supervised Gaussian targets, heatmap cells.
+        cameras: the names of a multi-camera project's C cameras (empty for one camera); then
+            ``labels_px`` is wide, (N, C * K, 2) (see :class:`UnsupervisedInputs`), one row
+            per labeled instant.
+        calibration: the cameras' calibration (a ``vidpose.geometry.Calibration``, in
+            ``cameras`` order), or None.
     """
 
     labels_px: np.ndarray
@@ -84,10 +107,17 @@ class LossSetup:
     view_matches: np.ndarray | None = None
     head_has_heatmaps: bool = True
     heatmap_sigma: float = DEFAULT_SIGMA
+    cameras: Sequence[str] = ()
+    calibration: Any = None
 
     @property
     def n_train_labels(self) -> int:
+        """Labeled training instants (rows of ``labels_px``)."""
         return int(self.labels_px.shape[0])
+
+    @property
+    def n_cameras(self) -> int:
+        return max(1, len(self.cameras))
 
 
 class UnsupervisedLoss:
@@ -123,9 +153,13 @@ class UnsupervisedLoss:
     def __call__(self, inputs: UnsupervisedInputs) -> LossTerms:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def second_view(self, frames: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+    def second_view(
+        self, frames: Tensor, generator: Generator | None = None
+    ) -> tuple[Tensor, Tensor]:  # pragma: no cover
         """(T, 3, H, W) clip frames -> a transformed copy and its (3, 3) input-pixel matrix
-        (frames -> copy); only for losses with ``needs_second_view``."""
+        (frames -> copy); only for losses with ``needs_second_view``. Random draws come from
+        ``generator`` (on the frames' device; training passes the run's own, so that runs in
+        other threads draw nothing from it), else from torch's default generator."""
         raise NotImplementedError
 
     def fitted(self) -> dict[str, Any]:

@@ -201,18 +201,27 @@ class ContextPoseNetwork(PoseNetwork):
         assert isinstance(out, ContextOutput)
         return out
 
-    def forward_sequence(self, features: Features | Tensor) -> ContextOutput:
+    def forward_sequence(self, features: Features | Tensor, views: int = 1) -> ContextOutput:
         """Features of N consecutive frames -> outputs for the N - W + 1 full-window centres.
 
         Centre i of the result is frame ``i + W // 2``; no padding, so a clip's windows share
-        the frames they overlap on and predictions have no seams between windows.
+        the frames they overlap on and predictions have no seams between windows. With
+        ``views`` > 1 the features are that many sequences of N / views frames one after
+        another (synchronized cameras): each is windowed on its own, and the centres come
+        view after view.
         """
         feats = _as_dict(features, self.stride)
-        n = next(iter(feats.values())).shape[0]
+        n = next(iter(feats.values())).shape[0] // views
         m = n - self.context_frames + 1
         if m < 1:
             raise ValueError(f"{n} frames are fewer than the {self.context_frames}-frame window")
-        window = [{s: f[k : k + m] for s, f in feats.items()} for k in range(self.context_frames)]
+
+        def frames(f: Tensor, k: int) -> Tensor:
+            if views == 1:
+                return f[k : k + m]
+            return f.reshape(views, n, *f.shape[1:])[:, k : k + m].flatten(0, 1)
+
+        window = [{s: frames(f, k) for s, f in feats.items()} for k in range(self.context_frames)]
         return self.forward_from_features(window)
 
     def forward_train(
@@ -227,13 +236,16 @@ class ContextPoseNetwork(PoseNetwork):
         self._check_windows(windows)
         b, w = windows.shape[:2]
         frames = windows.flatten(0, 1)
+        views = 1
         if clip is not None:
+            if clip.ndim == 5:  # (V, T, ...) synchronized cameras
+                views, clip = clip.shape[0], clip.flatten(0, 1)
             frames = torch.cat([frames, clip.to(frames.dtype)])
         feats = self.forward_features(frames)
         labeled = self.forward_window_features(slice_features(feats, slice(0, b * w)), b)
         if clip is None:
             return labeled, None
-        return labeled, self.forward_sequence(slice_features(feats, slice(b * w, None)))
+        return labeled, self.forward_sequence(slice_features(feats, slice(b * w, None)), views)
 
     def forward_images(self, images: Tensor) -> HeadOutput:
         feats = self.forward_features(images)

@@ -163,9 +163,10 @@ class PoseNetwork(nn.Module):
 
     # -- the interface training and prediction use --------------------------------------------
 
-    def forward_sequence(self, features: Features) -> NetworkOutput:
+    def forward_sequence(self, features: Features, views: int = 1) -> NetworkOutput:
         """Features of N consecutive frames -> outputs of the N - W + 1 frames whose whole
-        window is inside (frames ``W // 2 .. N - 1 - W // 2``)."""
+        window is inside (frames ``W // 2 .. N - 1 - W // 2``); with ``views`` > 1, of
+        ``views`` such sequences one after another (synchronized cameras), each trimmed alike."""
         out = self.forward_head(features)
         return NetworkOutput([out], out)
 
@@ -191,18 +192,19 @@ class PoseNetwork(nn.Module):
 
         Args:
             windows: (B, W, 3, H, W_img) float RGB in [0, 1], the labeled frame at ``W // 2``.
-            clip: (T, 3, H, W_img) consecutive unlabeled frames, T >= W, or None.
+            clip: (T, 3, H, W_img) consecutive unlabeled frames, T >= W, or (V, T, 3, H, W_img)
+                for V synchronized cameras, or None.
 
         Returns:
             The B labeled frames' outputs, and the clip's outputs for its frames
-            ``W // 2 .. T - 1 - W // 2`` (None without a clip). The backbone runs once over
-            all B * W + T frames.
+            ``W // 2 .. T - 1 - W // 2`` (of each view, view after view; None without a clip).
+            The backbone runs once over all B * W + V * T frames.
         """
         self._check_windows(windows)
         b = windows.shape[0]
         images = windows.flatten(0, 1)
         if clip is not None:
-            images = torch.cat([images, clip.to(images.dtype)])
+            images = torch.cat([images, clip.flatten(0, clip.ndim - 4).to(images.dtype)])
         # One head pass over labeled frames and clip together, as one batch.
         lab, rest = split_output(self(images), b)
         return NetworkOutput([lab], lab), None if clip is None else NetworkOutput([rest], rest)

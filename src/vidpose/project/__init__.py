@@ -15,6 +15,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "CameraLayout": "vidpose.project.load",
     "CheckReport": "vidpose.project.check",
     "check_project": "vidpose.project.check",
     "run_check": "vidpose.project.check",

@@ -245,7 +245,7 @@ def _verdict(report: CheckReport) -> Text:
     verdict = "project is usable" if report.usable else "project is NOT usable"
     if report.scan is not None and report.scan.cameras:
         verdict = (
-            "multi-camera layout is valid (training on it is not supported yet)"
+            "multi-camera layout is valid"
             if report.usable
             else "multi-camera layout is NOT valid"
         )

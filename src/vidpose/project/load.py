@@ -101,6 +101,55 @@ class RowSource:
 
 
 @dataclass
+class CameraLayout:
+    """How a multi-camera project's label rows and videos map to cameras.
+
+    The project's label table is every view's table, one after another (view-major): row
+    ``v * n_groups + i`` is view ``v``'s image of labeled instant ``i``.
+
+    Attributes:
+        views: the camera names, in ``vidpose.yaml`` order.
+        view_of_row: (N,) int, the view of each label row.
+        group_of_row: (N,) int, the labeled instant of each row (rows of one instant, one per
+            view, share it).
+        image_sizes: (height, width) of each view's labeled images.
+        sessions: session name -> its videos, one per view in ``views`` order (every view
+            present, equal frame counts: checked).
+        calibration: the cameras, in ``views`` order; None when the project names none.
+        calibration_file: the file it was read from.
+    """
+
+    views: list[str]
+    view_of_row: np.ndarray
+    group_of_row: np.ndarray
+    image_sizes: dict[str, tuple[int, int]]
+    sessions: dict[str, list[VideoInfo]]
+    calibration: Calibration | None = None
+    calibration_file: Path | None = None
+
+    @property
+    def n_views(self) -> int:
+        return len(self.views)
+
+    @property
+    def n_groups(self) -> int:
+        """Labeled instants (rows per view)."""
+        return int(self.group_of_row.max()) + 1 if len(self.group_of_row) else 0
+
+    def expand(self, per_group: np.ndarray) -> np.ndarray:
+        """A value per labeled instant -> the same value for each of its rows."""
+        return np.asarray(per_group)[self.group_of_row]
+
+    def wide(self, coords: np.ndarray) -> np.ndarray:
+        """(N, K, ...) per row -> (n_groups, V * K, ...): each instant's views side by side
+        (keypoint ``k`` of view ``v`` at ``v * K + k``), the layout the multi-camera losses see."""
+        coords = np.asarray(coords)
+        n_views, k = self.n_views, coords.shape[1]
+        out = coords.reshape(n_views, self.n_groups, k, *coords.shape[2:])
+        return np.moveaxis(out, 0, 1).reshape(self.n_groups, n_views * k, *coords.shape[2:])
+
+
+@dataclass
 class Project:
     """A loaded, validated project.
 
@@ -108,10 +157,13 @@ class Project:
         root: the project folder (absolute).
         labels: the label table; ``labels.frames`` are image paths relative to ``root``.
         image_paths: absolute path of each label row's image, (N,) in label-row order.
-        image_size: (height, width) in pixels, shared by every labeled image.
+        image_size: (height, width) in pixels, shared by every labeled image (of the first
+            view in a multi-camera project; ``cameras.image_sizes`` has each view's).
         videos: metadata of ``videos/*.mp4|avi|mov|mkv``, sorted by file name; may be empty.
         settings: parsed ``vidpose.yaml`` (defaults when absent).
         label_files: the file(s) the labels were read from.
+        cameras: for a multi-camera project, how rows and videos map to its cameras (the
+            labels are every view's table, view after view); None for one camera.
     """
 
     root: Path
@@ -121,6 +173,7 @@ class Project:
     videos: list[VideoInfo]
     settings: ProjectSettings
     label_files: list[Path] = field(default_factory=list)
+    cameras: CameraLayout | None = None
 
     @property
     def keypoints(self) -> list[str]:
@@ -181,21 +234,19 @@ def load_project(project_dir: str | Path) -> Project:
 
     Raises:
         ProjectError: the project is unusable; the message lists the errors found (run
-            ``vidpose check`` for the full report, warnings included). Multi-camera projects
-            are refused: only their layout can be checked today.
+            ``vidpose check`` for the full report, warnings included).
+
+    A multi-camera project (:mod:`vidpose.project.multicamera`) loads as one project whose
+    label rows are every view's rows (``Project.cameras`` says which is which).
     """
     scan = scan_project(project_dir)
     errors = scan.errors
-    if scan.cameras:
-        n = len(errors)
-        found = f"; it has {n} layout error{'s' if n != 1 else ''}" if n else ""
-        raise ProjectError(
-            f"project {scan.root} is a multi-camera project (views {list(scan.cameras)}, one "
-            f"{LABELS_STEM}_<view>.csv per view): training and prediction on separate cameras "
-            f"are not supported yet; `vidpose check {scan.root}` validates its layout{found}"
-        )
     if errors:
         raise ProjectError(summarize_errors(scan.root, errors))
+    if scan.cameras:
+        from vidpose.project.multicamera import camera_project
+
+        return camera_project(scan)
     assert scan.labels is not None and scan.image_size is not None
     return Project(
         root=scan.root,

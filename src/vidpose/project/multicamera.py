@@ -16,8 +16,10 @@ video names carry the view as a ``_``/``-``/``.``-separated token, at the end (a
 the start or inside. Each session's videos have the same frame count and frame rate.
 
 :func:`scan_cameras` checks all this on top of the single-table checks of each view's table
-(:mod:`vidpose.project.load`), reporting every problem at once; a project with separate
-cameras cannot be loaded for training yet (:func:`~vidpose.project.load.load_project` says so).
+(:mod:`vidpose.project.load`), reporting every problem at once. :func:`camera_project` turns a
+clean scan into the :class:`~vidpose.project.load.Project` that training reads: every view's
+rows one after another, and a :class:`~vidpose.project.load.CameraLayout` saying which row is
+which view and instant, and which videos make each session.
 """
 
 from __future__ import annotations
@@ -26,12 +28,17 @@ import re
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from vidpose.errors import ConfigError
 from vidpose.geometry import read_calibration
+from vidpose.io.poses import Poses
 from vidpose.project.load import (
     LABELED_DATA_DIR,
     LABELS_STEM,
     VIDEOS_DIR,
+    CameraLayout,
+    Project,
     ProjectScan,
     _and,
     _check_any_coordinates,
@@ -425,3 +432,62 @@ def _check_video_size(scan: ProjectScan, view: str, info: VideoInfo) -> None:
                 "videos' size",
                 "camera-size-mismatch",
             )
+
+
+def sessions_of(videos: list[VideoInfo], views: list[str]) -> dict[str, list[VideoInfo]]:
+    """Session -> its videos in ``views`` order, for the sessions that have every view (the
+    others, and videos naming no view, are left out)."""
+    found: dict[str, dict[str, VideoInfo]] = defaultdict(dict)
+    for info in videos:
+        split = split_view(info.path.stem, views)
+        if split is not None:
+            found[split[0]].setdefault(split[1], info)
+    return {
+        session: [by_view[v] for v in views]
+        for session, by_view in sorted(found.items())
+        if all(v in by_view for v in views)
+    }
+
+
+def camera_project(scan: ProjectScan) -> Project:
+    """The project training reads from a multi-camera scan without errors: the views' tables
+    stacked view after view (same keypoints, same instants in the same order: checked by
+    :func:`scan_cameras`), with its :class:`~vidpose.project.load.CameraLayout`."""
+    views = list(scan.settings.views)
+    subs = [scan.cameras[v] for v in views]
+    tables = [s.labels for s in subs]
+    assert all(t is not None for t in tables)
+    first = tables[0]
+    assert first is not None
+    n = first.n_frames
+    labels = Poses(
+        coords=np.concatenate([t.coords for t in tables if t is not None]),
+        keypoints=list(first.keypoints),
+        frames=np.concatenate([t.frames for t in tables if t is not None]),
+        likelihood=np.concatenate([t.likelihood for t in tables if t is not None]),
+        scorer=first.scorer,
+        is_labels=True,
+    )
+    sizes: dict[str, tuple[int, int]] = {}
+    for view, sub in zip(views, subs, strict=True):
+        assert sub.image_size is not None
+        sizes[view] = sub.image_size
+    layout = CameraLayout(
+        views=views,
+        view_of_row=np.repeat(np.arange(len(views)), n),
+        group_of_row=np.tile(np.arange(n), len(views)),
+        image_sizes=sizes,
+        sessions=sessions_of(list(scan.videos), views),
+        calibration=scan.calibration,
+        calibration_file=calibration_path(scan.root, scan.settings),
+    )
+    return Project(
+        root=scan.root,
+        labels=labels,
+        image_paths=[p for s in subs for p in s.image_paths],
+        image_size=sizes[views[0]],
+        videos=list(scan.videos),
+        settings=scan.settings,
+        label_files=[p for s in subs for p in s.label_files],
+        cameras=layout,
+    )

@@ -275,7 +275,13 @@ def plan_folds(
         )
     frames = [str(f).replace("\\", "/") for f in project.labels.frames]
     d = base.data
-    splits = fold_splits(len(frames), k, d.val_fraction, d.split_seed)
+    cams = project.cameras
+    if cams is None:
+        splits = fold_splits(len(frames), k, d.val_fraction, d.split_seed)
+    else:  # by instant: every camera's image of an instant in the same fold
+        splits = [
+            cams.expand(s) for s in fold_splits(cams.n_groups, k, d.val_fraction, d.split_seed)
+        ]
 
     cv_dir = Path(cv_dir).resolve()
     if cv_dir.exists() and not cv_dir.is_dir():

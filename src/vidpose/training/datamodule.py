@@ -7,6 +7,7 @@ waiting on Python image code.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -58,7 +59,7 @@ class RawBatch:
             tensors["clip_frames"] = self.clip.frames
             if self.clip.matrix is not None:
                 tensors["clip_matrix"] = self.clip.matrix
-            consts = (self.clip.orig_hw,)
+            consts = (self.clip.orig_hw, self.clip.view_hw)
         return tensors, consts
 
     @classmethod
@@ -73,6 +74,7 @@ class RawBatch:
                 start_frame=0,
                 orig_hw=consts[0],
                 matrix=tensors.get("clip_matrix"),
+                view_hw=consts[1],
             )
         return cls(rows=tensors["rows"], clip=clip)
 
@@ -125,6 +127,14 @@ class RandomBatchSampler(Sampler[list[int]]):
 
 def _collate(rows: list[int]) -> torch.Tensor:
     return torch.as_tensor(rows, dtype=torch.long)
+
+
+def _own_generator() -> torch.Generator:
+    """A loader's own generator: every epoch a DataLoader draws a seed for its worker
+    processes (there are none here), from torch's global generator unless given one; ensemble
+    members training at once in other threads seed that one and draw their initial weights
+    from it (:mod:`vidpose.training.concurrent`)."""
+    return torch.Generator()
 
 
 class LabeledDataModule(L.LightningDataModule):
@@ -185,6 +195,7 @@ class LabeledDataModule(L.LightningDataModule):
             batch_sampler=self.train_sampler,
             collate_fn=_collate,
             pin_memory=torch.cuda.is_available(),
+            generator=_own_generator(),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -197,7 +208,11 @@ class LabeledDataModule(L.LightningDataModule):
         if len(rows) >= self.world_size:
             rows = rows[self.rank :: self.world_size]
         return DataLoader(
-            rows.tolist(), batch_size=self.eval_batch_size, shuffle=False, collate_fn=_collate
+            rows.tolist(),
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=_collate,
+            generator=_own_generator(),
         )
 
     def state_dict(self) -> dict:
@@ -258,7 +273,8 @@ class LabeledDataModule(L.LightningDataModule):
         return clip.to(device, non_blocking=True)
 
     def prepare_clip(self, clip: UnlabeledClip) -> UnlabeledClip:
-        """The clip augmented with one transform for all frames (unless already augmented)."""
+        """The clip augmented with one transform for all frames, every view's (unless already
+        augmented)."""
         if clip.matrix is not None:
             return clip
         device = clip.frames.device
@@ -266,13 +282,7 @@ class LabeledDataModule(L.LightningDataModule):
             frames, matrix = augment_clip(clip.frames, self.augment, self.generator_on(device))
         else:
             frames, matrix = clip.frames, torch.eye(3, device=device)
-        return UnlabeledClip(
-            frames=frames,
-            video_index=clip.video_index,
-            start_frame=clip.start_frame,
-            orig_hw=clip.orig_hw,
-            matrix=matrix.float(),
-        )
+        return dataclasses.replace(clip, frames=frames, matrix=matrix.float())
 
     def prepare_train(self, raw: RawBatch) -> TrainBatch:
         """Gather the rows from the device cache and augment them and the clip; no host sync,

@@ -27,6 +27,49 @@ from vidpose.training.ddp import broadcast_buffers
 from vidpose.training.graphed import ReplayOptimizer, StepGraphs, lr_to_tensors
 
 
+def wide(x: torch.Tensor, cameras: int) -> torch.Tensor:
+    """(C * T, K, ...) per image, camera after camera -> (T, C * K, ...): each instant's
+    cameras side by side (keypoint k of camera c at ``c * K + k``); unchanged for one camera."""
+    if cameras == 1:
+        return x
+    ct, k = x.shape[:2]
+    per = x.reshape(cameras, ct // cameras, k, *x.shape[2:]).transpose(0, 1)
+    return per.reshape(ct // cameras, cameras * k, *x.shape[2:])
+
+
+def clip_inputs(
+    o: HeadOutput, clip: UnlabeledClip, matrix: torch.Tensor
+) -> tuple[UnsupervisedInputs, torch.Tensor]:
+    """The unsupervised losses' view of one decoder's predictions on a clip (original-frame
+    px; wide over the clip's cameras, see :class:`UnsupervisedInputs`), and the predictions in
+    unaugmented input pixels, per image.
+
+    Args:
+        o: the decoder's output on the clip's frames (camera after camera).
+        clip: the clip (its frame sizes, its cameras).
+        matrix: (3, 3) original input -> augmented input pixels of the frames ``o`` saw.
+    """
+    coords_in = unwarp_coords(o.coords.float(), matrix)
+    c = clip.n_views
+    if c == 1:
+        coords_px = input_to_orig(coords_in, clip.orig_hw, clip.input_hw)
+    else:  # each camera's frames back to its own frame size
+        per = coords_in.reshape(c, -1, *coords_in.shape[1:])
+        coords_px = torch.stack(
+            [input_to_orig(per[v], hw, clip.input_hw) for v, hw in enumerate(clip.view_hw)]
+        ).flatten(0, 1)
+    inputs = UnsupervisedInputs(
+        coords_px=wide(coords_px, c),
+        confidence=wide(o.confidence.float(), c),
+        heatmap_logits=o.heatmaps,
+        coords_hm=(
+            input_to_heatmap(o.coords.float(), o.heatmap_stride) if o.heatmaps is not None else None
+        ),
+        cameras=c,
+    )
+    return inputs, coords_in
+
+
 class PoseModule(L.LightningModule):
     """Pose training: supervised loss on labeled frames, weighted unsupervised losses on clips.
 
@@ -107,28 +150,15 @@ class PoseModule(L.LightningModule):
         assert total is not None
         return total
 
-    def _inputs(self, o: HeadOutput, clip: UnlabeledClip, matrix: torch.Tensor):
-        coords_in = unwarp_coords(o.coords.float(), matrix)
-        inputs = UnsupervisedInputs(
-            coords_px=input_to_orig(coords_in, clip.orig_hw, clip.input_hw),
-            confidence=o.confidence.float(),
-            heatmap_logits=o.heatmaps,
-            coords_hm=(
-                input_to_heatmap(o.coords.float(), o.heatmap_stride)
-                if o.heatmaps is not None
-                else None
-            ),
-        )
-        return inputs, coords_in
-
     def _second_view(self, clip: UnlabeledClip) -> tuple[Sequence[HeadOutput], torch.Tensor] | None:
         """The network's outputs on the second view of the clip that a loss with
         ``needs_second_view`` draws (None when no such loss is trained), and the view's
-        original -> view matrix."""
+        original -> view matrix. Drawn from the run's generator (:meth:`_draws`)."""
         for w in self.unsupervised:
             if w.loss.needs_second_view:
-                frames2, m = w.loss.second_view(clip.frames)
-                out = self.network.forward_sequence(self.network.forward_features(frames2))
+                frames2, m = w.loss.second_view(clip.frames, self._draws(clip.frames.device))
+                feats = self.network.forward_features(frames2)
+                out = self.network.forward_sequence(feats, clip.n_views)
                 return out.decoders, m @ clip.matrix
         return None
 
@@ -143,13 +173,14 @@ class PoseModule(L.LightningModule):
         ``second``: the decoders' outputs on a second view of the clip and its matrix."""
         out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for i, o in enumerate(outputs):
-            inputs, coords_in = self._inputs(o, clip, clip.matrix)
+            inputs, coords_in = clip_inputs(o, clip, clip.matrix)
             if second is not None:
-                inputs.second, coords2_in = self._inputs(second[0][i], clip, second[1])
+                inputs.second, coords2_in = clip_inputs(second[0][i], clip, second[1])
                 in_view2 = warp_coords(coords_in.detach(), second[1])
                 in_view1 = warp_coords(coords2_in.detach(), clip.matrix)
-                inputs.in_both = in_frame(in_view2, clip.input_hw) & in_frame(
-                    in_view1, clip.input_hw
+                inputs.in_both = wide(
+                    in_frame(in_view2, clip.input_hw) & in_frame(in_view1, clip.input_hw),
+                    clip.n_views,
                 )
             for w in self.unsupervised:
                 terms = w.loss(inputs)
@@ -223,9 +254,10 @@ class PoseModule(L.LightningModule):
                 so that it is read at every replay).
         """
         labeled, clip = batch.labeled, batch.unlabeled
-        out_l, out_u = self.network.forward_train(
-            labeled.as_windows(), None if clip is None else clip.frames
-        )
+        clip_frames = None
+        if clip is not None:
+            clip_frames = clip.frames if clip.n_views == 1 else clip.views_frames
+        out_l, out_u = self.network.forward_train(labeled.as_windows(), clip_frames)
         sup = self._supervised(out_l.decoders, labeled)
         stats = {"supervised": sup}
         total = sup
@@ -255,6 +287,14 @@ class PoseModule(L.LightningModule):
             lr_to_tensors(inner, self.device)
             dm = self.trainer.datamodule
             self._graphs = StepGraphs(self._graph_step, generators=[dm.generator_on(self.device)])
+
+    def _draws(self, device: torch.device) -> torch.Generator | None:
+        """The generator of this run's random draws in a step on ``device``: the data module's
+        (seeded by ``training.seed``, registered with the step's CUDA graphs), so that nothing
+        in a step draws from torch's global generators, which ensemble members training at once
+        share. None outside a trainer (the default generator)."""
+        dm = None if self._trainer is None else getattr(self._trainer, "datamodule", None)
+        return dm.generator_on(device) if hasattr(dm, "generator_on") else None
 
     def _inner_optimizer(self) -> torch.optim.Optimizer:
         opt = self.optimizers()

@@ -36,7 +36,7 @@ from lightning.fabric.plugins.environments import LightningEnvironment
 from lightning.pytorch.strategies import DDPStrategy
 
 from vidpose import __version__
-from vidpose._atomic import atomic_write_text
+from vidpose._atomic import atomic_write_bytes, atomic_write_text
 from vidpose._device import resolve_device
 from vidpose.build import (
     build_losses,
@@ -52,7 +52,7 @@ from vidpose.data.augment import flip_permutation
 from vidpose.data.geometry import input_to_orig
 from vidpose.data.labeled import LabeledData, load_labeled, make_splits, read_split_file
 from vidpose.data.unlabeled import ClipLoader
-from vidpose.errors import ConfigError
+from vidpose.errors import ConfigError, ProjectError
 from vidpose.io import write_poses
 from vidpose.io.poses import Poses
 from vidpose.model_dir import LP_SET_NAMES, ModelDir, ModelDirError, ModelRecord, write_json
@@ -61,6 +61,7 @@ from vidpose.project import Project, load_project
 from vidpose.training.async_log import ProgressBar
 from vidpose.training.best import BestWeights
 from vidpose.training.checkpoint_io import AtomicCheckpointIO
+from vidpose.training.concurrent import SEEDED_BUILD, trainer_accelerator
 from vidpose.training.datamodule import LabeledDataModule
 from vidpose.training.ddp import (
     ONE_DEVICE,
@@ -82,6 +83,7 @@ RESUMABLE = (
     "training.device",
     "training.cuda_graphs",
     "training.cudnn_benchmark",
+    "training.ensemble_concurrency",
 )
 """Config keys a resumed run may change; every other key keeps its saved value
 (``training.devices`` too: it sets the global batch and so the steps of an epoch)."""
@@ -297,7 +299,10 @@ def train(
         try:
             if not resume:
                 atomic_write_text(md.config, to_yaml(cfg))
-                md.write_record(_record(project, cfg, prepared.data))
+                if project.cameras is not None and project.cameras.calibration_file is not None:
+                    calibration = project.cameras.calibration_file.read_bytes()
+                    atomic_write_bytes(md.calibration, calibration)
+                md.write_record(_record(project, cfg, prepared.data, md))
             elif run.config_changed:
                 atomic_write_text(md.config, to_yaml(cfg))
             if devices == 1:
@@ -364,12 +369,44 @@ def labeled_split(project: Project, cfg: VidposeConfig) -> np.ndarray:
     """The train/val/test split of the project's labeled frames: ``data.split_file`` (relative
     to the project) when given, else a random one from the fractions and ``data.split_seed``."""
     d = cfg.data
+    cams = project.cameras
     if d.split_file is None:
+        if cams is not None:  # by instant: every camera's image of an instant in one split
+            return cams.expand(
+                make_splits(cams.n_groups, d.val_fraction, d.test_fraction, d.split_seed)
+            )
         return make_splits(project.labels.n_frames, d.val_fraction, d.test_fraction, d.split_seed)
-    return read_split_file(project.root / d.split_file, [str(f) for f in project.labels.frames])
+    path = project.root / d.split_file
+    split = read_split_file(path, [str(f) for f in project.labels.frames])
+    if cams is not None:
+        check_split_by_instant(path, split, project)
+    return split
 
 
-def _record(project: Project, cfg: VidposeConfig, data: LabeledData) -> ModelRecord:
+def check_split_by_instant(path: Path, split: np.ndarray, project: Project) -> None:
+    """A multi-camera project's split must put every camera's image of an instant in the same
+    split (else a test frame would be trained on from another camera)."""
+    cams = project.cameras
+    assert cams is not None
+    first = np.flatnonzero(cams.view_of_row == 0)  # the first camera's row of each instant
+    ref_row = np.empty(cams.n_groups, dtype=np.int64)
+    ref_row[cams.group_of_row[first]] = first
+    ref = ref_row[cams.group_of_row]
+    bad = np.flatnonzero(split != split[ref])
+    if len(bad):
+        frames = project.labels.frames
+        rows = [
+            f"{frames[i]} is {split[i]!r} but {frames[ref[i]]} is {split[ref[i]]!r}"
+            for i in bad[:5]
+        ]
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise ProjectError(
+            f"data.split_file {path}: every camera's image of one instant must be in the same "
+            f"split: {'; '.join(rows)}{more}"
+        )
+
+
+def _record(project: Project, cfg: VidposeConfig, data: LabeledData, md: ModelDir) -> ModelRecord:
     return ModelRecord(
         keypoints=list(project.labels.keypoints),
         project=str(project.root),
@@ -382,6 +419,12 @@ def _record(project: Project, cfg: VidposeConfig, data: LabeledData) -> ModelRec
             for s in ("train", "val", "test")
         },
         vidpose_version=__version__,
+        views=[] if project.cameras is None else list(project.cameras.views),
+        calibration=(
+            None
+            if project.cameras is None or project.cameras.calibration is None
+            else md.calibration.name
+        ),
     )
 
 
@@ -407,10 +450,15 @@ def _prepare(run: _Run) -> _Prepared:
     precision = resolve_precision(t.precision, accelerator)
     split = labeled_split(project, cfg)
     supervised = build_supervised_loss(cfg)
-    L.seed_everything(t.seed, workers=True, verbose=False)
-    network = build_network_from_config(cfg, project.labels.n_keypoints)
-    setup = loss_setup(cfg, project.labels, np.flatnonzero(split == "train"), project.settings)
-    losses = build_losses(cfg, setup, network.context_frames, bool(project.videos))
+    # One step for the global RNG: ensemble members may be preparing at once in other threads.
+    with SEEDED_BUILD:
+        L.seed_everything(t.seed, workers=True, verbose=False)
+        network = build_network_from_config(cfg, project.labels.n_keypoints)
+    setup = loss_setup(
+        cfg, project.labels, np.flatnonzero(split == "train"), project.settings, project.cameras
+    )
+    has_clips = bool(project.videos if project.cameras is None else project.cameras.sessions)
+    losses = build_losses(cfg, setup, network.context_frames, has_clips)
     data = load_labeled(
         project.labels,
         project.image_paths,
@@ -468,14 +516,21 @@ def _fit(
     )
     clips = None
     if module.unsupervised:
+        videos, groups = list(project.videos), None
+        if project.cameras is not None:  # the same instants of every camera
+            sessions = list(project.cameras.sessions.values())
+            videos = [v for s in sessions for v in s]
+            n = project.cameras.n_views
+            groups = [list(range(i * n, (i + 1) * n)) for i in range(len(sessions))]
         clips = ClipLoader(
-            project.videos,
+            videos,
             cfg.unlabeled.clip_length,
             data.input_hw,
             reader=cfg.unlabeled.reader,
             device="cuda" if prep.accelerator == "cuda" else "cpu",
             seed=rank_seed(t.seed, ranks.rank),
             steps_per_epoch=steps_per_epoch,
+            groups=groups,
             augment=cfg.augment,
         )
     dm = LabeledDataModule(
@@ -515,7 +570,7 @@ def _fit(
         shown = ("train/supervised", "val/pixel_error")
         all_callbacks.append(ProgressBar(module.metric_log, shown, leave=True))
     trainer = L.Trainer(
-        accelerator=prep.accelerator,
+        accelerator=trainer_accelerator(prep.accelerator),
         devices=ranks.world_size,
         strategy=_strategy(prep.accelerator, ranks),
         precision=prep.precision,

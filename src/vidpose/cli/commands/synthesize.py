@@ -79,7 +79,8 @@ each with its own lens distortion. Written: videos/<session>_camI.mp4, labeled-d
 frames spread over the sessions), calibration.toml (Anipose), vidpose.yaml (views,
 calibration), ground_truth/<session>_3d.csv (every frame's 3D keypoints, mm) and
 ground_truth/<session>_camI.csv (every frame's true pixels, hidden keypoints flagged).
-`vidpose check` validates the layout; multi-camera training is not supported yet.
+`vidpose check` validates the layout; `vidpose train` trains one model over all cameras
+(add model.losses=[pca_multiview,reprojection] for the cross-camera losses).
 """
 
 
