@@ -5,13 +5,16 @@ module spells out a file name inside one::
 
     MODEL_DIR/
       config.yaml               the resolved config: everything needed to rebuild the network
-      model.json                ModelRecord: keypoints, image sizes, splits, project, version
+      model.json                ModelRecord: keypoints, image sizes, splits, project, version,
+                                the views (cameras) of a multi-camera model
+      calibration.toml          a multi-camera model's copy of the project's calibration
       checkpoints/best.ckpt     weights with the lowest validation pixel error
       checkpoints/last.ckpt     full training state, for --resume
       metrics.json              pixel error per split; written last: the model is complete
       predictions_labeled.csv   every labeled frame predicted, with its split (LP's set column)
       unsupervised.json         what the unsupervised losses fitted (pose subspaces)
       videos/<name>.csv         video predictions (and per-frame metric tables)
+      videos/<session>_3d.csv   a multi-camera model's sessions triangulated (vidpose predict)
       report.html, outliers.csv, evaluation/   `vidpose evaluate`
       logs/                     TensorBoard and CSV training curves
       .lock                     held by the process training into the directory
@@ -28,12 +31,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidpose._atomic import atomic_write_text, exclusive_file
 from vidpose.errors import VidposeError
+
+if TYPE_CHECKING:
+    from vidpose.geometry import Calibration
 
 RECORD_VERSION = 2
 """model.json layout version (1: wave-1 files without a version key)."""
@@ -62,6 +68,10 @@ class ModelRecord:
         split: "train" / "val" / "test" -> the labeled image paths in that split.
         vidpose_version: the version that trained it.
         version: the layout version of this record (:data:`RECORD_VERSION`).
+        views: the cameras of a multi-camera model, in the project's order (each video is one
+            view, named ``<session>_<view>``); empty for a single-camera model.
+        calibration: the file name, inside the model directory, of the model's copy of the
+            project's calibration (``calibration.toml``); None without one.
     """
 
     keypoints: list[str]
@@ -73,6 +83,8 @@ class ModelRecord:
     split: dict[str, list[str]] = field(default_factory=dict)
     vidpose_version: str = ""
     version: int = RECORD_VERSION
+    views: list[str] = field(default_factory=list)
+    calibration: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any, path: Path) -> ModelRecord:
@@ -85,6 +97,18 @@ class ModelRecord:
         data = {k: v for k, v in data.items() if k in known}
         data.setdefault("project", "")
         data.setdefault("version", 1)
+        views = data.get("views") or []
+        if not (isinstance(views, list) and all(isinstance(v, str) and v for v in views)):
+            raise ModelDirError(f"{path}: 'views' must be a list of camera names, got {views!r}")
+        data["views"] = list(views)
+        calibration = data.get("calibration")
+        if calibration is not None and not (
+            isinstance(calibration, str) and calibration and Path(calibration).name == calibration
+        ):
+            raise ModelDirError(
+                f"{path}: 'calibration' must be a file name inside the model directory "
+                f"(e.g. calibration.toml), got {calibration!r}"
+            )
         return cls(**data)
 
 
@@ -145,6 +169,7 @@ class ModelDir:
     outliers = property(lambda self: self.path / "outliers.csv")
     evaluation = property(lambda self: self.path / "evaluation")
     lock_path = property(lambda self: self.path / ".lock")
+    calibration = property(lambda self: self.path / "calibration.toml")
 
     def checkpoint(self, name: str) -> Path:
         """``checkpoints/<name>.ckpt`` (``best`` or ``last``)."""
@@ -187,6 +212,49 @@ class ModelDir:
 
     def write_record(self, record: ModelRecord) -> None:
         write_json(self.record_path, asdict(record))
+
+    def calibration_file(self, record: ModelRecord | None = None) -> Path | None:
+        """The model's calibration file as its record names it (normally
+        :attr:`calibration`); None for a model without one."""
+        record = record or self.read_record()
+        return None if record.calibration is None else self.path / record.calibration
+
+    def read_calibration(self, record: ModelRecord | None = None) -> Calibration | None:
+        """The model's cameras in the order of its ``views``; None for a model without a
+        calibration.
+
+        Raises:
+            ModelDirError: the record names a calibration that is missing, unreadable, or
+                whose camera names are not the model's views.
+        """
+        from vidpose.errors import ConfigError
+        from vidpose.geometry import read_calibration
+
+        record = record or self.read_record()
+        path = self.calibration_file(record)
+        if path is None:
+            return None
+        if not path.is_file():
+            raise ModelDirError(
+                f"{path} not found ({self.record_path.name} names it as the model's "
+                "calibration); copy the project's calibration.toml there"
+            )
+        try:
+            calibration = read_calibration(path)
+        except (ConfigError, OSError) as exc:
+            raise ModelDirError(f"{path}: cannot be read ({exc})") from exc
+        if not record.views:
+            raise ModelDirError(
+                f"{self.record_path}: names a calibration ({path.name}) but no 'views'; a "
+                "multi-camera model lists its cameras"
+            )
+        missing = [v for v in record.views if v not in calibration.names]
+        if missing:
+            raise ModelDirError(
+                f"{path}: no camera for view(s) {missing} of {self.record_path.name} (views "
+                f"{record.views}; cameras {calibration.names})"
+            )
+        return calibration.select(record.views)
 
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.metrics_path)

@@ -15,7 +15,10 @@
 
    workers take videos from the driver's queue; a worker that dies has its videos retried on
    the others (at most :data:`MAX_RETRIES` times each, then failed with the reason);
-4. records every start, result and retry in the ledger as it happens, and writes
+4. with a multi-camera model and its calibration, groups the videos into sessions
+   (``<session>_<view>``) and triangulates each session here, in the driver, once its videos
+   are done: ``OUT/<session>_3d.csv`` (:mod:`vidpose.predict.sessions`);
+5. records every start, result, retry and 3D table in the ledger as it happens, and writes
    ``predict_report.csv`` / ``.json`` at the end.
 
 Workers read the videos and write the outputs at the paths the driver gives them: on a cluster
@@ -52,6 +55,14 @@ from vidpose.predict.run import (
     claim_stems,
     log_renamed,
     normalized_path,
+    read_sources,
+)
+from vidpose.predict.sessions import (
+    ModelCameras,
+    SessionResult,
+    Sessions,
+    Settings3D,
+    model_cameras,
 )
 
 ENGINES = ("local", "ray")
@@ -116,6 +127,10 @@ class BatchReport:
     workers: int = 0
     seconds: float = 0.0
     """Wall time of the prediction (workers starting, models loading, videos, writing)."""
+    views: list[str] = field(default_factory=list)
+    """A multi-camera model's views (empty for a single-camera model)."""
+    sessions: list[SessionResult] = field(default_factory=list)
+    """A multi-camera model's sessions and their 3D tables (none without a calibration)."""
 
     @property
     def frames(self) -> int:
@@ -188,10 +203,18 @@ def predict_batch(
     compile: bool | None = None,
     formats: Sequence[str] = ("csv",),
     dlc_names: bool = False,
+    smooth3d: bool = False,
+    outlier_px: float = Settings3D.outlier_px,
+    min_confidence: float = Settings3D.min_confidence,
     progress: bool = False,
     log: Callable[[str], object] = lambda _msg: None,
 ) -> BatchReport:
     """Predict every video of ``sources`` into ``out_dir`` that an earlier batch there has not.
+
+    With a multi-camera model (its record lists views) and its calibration, the videos are
+    also grouped into sessions by their names (``<session>_<view>``) and every session with at
+    least 2 views predicted is triangulated into ``out_dir/<session>_3d.csv``
+    (:mod:`vidpose.predict.sessions`); the report lists each session.
 
     Args:
         model_dir: a model or ensemble directory.
@@ -209,6 +232,10 @@ def predict_batch(
         jobs: videos each worker decodes at once (default 6).
         batch_size, device, precision, reader, compile, formats, dlc_names: as
             :func:`vidpose.predict.run.predict_videos`.
+        smooth3d: Kalman-smooth each session's 3D trajectories
+            (:func:`vidpose.smooth.smooth_points_3d`); multi-camera models only.
+        outlier_px, min_confidence: how sessions are triangulated, as
+            :func:`vidpose.geometry.triangulate_tables`.
         progress: show a progress bar over the batch.
         log: receives one line per video and per notice.
 
@@ -226,6 +253,10 @@ def predict_batch(
 
     if engine not in ENGINES:
         raise ConfigError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if not outlier_px > 0:
+        raise ConfigError(f"--outlier-px: expected a number of px > 0, got {outlier_px!r}")
+    if not 0 <= min_confidence <= 1:
+        raise ConfigError(f"--min-confidence: expected a number in [0, 1], got {min_confidence!r}")
     cluster: contextlib.AbstractContextManager = contextlib.nullcontext()
     if engine == "ray":  # before anything is written: a missing Ray or cluster is an error
         from vidpose.predict.ray_engine import import_ray, ray_session
@@ -234,6 +265,7 @@ def predict_batch(
         if address is not None:  # a local cluster is started only when there is work
             cluster = ray_session(address)
     probe = Predictor(model_dir, out_dir, formats=formats, dlc_names=dlc_names)  # checks both
+    cameras = model_cameras(model_dir)  # a multi-camera model's calibration, checked now
     settings = PredictSettings(  # absolute: workers run elsewhere (another folder, node)
         Path(normalized_path(model_dir)),
         Path(normalized_path(probe.out_dir)),
@@ -248,7 +280,8 @@ def predict_batch(
     videos = expand_videos([Path(s) for s in sources])
     how = Engine(engine, address, workers, gpus_per_worker, jobs)
     with cluster, lock_output(settings.out_dir):
-        batch = _Batch(settings, how, log)
+        three_d = Settings3D(smooth3d, float(outlier_px), float(min_confidence))
+        batch = _Batch(settings, how, log, cameras, three_d)
         try:
             todo = batch.plan(videos)
             batch.run(todo, progress)
@@ -261,13 +294,28 @@ def predict_batch(
 class _Batch:
     """One batch's bookkeeping: the plan, the ledger's events, the results."""
 
-    def __init__(self, settings: PredictSettings, engine: Engine, log: Callable) -> None:
+    def __init__(
+        self,
+        settings: PredictSettings,
+        engine: Engine,
+        log: Callable,
+        cameras: ModelCameras | None = None,
+        settings3d: Settings3D | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.log = log
         self.ledger = Ledger(settings.out_dir)
         self.identity = settings.identity()
-        self.report = BatchReport(settings.out_dir, engine=engine.name)
+        cameras = cameras or ModelCameras()
+        self.report = BatchReport(settings.out_dir, engine=engine.name, views=list(cameras.views))
+        self.cameras = cameras
+        self.sessions: Sessions | None = None
+        if cameras.triangulates:
+            three_d = settings3d or Settings3D()
+            self.sessions = Sessions(
+                settings.out_dir, cameras, three_d, self.ledger, self.identity, log
+            )
         self.results: dict[str, VideoResult] = {}  # normalised path -> its result
         self.order: list[str] = []
         self.bar = None
@@ -326,7 +374,35 @@ class _Batch:
         skipped = sum(r.status == "skipped" for r in self.results.values())
         if skipped:
             log(f"{skipped} video(s) skipped: their outputs in {out} are complete ({LEDGER_FILE})")
+        self._plan_sessions(unique, stems)
         return todo
+
+    def _plan_sessions(self, unique: list[Path], stems: dict[Path, str]) -> None:
+        """Group a multi-camera model's videos into sessions (those done already reported);
+        a note when the model has views but no calibration, or a video names no view."""
+        views = self.cameras.views
+        if len(views) < 2:
+            return
+        if self.sessions is None:
+            self.log(
+                f"the model's views are {', '.join(views)} but it has no calibration: 2D tables "
+                "only; triangulate a session's tables with `vidpose triangulate "
+                "CALIBRATION.toml TABLE...`"
+            )
+            return
+        videos = {normalized_path(v): (v, stems.get(v) or v.stem) for v in unique}
+        taken = read_sources(self.settings.out_dir)
+        self.sessions.plan(videos, taken)
+        unnamed = self.sessions.plan_.unnamed
+        if unnamed:
+            shown = ", ".join(str(videos[k][0]) for k in unnamed[:5])
+            more = f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else ""
+            self.log(
+                f"{len(unnamed)} video(s) name no view of the model ({', '.join(views)}): "
+                f"{shown}{more}; 2D tables only (name them <session>_<view>.mp4 for 3D)"
+            )
+        for key, res in list(self.results.items()):
+            self.sessions.video_done(key, res)
 
     def run(self, todo: list[Job], progress: bool) -> None:
         """Predict ``todo`` with the engine; the report lists every video in input order."""
@@ -338,11 +414,17 @@ class _Batch:
         try:
             if todo:
                 self.report.workers = _run_engine(self, todo)
+        except BaseException:
+            if self.sessions is not None:
+                self.sessions.cancel()
+            raise
         finally:
             self.report.seconds = time.perf_counter() - t0
             if self.bar is not None:
                 self.bar.stop()
         self.report.videos = [self.results[k] for k in self.order]
+        if self.sessions is not None:
+            self.report.sessions = self.sessions.finish()
 
     def on_start(self, job: Job, worker: str) -> None:
         self.ledger.append(
@@ -394,6 +476,8 @@ class _Batch:
             self.results[key] = res
             if self.bar is not None:
                 self.bar.advance(res.frames, failed=res.status == "failed")
+        if self.sessions is not None:
+            self.sessions.video_done(key, res)
 
 
 def _skipped(video: Path, event: dict[str, Any], ledger: Ledger) -> VideoResult:
@@ -773,23 +857,31 @@ class ProcessPool:
 
 def write_report(report: BatchReport, settings: PredictSettings) -> None:
     """``predict_report.csv`` (one row per video) and ``predict_report.json`` (the same, with
-    the totals and settings), written atomically."""
+    the totals and settings), written atomically. A multi-camera model's report adds to each
+    video its ``session`` and the session's 3D table (``points3d``; empty without one), and to
+    the JSON one entry per session (status, reason, views triangulated, views missing, the
+    table, the agreement summary)."""
     out = report.out_dir
+    session_of = {normalized_path(video): s for s in report.sessions for video in s.videos.values()}
     rows = []
     for r in report.videos:
-        rows.append(
-            {
-                "video": str(r.video),
-                "status": r.status,
-                "reason": r.reason,
-                "frames": r.frames,
-                "seconds": round(r.seconds, 3),
-                "fps": round(r.fps, 1) if r.seconds > 0 else None,
-                "outputs": [_relative(p, out) for p in r.outputs],
-                "stem": r.stem,
-                "worker": r.worker,
-            }
-        )
+        row = {
+            "video": str(r.video),
+            "status": r.status,
+            "reason": r.reason,
+            "frames": r.frames,
+            "seconds": round(r.seconds, 3),
+            "fps": round(r.fps, 1) if r.seconds > 0 else None,
+            "outputs": [_relative(p, out) for p in r.outputs],
+            "stem": r.stem,
+            "worker": r.worker,
+        }
+        if report.sessions:
+            s = session_of.get(normalized_path(r.video))
+            row["session"] = s.session if s is not None else None
+            table = s.table if s is not None and s.status != "failed" else None
+            row["points3d"] = _relative(table, out) if table is not None else ""
+        rows.append(row)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["video"])
     writer.writeheader()
@@ -802,13 +894,35 @@ def write_report(report: BatchReport, settings: PredictSettings) -> None:
         seconds=round(report.seconds, 3),
         fps=round(report.fps, 1) if report.seconds > 0 else None,
     )
-    doc = {
+    doc: dict[str, Any] = {
         "engine": report.engine,
         "workers": report.workers,
         "settings": settings.identity(),
         "summary": summary,
         "videos": rows,
     }
+    if report.views:
+        doc["views"] = list(report.views)
+    if report.sessions:
+        summary["sessions"] = {
+            st: sum(s.status == st for s in report.sessions)
+            for st in ("ok", "partial", "skipped", "incomplete", "failed")
+        }
+        doc["sessions"] = [
+            {
+                "session": s.session,
+                "status": s.status,
+                "reason": s.reason,
+                "points3d": _relative(s.table, out) if s.table is not None else None,
+                "frames": s.frames,
+                "seconds": round(s.seconds, 3),
+                "views": s.views,
+                "missing": s.missing,
+                "videos": s.videos,
+                "triangulation": s.summary,
+            }
+            for s in report.sessions
+        ]
     atomic_write_text(out / REPORT_JSON, json.dumps(doc, indent=1) + "\n")
 
 

@@ -11,6 +11,9 @@ before the batch goes on, e.g.::
     {"event": "failed", "video": "/data/s2.mp4", "reason": "not a readable video", ...}
     {"event": "requeued", "video": "/data/s3.mp4", "reason": "worker gpu1 died: ...", ...}
     {"event": "skipped", "video": "/data/s1.mp4", "reason": "...", ...}
+    {"event": "triangulated", "session": "s1", "inputs": [{"view": "cam0", "path":
+     "s1_cam0.csv", "size": ..., "mtime_ns": ...}, ...], "outputs": [{"path": "s1_3d.csv", ...}],
+     "settings": {...}, ...}      (a multi-camera session: vidpose.predict.sessions)
 
 A video is done when its last ``finished`` line is not followed by a ``started`` or ``failed``
 one, every output it lists exists with the size it had, the video still has the size and

@@ -34,6 +34,7 @@ from vidpose.build import build_network_from_config
 from vidpose.config import VidposeConfig, load_config
 from vidpose.data.geometry import input_to_orig
 from vidpose.errors import ConfigError, VidposeError
+from vidpose.geometry import Calibration
 from vidpose.io.poses import COORD_DECIMALS, Poses
 from vidpose.model_dir import ModelDir, ModelDirError
 from vidpose.models import FrameStream, PoseNetwork
@@ -59,6 +60,11 @@ class PoseModel:
 
     Build with :func:`load_model`. ``predict_images`` and ``predict_video`` return
     :class:`~vidpose.io.poses.Poses` in original-frame pixels.
+
+    A multi-camera model predicts each camera's frames on their own, like any model; it also
+    carries its ``views`` (camera names, in the project's order; empty for a single-camera
+    model) and its ``calibration`` (:class:`~vidpose.geometry.Calibration` of those views, or
+    None), which :mod:`vidpose.predict.sessions` uses to triangulate a session's videos.
     """
 
     def __init__(
@@ -70,10 +76,14 @@ class PoseModel:
         precision: str = "auto",
         model_dir: Path | None = None,
         skeleton: list[tuple[str, str]] | None = None,
+        views: list[str] | None = None,
+        calibration: Calibration | None = None,
     ):
         self.cfg = cfg
         self.keypoints = list(keypoints)
         self.skeleton = [tuple(e) for e in skeleton] if skeleton else None
+        self.views = list(views or [])
+        self.calibration = calibration
         self.device = device
         self.model_dir = model_dir
         self.input_hw = (cfg.data.image_height, cfg.data.image_width)
@@ -806,10 +816,12 @@ def load_model(
 ) -> PoseModel:
     """Load ``MODEL_DIR/checkpoints/<checkpoint>.ckpt`` with the config saved beside it.
 
-    ``device`` and ``precision`` default to the model's ``predict.*`` config.
+    ``device`` and ``precision`` default to the model's ``predict.*`` config. A multi-camera
+    model's record gives the model its ``views`` and its copy of the calibration.
 
     Raises:
-        ModelDirError: the directory is not a complete model, or a file of it is damaged.
+        ModelDirError: the directory is not a complete model, or a file of it is damaged
+            (the calibration a multi-camera model's record names included).
     """
     md = ModelDir(model_dir)
     md.require_complete()
@@ -836,6 +848,8 @@ def load_model(
         precision or cfg.predict.precision,
         model_dir=md.path,
         skeleton=record.skeleton or None,
+        views=record.views,
+        calibration=md.read_calibration(record),
     )
 
 

@@ -10,6 +10,8 @@ Labeled frames (from ``predictions_labeled.csv`` and the project's labels; for a
 members' median): per-keypoint error, error vs confidence, the worst held-out frames.
 Videos: every ``MODEL_DIR/videos/<stem>.csv`` (or the ``videos`` given, predicted first when
 their predictions are missing): traces with flagged frames, confidence histogram, metrics.
+A multi-camera model (views and a calibration) adds the labeled frames in 3D and, per session
+of its views' videos, the session in 3D (:mod:`vidpose.viz.evaluate3d`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from vidpose.io.poses import Poses
 from vidpose.model_dir import LP_SET_NAMES, ModelDir, model_members
 from vidpose.predict.batch import REPORT_CSV
 from vidpose.predict.metrics import video_metrics
+from vidpose.predict.sessions import ModelCameras, model_cameras
 from vidpose.viz import plots
+from vidpose.viz.evaluate3d import is_points3d_table, labeled_3d_section, session_sections
 from vidpose.viz.outliers import (
     CRITERIA_TEXT,
     FrameScores,
@@ -54,14 +58,16 @@ class EvaluateResult:
 
 
 def prediction_tables(videos_dir: Path) -> list[Path]:
-    """Prediction CSVs in ``videos_dir`` (not the per-video metric tables, nor the report of
-    `vidpose predict`)."""
+    """Prediction CSVs in ``videos_dir`` (not the per-video metric tables, the report of
+    `vidpose predict`, nor a multi-camera session's 3D table)."""
     if not videos_dir.is_dir():
         return []
     return sorted(
         p
         for p in videos_dir.glob("*.csv")
-        if not p.stem.endswith(METRIC_SUFFIXES) and p.name != REPORT_CSV
+        if not p.stem.endswith(METRIC_SUFFIXES)
+        and p.name != REPORT_CSV
+        and not is_points3d_table(p)
     )
 
 
@@ -122,8 +128,16 @@ def _labeled_predictions(members: list[ModelDir]) -> tuple[Poses, str] | None:
     return pred, f"the median of {len(tables)} ensemble members"
 
 
-def labeled_section(members: list[ModelDir], figs: _Collector, log: Callable) -> Section:
-    """Section on the labeled frames: error per keypoint, vs confidence, worst frames."""
+def labeled_section(
+    members: list[ModelDir],
+    figs: _Collector,
+    log: Callable,
+    more: list[Section] | None = None,
+    cameras: ModelCameras | None = None,
+) -> Section:
+    """Section on the labeled frames: error per keypoint, vs confidence, worst frames. For a
+    multi-camera project, the labeled frames in 3D go to ``more``
+    (:func:`vidpose.viz.evaluate3d.labeled_3d_section`; ``cameras``: the model's)."""
     from vidpose.data.labeled import read_image_rgb
     from vidpose.project import load_project
 
@@ -217,6 +231,21 @@ def labeled_section(members: list[ModelDir], figs: _Collector, log: Callable) ->
     )
     sec.items += ["Error per keypoint", table]
     log(f"labeled frames: {len(keep)} rows")
+    if more is not None:
+        sec3d = labeled_3d_section(
+            project,
+            pc,
+            lk,
+            [rows[i] for i in keep],
+            split,
+            cameras or ModelCameras(),
+            [tuple(e) for e in record.skeleton] or None,
+            figs.add,
+            who,
+        )
+        if sec3d is not None:
+            more.append(sec3d)
+            log("labeled frames in 3D")
     return sec
 
 
@@ -352,9 +381,11 @@ def evaluate(
     """
     model_dir = Path(model_dir)
     members, _ = model_members(model_dir)
+    cameras = model_cameras(model_dir)  # a multi-camera model's views and calibration
     target = ModelDir(model_dir)
     figs = _Collector(target.evaluation)
-    sections = [labeled_section(members, figs, log)]
+    labeled_3d: list[Section] = []
+    sections = [labeled_section(members, figs, log, labeled_3d, cameras), *labeled_3d]
 
     tables = _resolve_predictions(
         model_dir, [Path(v) for v in videos] if videos else None, predict_missing, device, log
@@ -390,6 +421,14 @@ def evaluate(
             )
         )
         log(f"video {stem}: {poses.n_frames} frames")
+    skeleton = [tuple(e) for e in members[0].read_record().skeleton] or None
+    sections += session_sections(
+        {stem: (poses, tables[stem][0]) for stem, poses in loaded.items()},
+        cameras,
+        skeleton,
+        figs.add,
+        log,
+    )
     if not loaded:
         sections.append(
             Section(

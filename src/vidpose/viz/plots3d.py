@@ -3,7 +3,8 @@
 :func:`plot_points_3d`: a few evenly spaced poses in 3D (skeleton edges when given) beside each
 keypoint's x, y and z over time, in the keypoint colours of every vidpose figure and video.
 :func:`write_points_3d_figure` writes it as a PNG, atomically (``vidpose triangulate
---figure``).
+--figure``). :func:`plot_pose_pairs_3d`: predicted poses over true ones, one 3D panel each
+(the labeled frames of ``vidpose evaluate``'s 3D section).
 """
 
 from __future__ import annotations
@@ -86,6 +87,56 @@ def plot_points_3d(
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_pose_pairs_3d(
+    predicted: np.ndarray,
+    truth: np.ndarray,
+    keypoints: Sequence[str],
+    titles: Sequence[str],
+    skeleton: Sequence[tuple[str, str]] | None = None,
+    units: str | None = None,
+) -> Figure:
+    """One 3D panel per pose: the predicted pose (keypoint colours, circles, skeleton in
+    grey) over the true one (black crosses, dashed skeleton), each keypoint's two positions
+    joined by a red line: its 3D error.
+
+    Args:
+        predicted, truth: (P, K, 3) world points; NaN where missing.
+        keypoints: the K names (for colours and the skeleton).
+        titles: P panel titles.
+        skeleton: edges by keypoint name (unknown names are left out).
+        units: the world units, for the axis labels.
+    """
+    predicted, truth = np.asarray(predicted, float), np.asarray(truth, float)
+    index = {k: i for i, k in enumerate(keypoints)}
+    edges = [(index[a], index[b]) for a, b in skeleton or [] if a in index and b in index]
+    colors = keypoint_colors(list(keypoints))
+    unit = f" ({units})" if units else ""
+    n = max(len(predicted), 1)
+    fig = Figure(figsize=(4.2 * n, 4.4), layout="constrained")
+    for p in range(len(predicted)):
+        ax = fig.add_subplot(1, n, p + 1, projection="3d")
+        pred, true = predicted[p], truth[p]
+        for a, b in edges:
+            ax.plot(*true[[a, b]].T, color="black", linewidth=1, linestyle="--")
+            ax.plot(*pred[[a, b]].T, color="0.5", linewidth=1.5)
+        for k in range(len(keypoints)):
+            if np.isfinite(pred[k]).all() and np.isfinite(true[k]).all():
+                ax.plot(*np.stack([pred[k], true[k]]).T, color="red", linewidth=0.8)
+        ax.scatter(*true.T, c="black", marker="x", s=20, depthshade=False)
+        ax.scatter(*pred.T, c=colors, s=18, depthshade=False)
+        both = np.concatenate([pred, true])
+        both = both[np.isfinite(both).all(axis=1)]
+        if len(both):
+            span = both.max(axis=0) - both.min(axis=0)
+            ax.set_box_aspect(np.maximum(span, 1e-3 * max(span.max(), 1e-9)))  # equal units
+        ax.set_xlabel("x" + unit, fontsize=8)
+        ax.set_ylabel("y" + unit, fontsize=8)
+        ax.set_zlabel("z" + unit, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_title(titles[p], fontsize=9)
     return fig
 
 

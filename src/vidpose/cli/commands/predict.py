@@ -31,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(exit code 1) and does not stop the others. The output folder keeps a ledger "
         "(.vidpose-ledger.jsonl): run the same command again and videos whose outputs are "
         "complete are skipped, the others predicted. OUT/predict_report.csv and .json list "
-        "every video. Options not given take the model's predict.* config.",
+        "every video. Options not given take the model's predict.* config. A multi-camera "
+        "model (trained on a project with views) writes each camera's video as a 2D table "
+        "and, with its calibration, each session's videos (<session>_<view>.mp4, one per "
+        "view) triangulated into OUT/<session>_3d.csv once they are all predicted; a session "
+        "with a view missing is triangulated from the others (at least 2) and reported.",
     )
     p.add_argument(
         "model_dir",
@@ -110,6 +114,29 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=1.0,
         help="--engine ray: GPUs each worker holds (default 1; 0.5 puts two on a GPU)",
     )
+    p.add_argument(
+        "--smooth3d",
+        action="store_true",
+        help="multi-camera models: Kalman-smooth each session's 3D trajectories (as "
+        "`vidpose triangulate --smooth`: each frame trusted by its reprojection error and "
+        "number of views; gaps stay gaps)",
+    )
+    p.add_argument(
+        "--outlier-px",
+        type=float_type(0, lo_open=True),
+        default=20.0,
+        metavar="PX",
+        help="multi-camera models, 3D: drop a view reprojecting further than this from the "
+        "point while more than 2 views remain (default 20), e.g. --outlier-px 15",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float_type(0, 1),
+        default=0.5,
+        metavar="P",
+        help="multi-camera models, 3D: leave out 2D points with a likelihood below this "
+        "(default 0.5; the 2D tables keep every point), e.g. --min-confidence 0.8",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handle=handle)
     return p
@@ -137,6 +164,9 @@ def handle(args: argparse.Namespace) -> int:
         compile=args.compile,
         formats=args.format.split(","),
         dlc_names=args.dlc_names,
+        smooth3d=args.smooth3d,
+        outlier_px=args.outlier_px,
+        min_confidence=args.min_confidence,
         progress=not args.no_progress,
         log=log,
     )
@@ -146,7 +176,20 @@ def handle(args: argparse.Namespace) -> int:
     summary += f"video(s) in {out}"
     if report.frames:
         summary += f"; {report.frames:,} frames in {report.seconds:,.1f} s ({report.fps:,.0f}/s)"
+    if report.sessions:
+        tables = sum(s.table is not None and s.status != "failed" for s in report.sessions)
+        summary += f"; {tables} of {len(report.sessions)} session(s) in 3D"
     summary += f"; report: {report.report_csv}"
+    for s in report.sessions:  # a session is a warning: its 2D tables are written
+        if s.status in ("partial", "incomplete", "failed"):
+            say(f"{s.label}: {s.reason}", "warning:", style="yellow")
+    if args.smooth3d and not report.sessions:
+        say(
+            "--smooth3d: nothing was triangulated (the model has no views and calibration, "
+            "or no video names a view)",
+            "warning:",
+            style="yellow",
+        )
     if not failed:
         say(summary, "done")
         return 0
