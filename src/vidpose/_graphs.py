@@ -16,6 +16,10 @@ device copy, or change shape with the data.
 Randomness: draws from the default CUDA generator and from the generators given to
 :class:`StepGraphs` advance on every replay (their states are registered with each graph).
 
+Several threads may train at once (an ensemble's members, :mod:`vidpose.training.concurrent`),
+each on its own CUDA stream with its own graphs (each graph with its own memory pool). Captures
+are kept apart from the other threads' CUDA work by :data:`CAPTURE_GATE`.
+
 This module imports only torch: prediction uses it without loading the training stack.
 """
 
@@ -23,8 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -49,6 +54,94 @@ def _autocast_like_outer() -> contextlib.AbstractContextManager:
     if not torch.is_autocast_enabled("cuda"):
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), cache_enabled=False)
+
+
+class CaptureGate:
+    """Keeps a CUDA graph capture apart from the CUDA work of other threads that train at the
+    same time (ensemble members trained together, :mod:`vidpose.training.concurrent`).
+
+    A capture records kernels instead of running them, and some calls made by *another* thread
+    while it is underway break it whatever its ``capture_error_mode``: a device-wide
+    synchronize above all (``torch.cuda.graph`` starts with one, so two captures must not
+    overlap either), and possibly the set-up of a cuDNN or cuBLAS handle, cuDNN's algorithm
+    search, the allocator handing memory back to the driver; "thread_local" alone only keeps
+    the other threads' harmless work from failing. So threads that train declare themselves
+    (:meth:`running`) and call :meth:`pause_point` between steps; a capture (:meth:`exclusive`)
+    first waits until every other running thread is paused there (or done), and they stay
+    paused until it ends. A capture happens once per step shape, in the first steps, so the
+    others wait a second or so per run. Threads that never declared themselves (the main
+    thread, prediction) are never waited for: with no thread running, a capture starts at once.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0  # threads running, not paused
+        self._waiting = 0  # captures waiting for the others to pause
+        self._capturing = False
+        self._local = threading.local()
+
+    def _mine(self) -> bool:
+        return getattr(self._local, "running", False)
+
+    def _wait_no_capture(self) -> None:
+        while self._capturing or self._waiting:
+            self._cond.wait()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """This thread trains (issues CUDA work) until the block ends, pausing only at
+        :meth:`pause_point`."""
+        with self._cond:
+            self._wait_no_capture()
+            self._running += 1
+        self._local.running = True
+        try:
+            yield
+        finally:
+            self._local.running = False
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    def pause_point(self) -> None:
+        """A point where this thread has no CUDA work half-issued: wait here while another
+        thread captures (or is about to). Returns at once otherwise, or when not running."""
+        if not self._mine():
+            return
+        with self._cond:
+            if not (self._capturing or self._waiting):
+                return
+            self._running -= 1
+            self._cond.notify_all()
+            self._wait_no_capture()
+            self._running += 1
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """The block runs while no other running thread does anything (they are paused)."""
+        mine = self._mine()
+        with self._cond:
+            if mine:
+                self._running -= 1
+            self._waiting += 1
+            self._cond.notify_all()
+            while self._capturing or self._running:
+                self._cond.wait()
+            self._waiting -= 1
+            self._capturing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._capturing = False
+                self._cond.notify_all()
+                if mine:
+                    self._wait_no_capture()
+                    self._running += 1
+
+
+CAPTURE_GATE = CaptureGate()
+"""The process's one gate: every :class:`StepGraphs` capture goes through it."""
 
 
 class _Captured:
@@ -107,16 +200,22 @@ class StepGraphs:
             if seen < self.warmup or len(self._graphs) >= MAX_GRAPHS or sig in self._failed:
                 self.eager_calls += 1
                 return self._on_side_stream(lambda: self.fn(tensors, consts))
-            try:
-                entry = self._capture(tensors, consts)
-            except RuntimeError as exc:
-                # A capture that fails (an operation a graph cannot hold) costs speed, never
-                # the run: this signature stays eager. Nothing ran during the capture.
-                self._failed.add(sig)
-                torch.cuda.synchronize()  # re-raises if the failure broke the device
+            failure: RuntimeError | None = None
+            # No other thread's CUDA work while capturing, nor while synchronizing after a
+            # failed capture (that would break another thread's capture).
+            with CAPTURE_GATE.exclusive():
+                try:
+                    entry = self._capture(tensors, consts)
+                except RuntimeError as exc:
+                    # A capture that fails (an operation a graph cannot hold) costs speed, never
+                    # the run: this signature stays eager. Nothing ran during the capture.
+                    self._failed.add(sig)
+                    torch.cuda.synchronize()  # re-raises if the failure broke the device
+                    failure = exc
+            if failure is not None:
                 warnings.warn(
                     f"CUDA graph capture failed, training this step shape eagerly "
-                    f"(slower, same result): {str(exc).splitlines()[0]}",
+                    f"(slower, same result): {str(failure).splitlines()[0]}",
                     stacklevel=2,
                 )
                 self.eager_calls += 1

@@ -171,6 +171,13 @@ class TrainingConfig:
         "run each training step as one captured CUDA graph (the same computation, without "
         "per-kernel launch costs); null = on when training on one CUDA device without compile",
     )
+    ensemble_concurrency: int | None = setting(
+        None,
+        "ensembles (--seeds): members trained at once on the one device, each in its own "
+        "thread and CUDA stream (same results as one after another); null = all of them on "
+        "one CUDA device, one at a time on CPU or with devices > 1 or compile",
+        ge=1,
+    )
 
 
 @dataclass
@@ -504,6 +511,21 @@ def find_issues(cfg: VidposeConfig) -> list[Issue]:
         "training.precision",
         "32 or bf16-mixed when training.device=cpu (float16 mixed precision needs a GPU)",
         "training.device",
+    )
+    at_once = t.ensemble_concurrency
+    need(
+        at_once is None or at_once == 1 or t.devices == 1,
+        "training.ensemble_concurrency",
+        f"1 or null when training.devices={t.devices} (each member already trains in one "
+        "process per device)",
+        "training.devices",
+    )
+    need(
+        at_once is None or at_once == 1 or not t.compile,
+        "training.ensemble_concurrency",
+        "1 or null with training.compile=true (members trained at once run in threads, "
+        "and torch.compile is not used from several threads)",
+        "training.compile",
     )
     need(
         a.scale_min <= a.scale_max,

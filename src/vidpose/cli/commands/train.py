@@ -57,7 +57,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=int_list_type(0, unique=True),
         default=None,
         help="train an ensemble, one member per seed (e.g. 0,1,2,3) under --model-dir; "
-        "finished members are kept and interrupted ones resumed",
+        "finished members are kept and interrupted ones resumed. On one GPU the members train "
+        "at once (training.ensemble_concurrency: null = all, N = at most N, 1 = one after "
+        "another), each with the results it gets trained alone",
     )
     p.add_argument(
         "--folds",
