@@ -1,0 +1,104 @@
+"""Batch prediction on one GPU vs all GPUs of the machine (`vidpose predict`'s local engine).
+
+    python bench/predict_gpus.py --video VIDEO [--model MODEL_DIR] [--copies 40] \\
+        [--gpus 1,2] [--out bench/results/predict_gpus_h100x2.json]
+
+Without --model, trains the mirror-mouse model of bench/train_speed.py (ResNet-50, 256 px, 500
+steps supervised) first. Then, for each GPU count G of ``--gpus``: ``vidpose.predict_batch`` on
+``--copies`` links to ``--video`` (each a separate video to decode) into a fresh output folder,
+with ``workers=G`` (G = 1: in this process; G > 1: one worker process per GPU, each loading the
+model once and taking videos from the shared queue, as ``vidpose predict`` does on a machine
+with several GPUs). Reported: wall time from the call to the last table and the report written,
+aggregate frames/s, videos ok/failed, and the ratio to one GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vidpose
+from train_mirror_mouse import DEFAULT_PROJECT, lp_overrides, project_with_settings
+from vidpose.training import train
+from vidpose.video import probe_video
+
+TRAIN = lp_overrides(5)  # supervised, 500 steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--video", type=Path, required=True)
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
+    ap.add_argument("--copies", type=int, default=40)
+    ap.add_argument("--gpus", default="1,2", help="GPU counts to run, e.g. 1,2")
+    ap.add_argument("--jobs", type=int, default=None, help="videos decoded at once per worker")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    counts = [int(g) for g in args.gpus.split(",")]
+    per_video = probe_video(args.video).n_frames
+    out: dict = {
+        "benchmark": "predict_gpus",
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "gpus_visible": torch.cuda.device_count(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "video": args.video.name,
+        "frames_per_video": per_video,
+        "copies": args.copies,
+        "runs": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = args.model
+        if model is None:
+            project = project_with_settings(args.project, tmp / "project")
+            t0 = time.perf_counter()
+            model = train(project, TRAIN, model_dir=tmp / "model", progress=False).model_dir
+            out["train_call_seconds"] = time.perf_counter() - t0
+        (tmp / "videos").mkdir()
+        videos = []
+        for i in range(args.copies):
+            v = tmp / "videos" / f"v{i:02d}{args.video.suffix}"
+            v.symlink_to(args.video.resolve())
+            videos.append(v)
+        frames = per_video * len(videos)
+        for g in counts:
+            t0 = time.perf_counter()
+            report = vidpose.predict_batch(
+                model, videos, tmp / f"out_{g}", workers=g, jobs=args.jobs
+            )
+            wall = time.perf_counter() - t0
+            ok = [r for r in report.videos if r.status == "ok"]
+            row = {
+                "gpus": g,
+                "workers": report.workers,
+                "videos_ok": len(ok),
+                "videos_failed": len(report.videos) - len(ok),
+                "predict_seconds": report.seconds,
+                "frames": frames,
+                "seconds": wall,
+                "fps": frames / wall,
+            }
+            out["runs"][str(g)] = row
+            print(json.dumps(row), flush=True)
+        base = out["runs"].get("1")
+        if base:
+            out["speedup_vs_1"] = {k: r["fps"] / base["fps"] for k, r in out["runs"].items()}
+    print(json.dumps(out, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
