@@ -245,9 +245,7 @@ def _verdict(report: CheckReport) -> Text:
     verdict = "project is usable" if report.usable else "project is NOT usable"
     if report.scan is not None and report.scan.cameras:
         verdict = (
-            "multi-camera layout is valid"
-            if report.usable
-            else "multi-camera layout is NOT valid"
+            "multi-camera layout is valid" if report.usable else "multi-camera layout is NOT valid"
         )
     line = (
         f"{n_err} error{'s' if n_err != 1 else ''}, {n_warn} warning{'s' if n_warn != 1 else ''}"
