@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from same_files import assert_same
 
 from vidpose.cli import main
 from vidpose.errors import ConfigError, LabelsError, ProjectError
@@ -172,7 +173,7 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path: Path):
     files_a, files_b = _all_files(a.project_dir), _all_files(b.project_dir)
     assert files_a.keys() == files_b.keys()
     for name in files_a:
-        assert files_a[name] == files_b[name], name
+        assert_same(a.project_dir, b.project_dir, name, files_a[name], files_b[name])
     assert a.calibration.read_bytes() != c.calibration.read_bytes()
     truth_a = a.ground_truth_3d("session00").read_bytes()
     assert truth_a != c.ground_truth_3d("session00").read_bytes()

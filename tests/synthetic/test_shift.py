@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from same_files import assert_same
 
 from vidpose.errors import ConfigError, ProjectError
 from vidpose.io import read_poses
@@ -112,7 +113,7 @@ def test_same_seed_same_bytes_and_unshifted_files_unchanged(shifted, tmp_path: P
                                           shifted_sessions=2, **TINY).project_dir)  # fmt: skip
     assert again.keys() == files.keys()
     for name in files:
-        assert again[name] == files[name], name
+        assert_same(tmp_path / "a", shifted.project_dir, name, again[name], files[name])
 
     plain = _all_files(synthesize_project(tmp_path / "b", seed=5, n_videos=1, **TINY).project_dir)
     assert "ground_truth/sessions.json" not in plain
@@ -120,13 +121,13 @@ def test_same_seed_same_bytes_and_unshifted_files_unchanged(shifted, tmp_path: P
     assert len(shift_files) == 2 * 3 + 1
     assert plain.keys() == files.keys() - shift_files
     for name in plain:
-        assert plain[name] == files[name], name
+        assert_same(tmp_path / "b", shifted.project_dir, name, plain[name], files[name])
 
     more = synthesize_project(tmp_path / "c", seed=5, n_videos=2, shifted_sessions=1, **TINY)
     assert [v.name for v in more.videos] == ["session00.mp4", "session01.mp4", "shift00.mp4"]
     mine = _all_files(more.project_dir)
     for name in ("videos/shift00.mp4", "ground_truth/shift00_full.csv", "CollectedData.csv"):
-        assert mine[name] == files[name], name
+        assert_same(more.project_dir, shifted.project_dir, name, mine[name], files[name])
 
 
 def test_lamp_colour_tints_only_shifted_videos(shifted):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from same_files import assert_same
 
 from vidpose.errors import ConfigError, ProjectError
 from vidpose.io import read_poses
@@ -163,7 +164,7 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path: Path):
     files_a, files_b = _all_files(a.project_dir), _all_files(b.project_dir)
     assert files_a.keys() == files_b.keys()
     for name in files_a:
-        assert files_a[name] == files_b[name], name
+        assert_same(a.project_dir, b.project_dir, name, files_a[name], files_b[name])
     assert a.labels.read_bytes() != c.labels.read_bytes()
     assert a.ground_truth[0].read_bytes() != c.ground_truth[0].read_bytes()
 

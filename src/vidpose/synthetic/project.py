@@ -531,10 +531,12 @@ def _write_video(
     if tint is not None:
         levels = np.arange(256, dtype=np.float64)[:, None] * np.asarray(tint, dtype=np.float64)
         lut = np.clip(np.round(levels), 0, 255).astype(np.uint8)  # (256, 3)
-    # No B-frames: with them x264's output varies from run to run (seen with libx264 core 165),
+    # No B-frames and one encoder thread: with either, x264's output varied from run to run
+    # (B-frames: seen with libx264 core 165; threads: once in CI on a loaded 2-core machine),
     # and the labeled PNGs, being decoded frames, would too.
+    options = {"bf": "0", "threads": "1"}
     with VideoWriter(
-        path, fps, width, height, crf=crf, gop=16, preset="veryfast", codec_options={"bf": "0"}
+        path, fps, width, height, crf=crf, gop=16, preset="veryfast", codec_options=options
     ) as writer:
         for t0 in range(0, n, _CHUNK):
             chunk = frames_grey[t0 : t0 + _CHUNK]
