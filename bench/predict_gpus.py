@@ -9,7 +9,8 @@ steps supervised) first. Then, for each GPU count G of ``--gpus``: ``vidpose.pre
 with ``workers=G`` (G = 1: in this process; G > 1: one worker process per GPU, each loading the
 model once and taking videos from the shared queue, as ``vidpose predict`` does on a machine
 with several GPUs). Reported: wall time from the call to the last table and the report written,
-aggregate frames/s, videos ok/failed, and the ratio to one GPU.
+aggregate frames/s, videos ok/failed, and the ratio to one GPU, for each ``predict.decoders``
+value of ``--decoders`` (set in the model's saved config).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vidpose
+from predict_many import set_decoders
 from train_mirror_mouse import DEFAULT_PROJECT, lp_overrides, project_with_settings
 from vidpose.training import train
 from vidpose.video import probe_video
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copies", type=int, default=40)
     ap.add_argument("--gpus", default="1,2", help="GPU counts to run, e.g. 1,2")
     ap.add_argument("--jobs", type=int, default=None, help="videos decoded at once per worker")
+    ap.add_argument(
+        "--decoders", default="auto", help="predict.decoders values to run, e.g. auto,threads"
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     counts = [int(g) for g in args.gpus.split(",")]
@@ -71,15 +76,17 @@ def main(argv: list[str] | None = None) -> int:
             v.symlink_to(args.video.resolve())
             videos.append(v)
         frames = per_video * len(videos)
-        for g in counts:
+        for decoders, g in [(d, g) for d in args.decoders.split(",") for g in counts]:
+            set_decoders(model, decoders)
             t0 = time.perf_counter()
             report = vidpose.predict_batch(
-                model, videos, tmp / f"out_{g}", workers=g, jobs=args.jobs
+                model, videos, tmp / f"out_{decoders}_{g}", workers=g, jobs=args.jobs
             )
             wall = time.perf_counter() - t0
             ok = [r for r in report.videos if r.status == "ok"]
             row = {
                 "gpus": g,
+                "decoders": decoders,
                 "workers": report.workers,
                 "videos_ok": len(ok),
                 "videos_failed": len(report.videos) - len(ok),
@@ -88,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": wall,
                 "fps": frames / wall,
             }
-            out["runs"][str(g)] = row
+            out["runs"][f"{decoders}/{g}"] = row
             print(json.dumps(row), flush=True)
-        base = out["runs"].get("1")
-        if base:
-            out["speedup_vs_1"] = {k: r["fps"] / base["fps"] for k, r in out["runs"].items()}
+        out["speedup_vs_1"] = {
+            k: r["fps"] / out["runs"][f"{r['decoders']}/1"]["fps"]
+            for k, r in out["runs"].items()
+            if f"{r['decoders']}/1" in out["runs"]
+        }
     print(json.dumps(out, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
