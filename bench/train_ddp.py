@@ -32,8 +32,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_PROJECT = REPO.parent / "shared" / "data" / "mirror-mouse-example"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_mirror_mouse import DEFAULT_PROJECT, REPO, split_overrides
 
 
 class StepClock(L.Callback):
@@ -79,14 +79,7 @@ def overrides(args: argparse.Namespace, devices: int, graphs: str) -> list[str]:
     if per_epoch % (args.batch_size * devices) or args.samples % per_epoch:
         raise SystemExit("--samples and --epoch-steps must give whole epochs of whole steps")
     return [
-        f"model.backbone={args.backbone}",
-        "model.pretrained=false",
-        f"data.image_height={args.size}",
-        f"data.image_width={args.size}",
-        "data.val_fraction=0.1",
-        "data.test_fraction=0.1",
-        "data.split_seed=0",
-        f"training.batch_size={args.batch_size}",
+        *split_overrides(args.backbone, args.size, args.batch_size),
         f"training.devices={devices}",
         f"training.steps_per_epoch={per_epoch // (args.batch_size * devices)}",
         f"training.max_epochs={args.samples // per_epoch}",

@@ -45,21 +45,14 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_mirror_mouse import DEFAULT_PROJECT, project_with_settings
+from train_mirror_mouse import DEFAULT_PROJECT, project_with_settings, split_overrides
 from train_speed import Sampler
 from vidpose.training.ensemble import train_ensemble
 
 
 def overrides_for(args: argparse.Namespace) -> list[str]:
     return [
-        f"model.backbone={args.backbone}",
-        "model.pretrained=false",
-        f"data.image_height={args.size}",
-        f"data.image_width={args.size}",
-        "data.val_fraction=0.1",
-        "data.test_fraction=0.1",
-        "data.split_seed=0",
-        f"training.batch_size={args.batch_size}",
+        *split_overrides(args.backbone, args.size, args.batch_size),
         f"training.steps_per_epoch={args.steps_per_epoch}",
         f"training.max_steps={args.steps}",
         *args.overrides,

@@ -35,18 +35,26 @@ MIRROR_SETTINGS = {
 }
 
 
+def split_overrides(backbone: str, size: int, batch_size: int) -> list[str]:
+    """The settings every mirror-mouse bench shares: ``backbone`` from scratch at ``size`` px
+    square, batch ``batch_size``, split seed 0, 80/10/10."""
+    return [
+        f"model.backbone={backbone}",
+        "model.pretrained=false",
+        f"data.image_height={size}",
+        f"data.image_width={size}",
+        "data.val_fraction=0.1",
+        "data.test_fraction=0.1",
+        "data.split_seed=0",
+        f"training.batch_size={batch_size}",
+    ]
+
+
 def lp_overrides(steps_per_epoch: int) -> list[str]:
     """Lightning Pose's mirror-mouse setting: ResNet-50 from scratch at 256x256, batch 16,
     100 epochs of ``steps_per_epoch`` steps, split seed 0, 80/10/10."""
     return [
-        "model.backbone=resnet50",
-        "model.pretrained=false",
-        "data.image_height=256",
-        "data.image_width=256",
-        "data.val_fraction=0.1",
-        "data.test_fraction=0.1",
-        "data.split_seed=0",
-        "training.batch_size=16",
+        *split_overrides("resnet50", 256, 16),
         "training.max_epochs=100",
         f"training.steps_per_epoch={steps_per_epoch}",
     ]
@@ -88,14 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     overrides = [
-        f"model.backbone={args.backbone}",
-        "model.pretrained=false",
-        f"data.image_height={args.size}",
-        f"data.image_width={args.size}",
-        "data.val_fraction=0.1",
-        "data.test_fraction=0.1",
-        "data.split_seed=0",
-        f"training.batch_size={args.batch_size}",
+        *split_overrides(args.backbone, args.size, args.batch_size),
         f"training.max_epochs={args.epochs}",
         f"training.steps_per_epoch={args.steps_per_epoch}",
         *args.overrides,

@@ -87,34 +87,32 @@ def loss_setup(
     """What the unsupervised losses may need: training labels, keypoint groups, the head; for
     a multi-camera project (``cameras``) the labels of each instant with every camera's
     labels side by side (wide), every keypoint matched across cameras, and the calibration."""
+    common = {
+        "keypoints": list(labels.keypoints),
+        "pca_keypoint_idx": (
+            labels.keypoint_index(settings.pca_keypoints) if settings.pca_keypoints else None
+        ),
+        "head_has_heatmaps": HEADS.get(cfg.model.head).produces_heatmaps,
+        "heatmap_sigma": cfg.model.sigma,
+    }
     if cameras is not None:
         n_kp, n_cam = labels.n_keypoints, cameras.n_views
         instants = np.unique(cameras.group_of_row[train_rows])
         return LossSetup(
             labels_px=np.asarray(cameras.wide(labels.coords)[instants], dtype=np.float64),
-            keypoints=list(labels.keypoints),
-            pca_keypoint_idx=(
-                labels.keypoint_index(settings.pca_keypoints) if settings.pca_keypoints else None
-            ),
             view_matches=np.array([[c * n_kp + k for c in range(n_cam)] for k in range(n_kp)]),
-            head_has_heatmaps=HEADS.get(cfg.model.head).produces_heatmaps,
-            heatmap_sigma=cfg.model.sigma,
             cameras=tuple(cameras.views),
             calibration=cameras.calibration,
+            **common,
         )
     return LossSetup(
         labels_px=np.asarray(labels.coords[train_rows], dtype=np.float64),
-        keypoints=list(labels.keypoints),
-        pca_keypoint_idx=(
-            labels.keypoint_index(settings.pca_keypoints) if settings.pca_keypoints else None
-        ),
         view_matches=(
             np.asarray([labels.keypoint_index(row) for row in settings.view_matches])
             if settings.view_matches
             else None
         ),
-        head_has_heatmaps=HEADS.get(cfg.model.head).produces_heatmaps,
-        heatmap_sigma=cfg.model.sigma,
+        **common,
     )
 
 

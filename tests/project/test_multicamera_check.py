@@ -71,7 +71,6 @@ def test_load_project_stacks_the_views(proj: Path):
     # the same instant in both views: same session and image name
     assert [f.replace("_cam0/", "_cam1/") for f in frames[:4]] == frames[4:]
     assert [p.name for p in project.image_paths[:4]] == [Path(f).name for f in frames[:4]]
-    per_view = load_settings(proj)  # noqa: F841 - the settings load on their own too
     assert sorted(cams.sessions) == ["session00", "session01"]
     assert [v.path.name for v in cams.sessions["session01"]] == [
         "session01_cam0.mp4",

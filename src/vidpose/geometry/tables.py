@@ -31,6 +31,10 @@ from vidpose.io.points3d import VIEW_SEPARATOR, Points3D, write_points_3d
 
 DISAGREE_PX = 10.0
 """Views whose reprojections are further apart than this disagree (the summary's figure)."""
+OUTLIER_PX = 20.0
+"""Default of ``outlier_px``: a view reprojecting further than this is dropped (px)."""
+MIN_CONFIDENCE = 0.5
+"""Default of ``min_confidence``: 2D points less likely than this are not triangulated."""
 
 Smoother = Callable[[Points3D], Points3D]
 TableSource = str | os.PathLike | Poses
@@ -179,8 +183,8 @@ def triangulate_tables(
     tables: Mapping[str, TableSource],
     out: str | os.PathLike | None = None,
     *,
-    outlier_px: float | None = 20.0,
-    min_confidence: float = 0.5,
+    outlier_px: float | None = OUTLIER_PX,
+    min_confidence: float = MIN_CONFIDENCE,
     units: str | None = None,
     smoother: Smoother | None = None,
     disagree_px: float = DISAGREE_PX,

@@ -39,6 +39,7 @@ from typing import Any
 
 from vidpose.errors import VidposeError
 from vidpose.geometry import Calibration, TriangulationSummary
+from vidpose.geometry.tables import MIN_CONFIDENCE, OUTLIER_PX
 from vidpose.model_dir import ModelDirError, model_members
 
 POINTS3D_SUFFIX = "_3d"
@@ -106,8 +107,8 @@ class Settings3D:
     """
 
     smooth: bool = False
-    outlier_px: float = 20.0
-    min_confidence: float = 0.5
+    outlier_px: float = OUTLIER_PX
+    min_confidence: float = MIN_CONFIDENCE
 
     def identity(self) -> dict[str, Any]:
         return {

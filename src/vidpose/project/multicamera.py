@@ -455,16 +455,17 @@ def camera_project(scan: ProjectScan) -> Project:
     :func:`scan_cameras`), with its :class:`~vidpose.project.load.CameraLayout`."""
     views = list(scan.settings.views)
     subs = [scan.cameras[v] for v in views]
-    tables = [s.labels for s in subs]
-    assert all(t is not None for t in tables)
+    tables: list[Poses] = []
+    for sub in subs:
+        assert sub.labels is not None
+        tables.append(sub.labels)
     first = tables[0]
-    assert first is not None
     n = first.n_frames
     labels = Poses(
-        coords=np.concatenate([t.coords for t in tables if t is not None]),
+        coords=np.concatenate([t.coords for t in tables]),
         keypoints=list(first.keypoints),
-        frames=np.concatenate([t.frames for t in tables if t is not None]),
-        likelihood=np.concatenate([t.likelihood for t in tables if t is not None]),
+        frames=np.concatenate([t.frames for t in tables]),
+        likelihood=np.concatenate([t.likelihood for t in tables]),
         scorer=first.scorer,
         is_labels=True,
     )
