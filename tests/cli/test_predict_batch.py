@@ -137,8 +137,8 @@ def test_a_video_failing_during_prediction_is_recorded_and_not_written(
         def __exit__(self, *exc):
             self.vr.close()
 
-        def iter_batches(self, bs):
-            for i, batch in enumerate(self.vr.iter_batches(bs)):
+        def iter_batches(self, bs, start=0, stop=None):
+            for i, batch in enumerate(self.vr.iter_batches(bs, start, stop)):
                 if i == 1:
                     raise VideoError(f"{self.path}: decoder failed at frame 20")
                 yield batch

@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -75,9 +75,6 @@ REPORT_JSON = "predict_report.json"
 CRASH_ENV = "VIDPOSE_TEST_CRASH_WORKER"
 """For tests: a marker file path; the first worker to start predicting creates it and exits
 at once (``os._exit(1)``), as a worker killed mid-run would. Never set it otherwise."""
-
-GATHER_S = 0.2
-"""How long a worker waits for more videos to predict together with the first it got."""
 
 
 @dataclass(frozen=True)
@@ -648,8 +645,11 @@ def schedule(
 
 
 class WorkerLoop:
-    """A worker's side: its loaded :class:`Predictor` fed from a queue, up to ``jobs`` videos
-    predicted together; each video's result goes to ``on_result`` once its files are in place.
+    """A worker's side: its loaded :class:`Predictor` fed from a queue. The videos stream
+    into one prediction (:class:`~vidpose.predict.predictor.VideoFeed`): its decoders,
+    decoder processes and captured graphs serve every video the worker gets, and a video
+    starts as soon as a decoder is free; each video's result goes to ``on_result`` once its
+    files are in place.
     """
 
     def __init__(
@@ -664,6 +664,7 @@ class WorkerLoop:
         self.on_result = on_result
         self.crash_marker = crash_marker
         self.inbox: queue.Queue = queue.Queue()
+        self._closed = False
         self.thread = threading.Thread(target=self._run, daemon=True, name="vidpose-worker")
         self.thread.start()
 
@@ -675,30 +676,42 @@ class WorkerLoop:
         self.inbox.put(None)
         self.thread.join()
 
-    def _run(self) -> None:
-        while (first := self.inbox.get()) is not None:
-            group = [first]
-            deadline = time.monotonic() + GATHER_S
-            closing = False
-            while len(group) < self.jobs:
-                try:
-                    item = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    closing = True
-                    break
-                group.append(item)
+    def _feed(self) -> Iterator[tuple[Path, str]]:
+        while (item := self.inbox.get()) is not None:
             if self.crash_marker:
                 _crash_once(self.crash_marker)
-            try:
-                self.predictor.predict(group, jobs=self.jobs, on_result=self.on_result)
-            except Exception as exc:  # a bug: fail these videos, keep the worker serving
-                for video, stem in group:
-                    why = f"the worker failed: {type(exc).__name__}: {exc}"
-                    self.on_result(VideoResult(video, stem, "failed", why))
-            if closing:
-                return
+            yield item
+        self._closed = True
+
+    def _run(self) -> None:
+        while not self._closed:  # a new prediction only after a bug stopped the last one
+            self._serve()
+
+    def _serve(self) -> None:
+        taken: dict[Path, str] = {}
+        lock = threading.Lock()
+
+        def feed() -> Iterator[tuple[Path, str]]:
+            for video, stem in self._feed():
+                with lock:
+                    taken[video] = stem
+                yield video, stem
+
+        def on_result(result: VideoResult) -> None:
+            with lock:
+                taken.pop(result.video, None)
+            self.on_result(result)
+
+        try:
+            self.predictor.predict(
+                feed(), jobs=self.jobs, on_result=on_result, waiting=self.inbox.qsize
+            )
+        except Exception as exc:  # a bug: fail the videos taken, keep the worker serving
+            why = f"the worker failed: {type(exc).__name__}: {exc}"
+            with lock:
+                left = list(taken.items())
+            for video, stem in left:
+                self.on_result(VideoResult(video, stem, "failed", why))
 
 
 def _crash_once(marker: str) -> None:

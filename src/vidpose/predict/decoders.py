@@ -7,13 +7,14 @@ number (8 threads: 4,424; 16: 4,185; ``bench/predict_ceilings.py``), below what 
 takes. Separate processes have a GIL each.
 
 How: ``jobs`` worker processes (spawned: the parent may already hold a CUDA context) take
-videos from a task queue. For each video a worker makes ``slots`` batch buffers in shared
-memory (torch tensors, shared once per video), decodes ``batch_size`` frames at a time into a
+videos, or frame ranges of them, from a task queue. For each task a worker makes ``slots``
+batch buffers in shared memory (torch tensors, shared once per task; I420 planes when
+``planar`` and the video allows, RGB otherwise), decodes ``batch_size`` frames at a time into a
 free buffer and sends only its number, the frame indices and validity. The parent copies the
 buffer to the GPU and hands it back (:meth:`ProcessDecoders.release`), so at most ``slots``
 batches per worker are in memory and the workers never overwrite what the parent still reads.
 
-Messages from :meth:`ProcessDecoders.get`, for the video submitted as ``i``:
+Messages from :meth:`ProcessDecoders.get`, for the task submitted as ``i``:
 
 - ``(i, "open", info)``: the video's :class:`~vidpose.video.base.VideoInfo`;
 - ``(i, FrameBatch, ticket)``: a batch whose ``frames`` is a uint8 tensor view of a shared
@@ -54,27 +55,31 @@ def _worker(
     batch_size: int,
     reader: str,
     slots: int,
+    planar: bool,
 ) -> None:
-    """One decoder process: videos from ``tasks`` until the stop marker."""
+    """One decoder process: videos (or parts) from ``tasks`` until the stop marker."""
     torch.set_num_threads(1)
     from vidpose.video import open_video
+    from vidpose.video.base import i420_shape
 
     while True:
         task = tasks.get()
         if task is _STOP:
             return
-        i, path = task
+        i, path, start, stop, threads = task
         outstanding = 0  # batches sent whose buffers the parent has not handed back
         try:
-            with open_video(path, reader=reader) as vr:
+            with open_video(path, reader=reader, planar=planar, threads=threads) as vr:
                 info = vr.info
-                shape = (batch_size, info.height, info.width, 3)
+                pixels = getattr(vr, "pixels", "rgb")
+                frame = i420_shape(info.height, info.width) if pixels == "i420" else None
+                shape = (batch_size, *(frame or (info.height, info.width, 3)))
                 buffers = [
                     torch.empty(shape, dtype=torch.uint8).share_memory_() for _ in range(slots)
                 ]
                 available = list(range(slots))
-                results.put((i, "open", (info, wid, buffers)))
-                for batch in vr.iter_batches(batch_size):
+                results.put((i, "open", (info, wid, buffers, pixels)))
+                for batch in vr.iter_batches(batch_size, start, stop):
                     if not available:
                         available.append(free.get())
                         outstanding -= 1
@@ -111,18 +116,35 @@ class ProcessDecoders:
         slots: shared batch buffers per worker.
     """
 
-    def __init__(self, jobs: int, batch_size: int, reader: str = "pyav", slots: int = 3) -> None:
+    def __init__(
+        self,
+        jobs: int,
+        batch_size: int,
+        reader: str = "pyav",
+        slots: int = 3,
+        *,
+        planar: bool = False,
+    ) -> None:
         if jobs < 1 or batch_size < 1 or slots < 1:
             raise ValueError("jobs, batch_size and slots must be at least 1")
         ctx = mp.get_context("spawn")
         self._tasks = ctx.Queue()
         self._results = ctx.Queue()
         self._free = [ctx.Queue() for _ in range(jobs)]
-        self._buffers: dict[int, tuple[int, list[torch.Tensor]]] = {}
+        self._buffers: dict[Any, tuple[int, list[torch.Tensor], str]] = {}
         self._procs = [
             ctx.Process(
                 target=_worker,
-                args=(w, self._tasks, self._results, self._free[w], batch_size, reader, slots),
+                args=(
+                    w,
+                    self._tasks,
+                    self._results,
+                    self._free[w],
+                    batch_size,
+                    reader,
+                    slots,
+                    planar,
+                ),
                 daemon=True,
                 name=f"vidpose-decoder-{w}",
             )
@@ -132,9 +154,13 @@ class ProcessDecoders:
             p.start()
         self._closed = False
 
-    def submit(self, i: int, path: str | Path) -> None:
-        """Queue video ``i`` (any hashable key the caller uses for it)."""
-        self._tasks.put((i, str(path)))
+    def submit(
+        self, i: int, path: str | Path, start: int = 0, stop: int | None = None, threads: int = 0
+    ) -> None:
+        """Queue frames ``[start, stop)`` of a video (all of it by default) as ``i`` (any
+        hashable key the caller uses for this piece of work), decoded with ``threads``
+        threads (0: FFmpeg's choice)."""
+        self._tasks.put((i, str(path), start, stop, threads))
 
     def get(self, timeout: float | None = None) -> tuple[Any, Any, Any]:
         """The next message (see the module docstring); raises ``queue.Empty`` on timeout and
@@ -149,13 +175,14 @@ class ProcessDecoders:
                     raise
                 continue
             if kind == "open":
-                info, wid, buffers = payload
-                self._buffers[i] = (wid, buffers)
+                info, wid, buffers, pixels = payload
+                self._buffers[i] = (wid, buffers, pixels)
                 return i, "open", info
             if kind == "batch":
                 wid, slot, start, n, valid = payload
-                frames = self._buffers[i][1][slot][:n]
-                return i, FrameBatch(start=start, frames=frames, valid=valid), (wid, slot)
+                _, buffers, pixels = self._buffers[i]
+                frames = buffers[slot][:n]
+                return i, FrameBatch(start, frames, valid, pixels), (wid, slot)
             if kind == END:
                 self._buffers.pop(i, None)
                 return i, END, None

@@ -14,12 +14,13 @@ video's ends). ``predict_images`` treats its images as unrelated: each one is it
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from vidpose.model_dir import ModelDir, ModelDirError
 from vidpose.models import FrameStream, PoseNetwork
 from vidpose.video import open_video
 from vidpose.video.base import FrameBatch, format_frame_ranges
+from vidpose.video.color import i420_to_rgb
 
 
 @dataclass
@@ -112,8 +114,11 @@ class PoseModel:
         )
 
     def _prepare(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """(B, H0, W0, 3) uint8 -> (B, 3, H, W) float network input on the device, (H0, W0)."""
+        """(B, H0, W0, 3) uint8, or (B, 3 H0 / 2, W0) packed I420 planes (a planar reader's
+        ``FrameBatch``), -> (B, 3, H, W) float network input on the device, (H0, W0)."""
         frames = frames_u8.to(self.device, non_blocking=True)
+        if frames.dim() == 3:
+            frames = i420_to_rgb(frames)
         orig_hw = (int(frames.shape[1]), int(frames.shape[2]))
         x = frames.permute(0, 3, 1, 2).float().div_(255.0)
         if orig_hw != self.input_hw:
@@ -265,19 +270,21 @@ class PoseModel:
 
     def predict_videos(
         self,
-        paths: list[Path],
+        paths: Sequence[Path] | Iterable[Path],
         *,
         batch_size: int | None = None,
         reader: str | None = None,
         jobs: int | None = None,
         progress: bool = False,
         on_done: Callable[[Path, Poses | BaseException, PredictStats | None], None],
+        waiting: Callable[[], int] | None = None,
     ) -> None:
         """Predict many videos at once: up to ``jobs`` are decoded concurrently (one thread
         each: PyAV on CPU cores, or an NVDEC session each), their batches go through one model
         (a captured CUDA graph per frame size on CUDA), results come back to the host without
         stalling the GPU, and ``on_done(video, poses or the error, stats)`` is called as each
-        video completes (in this thread; hand slow work such as writing to a pool).
+        video completes (in this thread; hand slow work such as writing to a pool). ``paths``
+        may be a :class:`VideoFeed` (:func:`predict_with_members`).
 
         Networks with a temporal window predict one video at a time (``predict_video``).
         """
@@ -305,6 +312,7 @@ class PoseModel:
             on_done=lambda v, res, st: on_done(
                 v, res if isinstance(res, BaseException) else res[0], st
             ),
+            waiting=waiting,
         )
 
     @property
@@ -313,7 +321,35 @@ class PoseModel:
 
 
 DEFAULT_JOBS = 6
-"""Videos decoded at once by ``predict_videos`` (NVDEC sessions or PyAV threads)."""
+"""Videos (or parts of videos) decoded at once by ``predict_videos`` (NVDEC sessions, PyAV
+threads or decoder processes)."""
+
+MIN_PART_FRAMES = 1024
+"""A video is split into parts decoded at once only if each part gets at least this many
+frames: a part costs a seek and, on average, half a keyframe interval decoded for nothing."""
+
+
+class VideoFeed:
+    """Videos that arrive while a prediction runs (a worker's queue): :meth:`put` them and
+    :meth:`close` when no more will come. :func:`predict_with_members` predicts each as it
+    arrives, with the same decoders and captured graphs for all of them."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+
+    def put(self, video: Any) -> None:
+        self._queue.put(video)
+
+    def close(self) -> None:
+        self._queue.put(_END)
+
+    def waiting(self) -> int:
+        """Videos put and not taken yet (an estimate, for planning)."""
+        return self._queue.qsize()
+
+    def __iter__(self) -> Iterator[Any]:
+        while (item := self._queue.get()) is not _END:
+            yield item
 
 
 def shares_frames(models: list[PoseModel]) -> bool:
@@ -333,17 +369,24 @@ def shares_frames(models: list[PoseModel]) -> bool:
 
 def predict_with_members(
     models: list[PoseModel],
-    paths: list[Path],
+    paths: Sequence[Path] | Iterable[Path],
     *,
     batch_size: int | None = None,
     reader: str | None = None,
     jobs: int | None = None,
     progress: bool = False,
     on_done: Callable[[Path, list[Poses] | BaseException, PredictStats | None], None],
+    waiting: Callable[[], int] | None = None,
 ) -> None:
     """Predict many videos with one or several single-frame models (an ensemble's members) at
     once: every frame is decoded once and goes through every member (one captured CUDA graph
     for all of them on CUDA); ``on_done(video, [poses of each member] or the error, stats)``.
+
+    ``paths`` is a list, or any iterable of videos, predicted as they come (a
+    :class:`VideoFeed`: until it is closed); ``waiting()`` then says how many are ready to be
+    taken (a feed's own ``waiting`` by default). Up to ``jobs`` decoders run at once; when
+    there are fewer videos than decoders, a long video is split into parts decoded at once
+    (:data:`MIN_PART_FRAMES`).
 
     Raises:
         VidposeError: the models differ in device, input size or keypoints, or one has a
@@ -357,12 +400,28 @@ def predict_with_members(
         )
     bs = batch_size or first.cfg.predict.batch_size
     reader = reader or first.cfg.predict.reader
-    if not paths:
-        return
-    jobs = max(1, min(len(paths), jobs or DEFAULT_JOBS))
+    if isinstance(paths, Sequence):
+        if not paths:
+            return
+        taken = [0]
+        videos = len(paths)
+
+        def counted() -> Iterator[Path]:
+            for path in paths:
+                taken[0] += 1
+                yield path
+
+        source: Iterable[Path] = counted()
+        waiting = waiting or (lambda: videos - taken[0])
+    else:
+        videos, source = None, paths
+        waiting = waiting or getattr(paths, "waiting", None) or (lambda: 0)
+    jobs = max(1, jobs or DEFAULT_JOBS)
     runner = _Members(models)
-    processes = _decode_in_processes(first.cfg.predict.decoders, reader, runner.device, len(paths))
-    _MultiVideo(runner, paths, bs, reader, jobs, progress, on_done, processes).run()
+    processes = _decode_in_processes(
+        first.cfg.predict.decoders, reader, runner.device, jobs if videos is None else videos
+    )
+    _MultiVideo(runner, source, waiting, bs, reader, jobs, progress, on_done, processes).run()
 
 
 AUTO_PROCESSES_MIN_VIDEOS = 4
@@ -382,6 +441,29 @@ def _decode_in_processes(decoders: str, reader: str, device: torch.device, video
     if reader == "auto":
         return not any(spec.gpu for spec in READERS)
     return not READERS.get(reader).gpu
+
+
+def split_video(path: Path, parts: int, batch_size: int) -> list[tuple[int, int | None]]:
+    """``[start, stop)`` frame ranges that cover ``path`` in at most ``parts`` pieces of at
+    least :data:`MIN_PART_FRAMES`, each a whole number of batches (the last one open-ended);
+    one range when the video cannot be split cheaply (it does not seek: no usable timestamps)
+    or cannot be opened (its decoder reports why)."""
+    if parts < 2:
+        return [(0, None)]
+    from vidpose.video.pyav_reader import PyAVReader
+
+    try:
+        with PyAVReader(path) as r:
+            n, seeks = r.info.n_frames, r.seeks
+    except Exception:
+        return [(0, None)]
+    parts = min(parts, n // MIN_PART_FRAMES)
+    if parts < 2 or not seeks:
+        return [(0, None)]
+    size = -(-n // parts)
+    size = -(-size // batch_size) * batch_size
+    starts = list(range(0, n, size))
+    return [(s, s + size) for s in starts[:-1]] + [(starts[-1], None)]
 
 
 class _Members:
@@ -439,7 +521,8 @@ class _VideoState:
         self.invalid: list[int] = []
         self.frames = 0
         self.in_flight = 0
-        self.decoded = False  # the decoder reached the end
+        self.decoded = False  # every part's decoder reached its end
+        self.parts_ended = 0
         self.error: BaseException | None = None
         self.t0 = time.perf_counter()
         self.fps: float | None = None
@@ -460,24 +543,40 @@ class _VideoState:
 
 
 _END = object()
+_FED = object()  # the feeder took every video of the source
+_DIED = object()  # every decoder process stopped
 MAX_IN_FLIGHT = 8
 """Batches whose results may be on their way to the host at once."""
 
 
 class _MultiVideo:
-    """The machinery of :meth:`PoseModel.predict_videos`."""
+    """The machinery of :meth:`PoseModel.predict_videos`.
+
+    Work is in *tasks*: a video, or a ``[start, stop)`` part of one (:func:`split_video`),
+    each decoded by one decoder (a thread, or a worker process). A feeder thread takes videos
+    from the source as they come, splits them when decoders would otherwise idle, and starts
+    their tasks; this thread runs the network on every batch and finishes each video once all
+    of its parts are decoded and predicted.
+    """
 
     def __init__(
-        self, model: _Members, paths, bs, reader, jobs, progress, on_done, processes=False
+        self, model: _Members, source, waiting, bs, reader, jobs, progress, on_done, processes
     ) -> None:
         self.model = model
-        self.paths = list(paths)
+        self.source = source
+        self.waiting = waiting
         self.bs = bs
         self.reader = reader
         self.jobs = jobs
         self.processes = processes
+        # a GPU converts the planes itself: half of a CPU decoder's work per frame
+        self.planar = model.device.type == "cuda"
+        self.paths: list[Path] = []  # video number -> path, as the feeder takes them
+        # (video, path, start, stop, decoding threads)
+        self.tasks: list[tuple[int, Path, int, int | None, int]] = []
+        self.parts: dict[int, int] = {}  # video -> its number of tasks
         self._procs: Any = None  # ProcessDecoders when decoding in worker processes
-        # video -> its page-locked shared buffers (data pointer -> a view keeping them mapped)
+        # task -> its page-locked shared buffers (data pointer -> a view keeping them mapped)
         self._registered: dict[int, dict[int, torch.Tensor]] = {}
         self._copy_stream: torch.cuda.Stream | None = None
         self._returns: deque[tuple[Any, Any]] = deque()  # (copy done event, ticket)
@@ -487,82 +586,111 @@ class _MultiVideo:
         self.stop = threading.Event()
         self.states: dict[int, _VideoState] = {}
         self.in_flight: deque[tuple] = deque()
-        self._sem = threading.Semaphore(jobs)  # decoders running at once
+        self._sem = threading.Semaphore(jobs)  # decoder threads running at once
+        self._running = 0  # tasks started and not ended (decoders busy)
+        self._lock = threading.Lock()
         self.progress = progress
         self.bar: FramesProgress | None = None
+        self._frames_total = 0
+
+    # the feeder ------------------------------------------------------------------------------
+
+    def _feed(self) -> None:
+        """Take the source's videos, split them where decoders would idle, start their tasks;
+        then tell the main loop how many tasks there were."""
+        try:
+            for path in self.source:
+                path = Path(path)
+                if self.stop.is_set():  # taken from a feed: said, not lost
+                    self.on_done(path, VidposeError("prediction stopped before it started"), None)
+                    return
+                i = len(self.paths)
+                self.paths.append(path)
+                with self._lock:
+                    free = self.jobs - self._running
+                share = max(1, free // (self.waiting() + 1))
+                ranges = split_video(path, share, self.bs)
+                self.parts[i] = len(ranges)
+                # the cores shared by the decoders that will run beside these
+                with self._lock:
+                    beside = self._running + len(ranges) + self.waiting()
+                threads = max(1, (os.cpu_count() or 1) // max(1, min(self.jobs, beside)))
+                for start, stop in ranges:
+                    t = len(self.tasks)
+                    self.tasks.append((i, path, start, stop, threads))
+                    if not self._start_task(t):
+                        return
+        except BaseException as exc:  # the source failed: what was taken is still predicted
+            self.queue.put((-1, exc, None))
+        finally:
+            self.queue.put((-1, _FED, len(self.tasks)))
+
+    def _start_task(self, t: int) -> bool:
+        with self._lock:
+            self._running += 1
+        if self._procs is not None:
+            _, path, start, stop, threads = self.tasks[t]
+            self._procs.submit(t, path, start, stop, threads)
+            return True
+        self._sem.acquire()
+        if self.stop.is_set():
+            return False
+        threading.Thread(
+            target=self._decode, args=(t,), daemon=True, name=f"vidpose-decode-{t}"
+        ).start()
+        return True
 
     # decoder threads ------------------------------------------------------------------------
 
-    def _decode(self, i: int, path: Path) -> None:
+    def _decode(self, t: int) -> None:
+        _, path, start, stop, threads = self.tasks[t]
         try:
-            with open_video(path, reader=self.reader, device=self.model.device) as vr:
-                self.queue.put((i, "open", vr.info))
-                for batch in vr.iter_batches(self.bs):
+            device = self.model.device
+            with open_video(
+                path, reader=self.reader, device=device, planar=self.planar, threads=threads
+            ) as vr:
+                self.queue.put((t, "open", vr.info))
+                for batch in vr.iter_batches(self.bs, start, stop):
                     if self.stop.is_set():
                         return
                     frames = batch.frames
                     if isinstance(frames, np.ndarray):
                         frames = torch.from_numpy(frames)
-                        if self.model.device.type == "cuda":
+                        if device.type == "cuda":
                             frames = frames.pin_memory()
-                    self.queue.put((i, batch, frames))
-            self.queue.put((i, _END, None))
+                    self.queue.put((t, batch, frames))
+            self.queue.put((t, _END, None))
         except BaseException as exc:  # reported for this video; the others go on
-            self.queue.put((i, exc, None))
-
-    def _decoders(self) -> None:
-        """Start one decoder per video, at most ``jobs`` at a time (threads, or worker
-        processes: :mod:`vidpose.predict.decoders`)."""
-        if self.processes:
-            self._start_processes()
-            return
-
-        def feeder() -> None:
-            for i, path in enumerate(self.paths):
-                self._sem.acquire()
-                if self.stop.is_set():
-                    return
-                threading.Thread(
-                    target=self._decode, args=(i, path), daemon=True, name=f"vidpose-decode-{i}"
-                ).start()
-
-        threading.Thread(target=feeder, daemon=True, name="vidpose-decoders").start()
+            self.queue.put((t, exc, None))
 
     def _start_processes(self) -> None:
         from vidpose.predict.decoders import END, ProcessDecoders
 
         reader = "pyav" if self.reader == "auto" else self.reader
-        procs = self._procs = ProcessDecoders(self.jobs, self.bs, reader=reader)
-        for i, path in enumerate(self.paths):
-            procs.submit(i, path)
-
-        ended: set[int] = set()
+        procs = self._procs = ProcessDecoders(self.jobs, self.bs, reader, planar=self.planar)
 
         def bridge() -> None:
             try:
-                while len(ended) < len(self.paths) and not self.stop.is_set():
+                while not self.stop.is_set():
                     try:
-                        i, kind, payload = procs.get(timeout=1.0)
+                        t, kind, payload = procs.get(timeout=1.0)
                     except queue.Empty:
                         continue
                     if kind == "open":
-                        self.queue.put((i, "open", payload))
+                        self.queue.put((t, "open", payload))
                     elif kind == END:
-                        ended.add(i)
-                        self.queue.put((i, _END, None))
+                        self.queue.put((t, _END, None))
                     elif isinstance(kind, BaseException):
-                        ended.add(i)
-                        self.queue.put((i, kind, None))
+                        self.queue.put((t, kind, None))
                     else:
-                        self.queue.put((i, kind, (kind.frames, payload)))
-            except BaseException as exc:  # every worker died: the videos left fail with it
-                for i in sorted(set(range(len(self.paths))) - ended):
-                    self.queue.put((i, exc, None))
+                        self.queue.put((t, kind, (kind.frames, payload)))
+            except BaseException as exc:  # every worker died: the tasks left fail with it
+                self.queue.put((-1, _DIED, exc))
 
         threading.Thread(target=bridge, daemon=True, name="vidpose-decoders").start()
 
-    def _shared_to_device(self, i: int, frames: torch.Tensor, ticket: Any) -> torch.Tensor:
-        """Video ``i``'s batch from a worker's shared buffer, on the device; the buffer goes back
+    def _shared_to_device(self, t: int, frames: torch.Tensor, ticket: Any) -> torch.Tensor:
+        """Task ``t``'s batch from a worker's shared buffer, on the device; the buffer goes back
         to the worker once the copy is done (at once on CPU, or when the copy's event has
         passed on CUDA)."""
         device = self.model.device
@@ -570,7 +698,7 @@ class _MultiVideo:
             return frames  # consumed by the network below, before the buffer is handed back
         if self._copy_stream is None:
             self._copy_stream = torch.cuda.Stream(device)
-        pinned = self._pin(i, frames)
+        pinned = self._pin(t, frames)
         with torch.cuda.stream(self._copy_stream):
             out = frames.to(device, non_blocking=pinned)
             done = torch.cuda.Event()
@@ -580,12 +708,12 @@ class _MultiVideo:
         self._returns.append((done, ticket))
         return out
 
-    def _pin(self, i: int, frames: torch.Tensor) -> bool:
-        """Page-lock the shared buffer holding ``frames`` once per video (asynchronous
+    def _pin(self, t: int, frames: torch.Tensor) -> bool:
+        """Page-lock the shared buffer holding ``frames`` once per task (asynchronous
         copies); False if it cannot be (the copy is then synchronous, and as correct)."""
         storage = frames.untyped_storage()
         key = storage.data_ptr()
-        pinned = self._registered.setdefault(i, {})
+        pinned = self._registered.setdefault(t, {})
         if key in pinned:
             return True
         try:
@@ -608,10 +736,10 @@ class _MultiVideo:
             self._returns.popleft()
             self._procs.release(ticket)
 
-    def _unpin(self, videos: list[int]) -> None:
-        """Unregister the buffers of finished videos (after their copies are done), so that
-        a long batch does not accumulate page-locked memory, one set of buffers per video."""
-        keys = [k for i in videos for k in self._registered.pop(i, {})]
+    def _unpin(self, tasks: list[int]) -> None:
+        """Unregister the buffers of finished tasks (after their copies are done), so that
+        a long batch does not accumulate page-locked memory, one set of buffers per task."""
+        keys = [k for t in tasks for k in self._registered.pop(t, {})]
         if not keys:
             return
         self._hand_back(block=True)
@@ -622,48 +750,41 @@ class _MultiVideo:
     # main loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        self._decoders()
-        ended = 0
+        if self.processes:
+            self._start_processes()
+        threading.Thread(target=self._feed, daemon=True, name="vidpose-feed").start()
+        ended, fed = 0, None  # tasks ended; all tasks, once the feeder is done
         try:
-            while ended < len(self.paths):
+            while fed is None or ended < fed:
                 if self._procs is not None:
                     # workers wait for their buffers: hand back all of them before blocking
                     self._hand_back(block=self.queue.empty())
-                i, what, payload = self.queue.get()
+                t, what, payload = self.queue.get()
+                if t < 0:  # from the feeder or the bridge
+                    if what is _FED:
+                        fed = payload
+                    elif what is _DIED:  # no decoder left: every task not ended fails
+                        self._fail_unended(payload)
+                        ended, fed = len(self.tasks), len(self.tasks)
+                    else:
+                        raise what  # the source of videos failed
+                    continue
+                i = self.tasks[t][0]
                 if what == "open":
-                    self.states[i] = _VideoState(
-                        self.paths[i], payload.n_frames, len(self.model.keypoints), self.members
-                    )
-                    self.states[i].fps = payload.fps
-                    if self.progress:
-                        self._bar_total(sum(s.n for s in self.states.values()))
+                    if i not in self.states:
+                        st = self.states[i] = _VideoState(
+                            self.paths[i], payload.n_frames, len(self.model.keypoints), self.members
+                        )
+                        st.fps = payload.fps
+                        self._frames_total += st.n
+                        if self.progress:
+                            self._bar_total(self._frames_total)
                     continue
                 if isinstance(what, BaseException) or what is _END:
-                    st = self.states.get(i)
-                    if st is None:  # failed before it opened
-                        st = self.states[i] = _VideoState(self.paths[i], 0, 0, self.members)
-                    st.decoded = True
-                    if isinstance(what, BaseException):
-                        st.error = what
                     ended += 1
-                    self._sem.release()
-                    self._unpin([i])
+                    self._task_ended(t, i, what if isinstance(what, BaseException) else None)
                 else:
-                    ticket = None
-                    if isinstance(payload, tuple):  # a worker process's shared buffer
-                        payload, ticket = payload
-                    try:
-                        if self.states[i].error is None:
-                            if ticket is not None:
-                                payload = self._shared_to_device(i, payload, ticket)
-                                if self.model.device.type == "cuda":
-                                    ticket = None  # handed back when its copy is done
-                            self._infer(i, self.states[i], what, payload)
-                    except Exception as exc:  # this video fails; the others go on
-                        self.states[i].error = exc
-                    finally:
-                        if ticket is not None:
-                            self._procs.release(ticket)
+                    self._batch(t, i, what, payload)
                 self._collect(block=False)
             self._collect(block=True)
         finally:
@@ -678,9 +799,49 @@ class _MultiVideo:
             if self.bar is not None:
                 self.bar.stop()
 
+    def _task_ended(self, t: int, i: int, error: BaseException | None) -> None:
+        with self._lock:
+            self._running -= 1
+        if self._procs is None:
+            self._sem.release()
+        self._unpin([t])
+        st = self.states.get(i)
+        if st is None:  # failed before it opened
+            st = self.states[i] = _VideoState(self.paths[i], 0, 0, self.members)
+        if error is not None and st.error is None:
+            st.error = error
+        st.parts_ended += 1
+        st.decoded = st.parts_ended == self.parts[i]
+
+    def _fail_unended(self, exc: BaseException) -> None:
+        for i in range(len(self.paths)):
+            st = self.states.get(i)
+            if st is None:
+                st = self.states[i] = _VideoState(self.paths[i], 0, 0, self.members)
+            if not st.decoded:
+                st.error = st.error or exc
+                st.decoded = True
+
+    def _batch(self, t: int, i: int, batch: FrameBatch, payload: Any) -> None:
+        ticket = None
+        if isinstance(payload, tuple):  # a worker process's shared buffer
+            payload, ticket = payload
+        try:
+            if self.states[i].error is None:
+                if ticket is not None:
+                    payload = self._shared_to_device(t, payload, ticket)
+                    if self.model.device.type == "cuda":
+                        ticket = None  # handed back when its copy is done
+                self._infer(i, self.states[i], batch, payload)
+        except Exception as exc:  # this video fails; the others go on
+            self.states[i].error = exc
+        finally:
+            if ticket is not None:
+                self._procs.release(ticket)
+
     def _bar_total(self, total: int) -> None:
         if self.bar is None:
-            self.bar = FramesProgress(f"{len(self.paths)} videos", total)
+            self.bar = FramesProgress("videos", total)
         else:
             self.bar.set_total(total)
 

@@ -33,7 +33,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,13 +361,19 @@ class Predictor:
 
     def predict(
         self,
-        videos: Sequence[tuple[Path, str]],
+        videos: Sequence[tuple[Path, str]] | Iterable[tuple[Path, str]],
         *,
         jobs: int | None = None,
         progress: bool = False,
         on_result: Callable[[VideoResult], object],
+        waiting: Callable[[], int] | None = None,
     ) -> None:
         """Predict every (video, output stem) of ``videos`` into the output folder.
+
+        ``videos`` may be a list or any iterable, such as a
+        :class:`~vidpose.predict.predictor.VideoFeed` whose videos arrive while the first ones
+        are predicted (a worker's queue: the decoders and captured graphs serve them all);
+        ``waiting()`` says how many are ready to be taken (a feed's own by default).
 
         ``on_result`` gets one :class:`VideoResult` per video, ok or failed, only once all of
         that video's files are written; it is called from writer threads, and must be
@@ -376,8 +382,20 @@ class Predictor:
         """
         self.load()
         lock = threading.Lock()
-        stems = {Path(v): stem for v, stem in videos}  # not reported yet
-        paths = list(stems)
+        stems: dict[Path, str] = {}  # taken and not reported yet
+        if isinstance(videos, Sequence):
+            stems.update((Path(v), stem) for v, stem in videos)
+            paths: Sequence[Path] | Iterable[Path] = list(stems)
+        else:
+            waiting = waiting or getattr(videos, "waiting", None)
+
+            def taken() -> Iterator[Path]:
+                for video, stem in videos:
+                    with lock:
+                        stems[Path(video)] = stem
+                    yield Path(video)
+
+            paths = taken()
 
         def report(result: VideoResult) -> None:
             with lock:
@@ -386,7 +404,8 @@ class Predictor:
             on_result(result)
 
         def done(video: Path, res, stats: PredictStats | None) -> None:
-            stem = stems[video]
+            with lock:
+                stem = stems[video]
             if isinstance(res, BaseException):  # one bad video must not cost the others
                 report(VideoResult(video, stem, "failed", _reason(video, res)))
             else:
@@ -404,10 +423,13 @@ class Predictor:
                         on_done=lambda v, r, st: done(
                             v, r if isinstance(r, BaseException) else [r], st
                         ),
+                        waiting=waiting,
                         **common,
                     )
                 elif shares_frames(self.models):  # each frame decoded once for every member
-                    predict_with_members(self.models, paths, jobs=jobs, on_done=done, **common)
+                    predict_with_members(
+                        self.models, paths, jobs=jobs, on_done=done, waiting=waiting, **common
+                    )
                 else:
                     for video in paths:
                         self._predict_one_by_one(video, done, common)

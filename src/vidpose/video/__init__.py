@@ -116,7 +116,14 @@ __all__ = [
 ]
 
 
-def open_video(path: str | Path, reader: str = "auto", device: str | None = None) -> VideoReader:
+def open_video(
+    path: str | Path,
+    reader: str = "auto",
+    device: str | None = None,
+    *,
+    planar: bool = False,
+    threads: int = 0,
+) -> VideoReader:
     """Open a video for reading.
 
     Args:
@@ -128,6 +135,11 @@ def open_video(path: str | Path, reader: str = "auto", device: str | None = None
             "cpu" restricts "auto" to CPU backends (numpy frames); "cuda[:N]" is passed to GPU
             backends (a ``torch.device`` is taken as its string). CPU backends ignore it and
             return numpy arrays.
+        planar: a CPU reader that can may deliver 8-bit 4:2:0 frames as I420 planes
+            (``FrameBatch.pixels`` "i420") for the caller to convert, on a GPU
+            (:func:`vidpose.video.color.i420_to_rgb`); others deliver RGB as always.
+        threads: decoding threads of a CPU reader (0: FFmpeg's choice, about one per core;
+            give fewer when several decoders run at once).
 
     Raises:
         VideoError: missing file, not a video, no video stream, zero frames.
@@ -140,7 +152,7 @@ def open_video(path: str | Path, reader: str = "auto", device: str | None = None
     if reader != "auto":
         if reader not in READERS:
             raise ReaderUnavailableError(READERS.unknown(reader, extra=READER_CHOICES))
-        return READERS.get(reader).factory(path, device=device)
+        return _make(READERS.get(reader), path, device, planar, threads)
 
     want_cpu = device is not None and device.split(":")[0] == "cpu"
     reasons = []
@@ -148,12 +160,20 @@ def open_video(path: str | Path, reader: str = "auto", device: str | None = None
         if want_cpu and spec.gpu:
             continue
         try:
-            return spec.factory(path, device=device)
+            return _make(spec, path, device, planar, threads)
         except ReaderUnavailableError as e:
             reasons.append(f"{spec.name}: {e}")
     raise ReaderUnavailableError(
         f"{path}: no video reader could open it for device {device!r}: " + "; ".join(reasons)
     )
+
+
+def _make(
+    spec: ReaderSpec, path: Path, device: str | None, planar: bool, threads: int
+) -> VideoReader:
+    if spec.host_options and (planar or threads):
+        return spec.factory(path, device=device, planar=planar, threads=threads)
+    return spec.factory(path, device=device)
 
 
 def probe_video(path: str | Path) -> VideoInfo:

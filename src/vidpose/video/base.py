@@ -53,11 +53,15 @@ class FrameBatch:
         frames: (B, H, W, 3) uint8 RGB; numpy on CPU backends, a torch tensor on GPU ones.
             Frames that failed to decode are zero.
         valid: (B,) bool, False where the frame failed to decode.
+        pixels: "rgb", or "i420" when a reader asked for planes (``open_video(planar=True)``)
+            gave them: ``frames`` is then (B, 3H/2, W) packed I420
+            (:func:`vidpose.video.color.i420_to_rgb`).
     """
 
     start: int
     frames: Any
     valid: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    pixels: str = "rgb"
 
     @property
     def indices(self) -> np.ndarray:
@@ -100,6 +104,8 @@ class ReaderSpec:
         help: one line.
         clip_priority: the same for random clips (training), where seeking dominates: threaded
             CPU decoding was measured faster than the GPU readers there.
+        host_options: whether ``factory`` takes ``planar=`` (frames as I420 planes where
+            exact, :class:`FrameBatch` ``pixels``) and ``threads=`` (decoding threads).
     """
 
     name: str
@@ -108,6 +114,7 @@ class ReaderSpec:
     gpu: bool
     help: str
     clip_priority: int = 0
+    host_options: bool = False
 
 
 READERS: Registry[ReaderSpec] = Registry(
@@ -122,16 +129,32 @@ READER_CHOICES = ("auto",)
 """Names accepted besides the registered readers: ``auto`` picks the best that works."""
 
 
-def register_reader(name: str, *, priority: int, gpu: bool, help: str = "", clip_priority: int = 0):
+def register_reader(
+    name: str,
+    *,
+    priority: int,
+    gpu: bool,
+    help: str = "",
+    clip_priority: int = 0,
+    host_options: bool = False,
+):
     """Class decorator registering a VideoReader backend under ``name``."""
 
     def wrap(cls):
-        READERS.add(
-            ReaderSpec(name, cls, priority, gpu, help or first_line(cls.__doc__), clip_priority)
-        )
+        doc = help or first_line(cls.__doc__)
+        READERS.add(ReaderSpec(name, cls, priority, gpu, doc, clip_priority, host_options))
         return cls
 
     return wrap
+
+
+def i420_shape(height: int, width: int) -> tuple[int, int]:
+    """The (rows, columns) of one frame's I420 planes packed as
+    :func:`vidpose.video.color.i420_to_rgb` reads them: the luma plane, then Cb, then Cr, each
+    plane's rows back to back (H and W even)."""
+    if height % 2 or width % 2:
+        raise ValueError(f"I420 packing needs an even frame size, got {height}x{width}")
+    return height * 3 // 2, width
 
 
 def frames_to_uint8_rgb(frames: np.ndarray) -> np.ndarray:

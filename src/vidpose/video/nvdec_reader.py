@@ -53,6 +53,7 @@ from vidpose.video.base import (
     format_frame_ranges,
     register_reader,
 )
+from vidpose.video.color import nv12_to_rgb
 from vidpose.video.pyav_reader import PyAVReader
 
 __all__ = [
@@ -136,56 +137,6 @@ def resolve_cuda_device(device: str | torch.device | None, backend: str) -> torc
             f"{torch.cuda.device_count()} CUDA device(s)"
         )
     return torch.device("cuda", index)
-
-
-# ---------------------------------------------------------------------------------------------
-# colour conversion
-
-# BT.601 limited range ("TV range": Y in [16, 235], Cb/Cr in [16, 240]) to full-range RGB.
-_KR, _KB = 0.299, 0.114
-_KG = 1.0 - _KR - _KB
-_Y_GAIN = 255.0 / 219.0
-_C_GAIN = 255.0 / 224.0
-_R_CR = 2.0 * (1.0 - _KR) * _C_GAIN
-_B_CB = 2.0 * (1.0 - _KB) * _C_GAIN
-_G_CB = 2.0 * _KB * (1.0 - _KB) / _KG * _C_GAIN
-_G_CR = 2.0 * _KR * (1.0 - _KR) / _KG * _C_GAIN
-
-
-def nv12_to_rgb(nv12: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """NV12 frames to RGB with the BT.601 limited-range matrix, on the tensor's device.
-
-    Chroma is repeated over each 2x2 block, and values are rounded down: FFmpeg's swscale
-    (PyAV's ``rgb24``) rounds low by about half a level, so this lands within 2 levels of it
-    (mean difference about 0.2) where rounding to nearest would be 3 levels off at worst.
-
-    Args:
-        nv12: (B, H + ceil(H/2), W') uint8: H rows of luma, then ceil(H/2) rows of interleaved
-            (Cb, Cr) pairs; W' >= W, even (row padding is ignored).
-        height, width: frame size H, W.
-
-    Returns:
-        (B, H, W, 3) uint8 RGB.
-    """
-    if nv12.ndim == 2:
-        return nv12_to_rgb(nv12[None], height, width)[0]
-    b = nv12.shape[0]
-    ch, cw = (height + 1) // 2, (width + 1) // 2
-    if nv12.shape[1] < height + ch or nv12.shape[2] < 2 * cw:
-        raise ValueError(
-            f"NV12 frames of {height}x{width} need at least ({height + ch}, {2 * cw}) rows x "
-            f"columns, got {tuple(nv12.shape[1:])}"
-        )
-    y = nv12[:, :height, :width].to(torch.float32) - 16.0
-    uv = nv12[:, height : height + ch, : 2 * cw].reshape(b, ch, cw, 2).to(torch.float32) - 128.0
-    uv = uv.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)[:, :height, :width]
-    cb, cr = uv[..., 0], uv[..., 1]
-    y = y * _Y_GAIN
-    rgb = torch.stack(
-        (y + _R_CR * cr, y - _G_CB * cb - _G_CR * cr, y + _B_CB * cb),
-        dim=-1,
-    )
-    return rgb.floor_().clamp_(0.0, 255.0).to(torch.uint8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,167 @@
+"""One video split into parts decoded at once, and videos streamed into one prediction."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import vidpose.predict.predictor as predictor
+from vidpose.predict import load_model
+from vidpose.predict.batch import FutureResults
+from vidpose.predict.predictor import VideoFeed, predict_with_members, split_video
+from vidpose.predict.run import Predictor
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Parts of 8 frames are allowed (the tiny video has 48)."""
+    monkeypatch.setattr(predictor, "MIN_PART_FRAMES", 8)
+
+
+def _predict(model, videos, **kwargs) -> dict:
+    got: dict = {}
+    model.predict_videos(
+        videos,
+        batch_size=8,
+        on_done=lambda path, res, _st: got.setdefault(path, []).append(res),
+        **kwargs,
+    )
+    return got
+
+
+def test_split_video_ranges(tiny_video, tmp_path, small_parts):
+    parts = split_video(tiny_video, 4, 8)
+    # 48 frames in 4 parts of whole batches: 16, 16, 16 (the last one open-ended)
+    assert parts == [(0, 16), (16, 32), (32, None)]
+    assert split_video(tiny_video, 1, 8) == [(0, None)]
+    assert split_video(tiny_video, 100, 8)[-1] == (40, None)  # at most n / MIN_PART_FRAMES
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert split_video(bad, 4, 8) == [(0, None)]  # its decoder will say why
+
+
+def test_split_video_keeps_short_videos_whole(tiny_video):
+    assert split_video(tiny_video, 6, 8) == [(0, None)]  # 48 frames < 2 x MIN_PART_FRAMES
+
+
+@pytest.mark.parametrize("decoders", ["threads", "processes"])
+def test_a_video_split_into_parts_predicts_what_it_does_whole(
+    tiny_model, tiny_video, monkeypatch, decoders
+):
+    model = load_model(tiny_model, device="cpu")
+    model.cfg.predict.decoders = decoders
+    whole = _predict(model, [tiny_video], jobs=4)[tiny_video]
+    monkeypatch.setattr(predictor, "MIN_PART_FRAMES", 8)
+    seen: list = []
+    real = predictor.split_video
+    monkeypatch.setattr(predictor, "split_video", lambda *a: seen.append(real(*a)) or seen[-1])
+    parts = _predict(model, [tiny_video], jobs=4)[tiny_video]
+    assert len(seen) == 1 and len(seen[0]) == 3  # 4 decoders, 48 frames: 3 parts of 2 batches
+    assert len(whole) == len(parts) == 1
+    a, b = whole[0], parts[0]
+    assert np.array_equal(a.frames, b.frames) and a.n_frames == 48
+    np.testing.assert_allclose(a.coords, b.coords, atol=1e-3)
+    np.testing.assert_allclose(a.likelihood, b.likelihood, atol=1e-4)
+
+
+def test_a_part_that_fails_fails_its_video_alone(tiny_model, tiny_video, tmp_path, monkeypatch):
+    monkeypatch.setattr(predictor, "MIN_PART_FRAMES", 8)
+    model = load_model(tiny_model, device="cpu")
+    other = tmp_path / "other.mp4"
+    shutil.copy(tiny_video, other)
+    real_open = predictor.open_video
+
+    class Breaking:
+        def __init__(self, vr):
+            self.vr, self.info = vr, vr.info
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.vr.close()
+
+        def iter_batches(self, bs, start=0, stop=None):
+            if start > 0:
+                raise RuntimeError(f"part from {start} broke")
+            yield from self.vr.iter_batches(bs, start, stop)
+
+    def flaky(path, **kwargs):
+        vr = real_open(path, **kwargs)
+        return Breaking(vr) if path == tiny_video else vr
+
+    monkeypatch.setattr(predictor, "open_video", flaky)
+    got = _predict(model, [tiny_video, other], jobs=4)
+    assert isinstance(got[tiny_video][0], RuntimeError)
+    assert "broke" in str(got[tiny_video][0])
+    assert got[other][0].n_frames == 48 and np.isfinite(got[other][0].coords).all()
+
+
+def test_videos_fed_while_predicting_are_all_predicted_once(tiny_model, tiny_video, tmp_path):
+    model = load_model(tiny_model, device="cpu")
+    videos = []
+    for i in range(4):
+        v = tmp_path / f"v{i}.mp4"
+        shutil.copy(tiny_video, v)
+        videos.append(v)
+    expected = _predict(model, [tiny_video])[tiny_video][0]
+    feed = VideoFeed()
+    got: dict = {}
+
+    def producer() -> None:
+        for v in videos:
+            feed.put(v)
+            time.sleep(0.3)  # the first videos are done before the last ones arrive
+        feed.close()
+
+    threading.Thread(target=producer, daemon=True).start()
+    predict_with_members(
+        [model],
+        feed,
+        batch_size=8,
+        jobs=2,
+        on_done=lambda path, res, _st: got.setdefault(path, []).append(res),
+    )
+    assert sorted(got) == videos
+    for v in videos:
+        assert len(got[v]) == 1
+        np.testing.assert_allclose(got[v][0][0].coords, expected.coords, atol=1e-3)
+
+
+def test_a_worker_keeps_serving_videos_that_come_one_at_a_time(tiny_model, tiny_video, tmp_path):
+    """A worker's prediction stays open between videos: each result comes back while the
+    worker waits for the next video."""
+    pred = Predictor(tiny_model, tmp_path / "out", device="cpu", batch_size=8)
+    pred.load()
+    futures = FutureResults(pred, jobs=2, crash_marker=None)
+    for i in range(3):
+        v = tmp_path / f"w{i}.mp4"
+        shutil.copy(tiny_video, v)
+        res = futures.submit(v, f"w{i}").result(timeout=120)
+        assert res.status == "ok", res.reason
+        assert res.table == tmp_path / "out" / f"w{i}.csv" and res.table.exists()
+    futures.loop.close()
+    assert not futures.loop.thread.is_alive()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_planes_converted_in_the_captured_graph_predict_what_rgb_frames_do(
+    tiny_model, tiny_video, monkeypatch
+):
+    """On a GPU, PyAV hands over I420 planes converted inside the captured graph; the
+    predictions match those from PyAV's RGB frames (the conversions differ by <= 2 levels)."""
+    model = load_model(tiny_model, device="cuda", precision="32")
+    model.cfg.predict.reader = "pyav"
+    planar = _predict(model, [tiny_video], jobs=1)[tiny_video][0]
+    real_open = predictor.open_video
+    monkeypatch.setattr(
+        predictor, "open_video", lambda path, **kw: real_open(path, **{**kw, "planar": False})
+    )
+    rgb = _predict(model, [tiny_video], jobs=1)[tiny_video][0]
+    assert np.isfinite(planar.coords).all()
+    np.testing.assert_allclose(planar.coords, rgb.coords, atol=0.5)
