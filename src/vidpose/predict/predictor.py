@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from vidpose._device import resolve_device
+from vidpose._graphs import CAPTURE_GATE
 from vidpose._progress import FramesProgress
 from vidpose.build import build_network_from_config
 from vidpose.config import VidposeConfig, load_config
@@ -192,6 +193,12 @@ class PoseModel:
 
         ``batch_size`` and ``reader`` default to the model's ``predict.*`` config."""
         path = Path(path)
+        if self.device.type == "cuda":  # streams and pinned copies on the model's device
+            with torch.cuda.device(self.device):
+                return self._predict_video(path, batch_size, reader, progress, stats)
+        return self._predict_video(path, batch_size, reader, progress, stats)
+
+    def _predict_video(self, path, batch_size, reader, progress, stats) -> Poses:
         bs = batch_size or self.cfg.predict.batch_size
         reader = reader or self.cfg.predict.reader
         with open_video(path, reader=reader, device=self.device) as vr:
@@ -646,6 +653,8 @@ class _MultiVideo:
         _, path, start, stop, threads = self.tasks[t]
         try:
             device = self.model.device
+            if device.type == "cuda":
+                torch.cuda.set_device(device)  # where pin_memory makes its buffers
             with open_video(
                 path, reader=self.reader, device=device, planar=self.planar, threads=threads
             ) as vr:
@@ -657,7 +666,9 @@ class _MultiVideo:
                     if isinstance(frames, np.ndarray):
                         frames = torch.from_numpy(frames)
                         if device.type == "cuda":
-                            frames = frames.pin_memory()
+                            # not while the predicting thread captures a graph
+                            with CAPTURE_GATE.running():
+                                frames = frames.pin_memory()
                     self.queue.put((t, batch, frames))
             self.queue.put((t, _END, None))
         except BaseException as exc:  # reported for this video; the others go on
@@ -750,6 +761,15 @@ class _MultiVideo:
     # main loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
+        # Streams, captures and pinned copies use the thread's current device: make it the
+        # model's (a worker predicts on cuda:1 from a thread whose default is cuda:0).
+        if self.model.device.type != "cuda":
+            self._run()
+            return
+        with torch.cuda.device(self.model.device):
+            self._run()
+
+    def _run(self) -> None:
         if self.processes:
             self._start_processes()
         threading.Thread(target=self._feed, daemon=True, name="vidpose-feed").start()
