@@ -165,3 +165,53 @@ def test_planes_converted_in_the_captured_graph_predict_what_rgb_frames_do(
     rgb = _predict(model, [tiny_video], jobs=1)[tiny_video][0]
     assert np.isfinite(planar.coords).all()
     np.testing.assert_allclose(planar.coords, rgb.coords, atol=0.5)
+
+
+def test_results_on_their_way_are_brought_in_while_the_feed_is_quiet(
+    tiny_model, tiny_video, monkeypatch
+):
+    """A worker's scheduler sends more videos only when it hears of finished ones: once every
+    video it got is decoded, the results still on their way from the GPU must come in without
+    waiting for another message (on the GPU this hung the 2-GPU batch). Here each batch's
+    result is 'on its way' (its event not done) until someone waits for it."""
+
+    class LateEvent:
+        def __init__(self) -> None:
+            self.done = False
+
+        def query(self) -> bool:
+            return self.done
+
+        def synchronize(self) -> None:
+            self.done = True
+
+    real = predictor._MultiVideo._infer
+
+    def late(self, *args):
+        real(self, *args)
+        *entry, _ = self.in_flight.pop()
+        self.in_flight.append((*entry, LateEvent()))
+
+    monkeypatch.setattr(predictor._MultiVideo, "_infer", late)
+    model = load_model(tiny_model, device="cpu")
+    feed = VideoFeed()
+    got: dict = {}
+    heard = threading.Event()
+
+    def on_done(path, res, _st):
+        got[path] = res
+        heard.set()
+
+    feed.put(tiny_video)
+    run = threading.Thread(
+        target=predict_with_members,
+        args=([model], feed),
+        kwargs=dict(batch_size=8, jobs=2, on_done=on_done),
+        daemon=True,
+    )
+    run.start()
+    assert heard.wait(timeout=60), "the finished video was never reported"
+    feed.close()  # what the scheduler does once it has heard
+    run.join(timeout=60)
+    assert not run.is_alive()
+    assert np.isfinite(got[tiny_video][0].coords).all()

@@ -552,6 +552,8 @@ class _VideoState:
 _END = object()
 _FED = object()  # the feeder took every video of the source
 _DIED = object()  # every decoder process stopped
+IDLE_S = 0.05
+"""With no batch for this long, the predicting thread waits for the results on their way."""
 MAX_IN_FLIGHT = 8
 """Batches whose results may be on their way to the host at once."""
 
@@ -779,7 +781,14 @@ class _MultiVideo:
                 if self._procs is not None:
                     # workers wait for their buffers: hand back all of them before blocking
                     self._hand_back(block=self.queue.empty())
-                t, what, payload = self.queue.get()
+                try:
+                    t, what, payload = self.queue.get(timeout=IDLE_S)
+                except queue.Empty:
+                    # Quiet: a decoder or the source may not speak before these results are
+                    # out (a worker's scheduler sends more videos when it hears of finished
+                    # ones), so bring in every result on its way and finish those videos.
+                    self._collect(block=True)
+                    continue
                 if t < 0:  # from the feeder or the bridge
                     if what is _FED:
                         fed = payload
