@@ -771,7 +771,8 @@ def _process_main(settings, device, jobs, name, inbox, results, crash_marker) ->
 
 
 class ProcessPool:
-    """One worker process per device of this machine (spawned: CUDA must not be forked)."""
+    """One worker process per device of this machine (from a fork server, or spawned: never
+    forked from this process, which may hold a CUDA context)."""
 
     def __init__(
         self,
@@ -780,9 +781,9 @@ class ProcessPool:
         jobs: int | None,
         crash_marker: str | None,
     ) -> None:
-        import multiprocessing as mp
+        from vidpose.predict.decoders import worker_context
 
-        self.ctx = mp.get_context("spawn")
+        self.ctx = worker_context()  # not forked from this process: CUDA may be initialised
         self.settings = settings
         self.free = list(devices)
         self.jobs = jobs or 6
