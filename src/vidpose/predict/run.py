@@ -140,10 +140,12 @@ def _check_formats(formats: Sequence[str], ensemble: bool) -> tuple[str, ...]:
     An ensemble's first format holds the smoothed table and its statistics columns, so it must
     be one that holds every column (an ``exact`` format: csv, h5).
     """
+    out = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    if out == ("csv",):  # the default: known without loading every format's module (0.9 s of
+        return out  # `vidpose predict`'s start on the H100 host; the writers load meanwhile)
     from vidpose.io import FORMATS
 
     known = {e.lstrip("."): f for f in FORMATS for e in f.extensions}
-    out = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
     bad = [f for f in out if f not in known]
     if not out or bad:
         raise ConfigError(
