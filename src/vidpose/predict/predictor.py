@@ -601,6 +601,7 @@ class _MultiVideo:
         self.progress = progress
         self.bar: FramesProgress | None = None
         self._frames_total = 0
+        self._cuda_index = 0
 
     # the feeder ------------------------------------------------------------------------------
 
@@ -655,8 +656,8 @@ class _MultiVideo:
         _, path, start, stop, threads = self.tasks[t]
         try:
             device = self.model.device
-            if device.type == "cuda":
-                torch.cuda.set_device(device)  # where pin_memory makes its buffers
+            if device.type == "cuda":  # where pin_memory makes its buffers; an index, as
+                torch.cuda.set_device(self._cuda_index)  # a bare "cuda" device has none
             with open_video(
                 path, reader=self.reader, device=device, planar=self.planar, threads=threads
             ) as vr:
@@ -772,6 +773,8 @@ class _MultiVideo:
             self._run()
 
     def _run(self) -> None:
+        if self.model.device.type == "cuda":
+            self._cuda_index = torch.cuda.current_device()  # the model's, set by run()
         if self.processes:
             self._start_processes()
         threading.Thread(target=self._feed, daemon=True, name="vidpose-feed").start()
