@@ -630,7 +630,7 @@ class _MultiVideo:
                     self.tasks.append((i, path, start, stop, threads))
                     if not self._start_task(t):
                         return
-        except BaseException as exc:  # the source failed: what was taken is still predicted
+        except BaseException as exc:  # the source failed: the main loop raises it
             self.queue.put((-1, exc, None))
         finally:
             self.queue.put((-1, _FED, len(self.tasks)))
