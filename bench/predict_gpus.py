@@ -1,7 +1,7 @@
 """Batch prediction on one GPU vs all GPUs of the machine (`vidpose predict`'s local engine).
 
     python bench/predict_gpus.py --video VIDEO [--model MODEL_DIR] [--copies 40] \\
-        [--gpus 1,2] [--out bench/results/predict_gpus_h100x2.json]
+        [--gpus 1,2] [--timeout 240] [--out bench/results/predict_gpus_h100x2.json]
 
 Without --model, trains the mirror-mouse model of bench/train_speed.py (ResNet-50, 256 px, 500
 steps supervised) first. Then, for each GPU count G of ``--gpus``: ``vidpose.predict_batch`` on
@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         "--decoders", default="auto", help="predict.decoders values to run, e.g. auto,threads"
     )
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one run may take; a run past it is recorded as timed out and the bench "
+        "stops there (the JSON keeps every row so far)",
+    )
     args = ap.parse_args(argv)
     counts = [int(g) for g in args.gpus.split(",")]
     per_video = probe_video(args.video).n_frames
@@ -79,10 +87,23 @@ def main(argv: list[str] | None = None) -> int:
         for decoders, g in [(d, g) for d in args.decoders.split(",") for g in counts]:
             set_decoders(model, decoders)
             t0 = time.perf_counter()
-            report = vidpose.predict_batch(
-                model, videos, tmp / f"out_{decoders}_{g}", workers=g, jobs=args.jobs
+            done: list = []
+            target = tmp / f"out_{decoders}_{g}"
+            run = threading.Thread(
+                target=_batch, args=(done, model, videos, target, g, args.jobs), daemon=True
             )
+            run.start()
+            run.join(args.timeout)
             wall = time.perf_counter() - t0
+            if not done:
+                row = {"gpus": g, "decoders": decoders, "timed_out_after_s": wall}
+                out["runs"][f"{decoders}/{g}"] = row
+                print(json.dumps(row), flush=True)
+                _write(args.out, out)
+                os._exit(3)  # workers may hang on: leave without waiting for them
+            if isinstance(done[0], BaseException):
+                raise done[0]
+            report = done[0]
             ok = [r for r in report.videos if r.status == "ok"]
             row = {
                 "gpus": g,
@@ -97,16 +118,29 @@ def main(argv: list[str] | None = None) -> int:
             }
             out["runs"][f"{decoders}/{g}"] = row
             print(json.dumps(row), flush=True)
+            _write(args.out, out)
         out["speedup_vs_1"] = {
             k: r["fps"] / out["runs"][f"{r['decoders']}/1"]["fps"]
             for k, r in out["runs"].items()
             if f"{r['decoders']}/1" in out["runs"]
         }
     print(json.dumps(out, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    _write(args.out, out)
     return 0
+
+
+def _batch(done: list, model: Path, videos: list, out: Path, workers: int, jobs) -> None:
+    try:
+        done.append(vidpose.predict_batch(model, videos, out, workers=workers, jobs=jobs))
+    except BaseException as exc:  # raised in the main thread
+        done.append(exc)
+
+
+def _write(path: Path | None, out: dict) -> None:
+    """The results so far (after every run: a later run that hangs loses nothing)."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
