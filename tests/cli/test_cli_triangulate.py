@@ -175,3 +175,13 @@ def test_label_tables_are_refused(proj):
     labels = {v: proj.labels[v] for v in proj.views}
     with pytest.raises(LabelsError, match="rows are images"):
         vidpose.triangulate_tables(read_calibration(proj.calibration), labels)
+
+
+def test_the_3d_options_default_to_the_librarys_values():
+    from vidpose.cli import _common
+    from vidpose.geometry import tables
+
+    assert (_common.OUTLIER_PX, _common.MIN_CONFIDENCE) == (
+        tables.OUTLIER_PX,
+        tables.MIN_CONFIDENCE,
+    )

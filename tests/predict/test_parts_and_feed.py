@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +216,32 @@ def test_results_on_their_way_are_brought_in_while_the_feed_is_quiet(
     run.join(timeout=60)
     assert not run.is_alive()
     assert np.isfinite(got[tiny_video][0].coords).all()
+
+
+def test_a_worker_whose_prediction_fails_before_taking_a_video_still_moves_on(tmp_path):
+    """A bug that stops the prediction before it takes a video fails the next video (with the
+    reason) instead of retrying forever; closing the worker returns."""
+    from vidpose.predict.batch import WorkerLoop
+
+    class Broken:
+        def predict(self, videos, **_kw):
+            raise RuntimeError("no model")
+
+    results: list = []
+    loop = WorkerLoop(Broken(), jobs=2, on_result=results.append)
+    loop.put(tmp_path / "a.mp4", "a")
+    loop.put(tmp_path / "b.mp4", "b")
+    loop.close()
+    assert [(r.stem, r.status) for r in results] == [("a", "failed"), ("b", "failed")]
+    assert "RuntimeError: no model" in results[0].reason
+
+
+def test_when_every_decoder_dies_only_unfinished_videos_fail():
+    mv = object.__new__(predictor._MultiVideo)
+    mv.paths = [Path("done.mp4"), Path("open.mp4"), Path("new.mp4")]
+    mv.finished = {0}  # already handed to on_done
+    mv.members = 1
+    mv.states = {1: predictor._VideoState(mv.paths[1], 8, 2)}
+    mv._fail_unended(RuntimeError("decoders died"))
+    assert sorted(mv.states) == [1, 2]
+    assert all(st.decoded and isinstance(st.error, RuntimeError) for st in mv.states.values())

@@ -157,6 +157,34 @@ def device_type(text: str) -> str:
     return text
 
 
+OUTLIER_PX = 20.0
+MIN_CONFIDENCE = 0.5
+"""Defaults of the 3D options: ``vidpose.geometry.tables``' (equal, checked by a test; not
+imported from there, which would load the geometry package at every command's start)."""
+
+
+def add_3d_options(p: argparse.ArgumentParser, context: str = "") -> None:
+    """``--outlier-px`` and ``--min-confidence``: how 2D points become 3D ones (``vidpose
+    triangulate``; ``vidpose predict`` for multi-camera models, ``context`` prefixing the help).
+    """
+    p.add_argument(
+        "--outlier-px",
+        type=float_type(0, lo_open=True),
+        default=OUTLIER_PX,
+        metavar="PX",
+        help=f"{context}drop a view reprojecting further than this from the point while more "
+        f"than 2 views remain (default {OUTLIER_PX:g}), e.g. --outlier-px 15",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float_type(0, 1),
+        default=MIN_CONFIDENCE,
+        metavar="P",
+        help=f"{context}leave out 2D points with a likelihood below this (default "
+        f"{MIN_CONFIDENCE:g}; 0 keeps all), e.g. --min-confidence 0.8",
+    )
+
+
 def smoothing_type(text: str) -> str | float:
     """auto, or a process noise variance > 0 (px^2 per frame)."""
     if text.strip().lower() == "auto":

@@ -710,6 +710,12 @@ class WorkerLoop:
             why = f"the worker failed: {type(exc).__name__}: {exc}"
             with lock:
                 left = list(taken.items())
+            if not left:  # it failed before taking any: fail the next, so that the loop moves
+                item = self.inbox.get()
+                if item is None:
+                    self._closed = True
+                    return
+                left = [item]
             for video, stem in left:
                 self.on_result(VideoResult(video, stem, "failed", why))
 

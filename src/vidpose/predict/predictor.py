@@ -407,28 +407,15 @@ def predict_with_members(
         )
     bs = batch_size or first.cfg.predict.batch_size
     reader = reader or first.cfg.predict.reader
-    if isinstance(paths, Sequence):
-        if not paths:
-            return
-        taken = [0]
-        videos = len(paths)
-
-        def counted() -> Iterator[Path]:
-            for path in paths:
-                taken[0] += 1
-                yield path
-
-        source: Iterable[Path] = counted()
-        waiting = waiting or (lambda: videos - taken[0])
-    else:
-        videos, source = None, paths
-        waiting = waiting or getattr(paths, "waiting", None) or (lambda: 0)
+    listed = isinstance(paths, Sequence)
+    if listed and not paths:
+        return
     jobs = max(1, jobs or DEFAULT_JOBS)
     runner = _Members(models)
-    processes = _decode_in_processes(
-        first.cfg.predict.decoders, reader, runner.device, jobs if videos is None else videos
-    )
-    _MultiVideo(runner, source, waiting, bs, reader, jobs, progress, on_done, processes).run()
+    videos = len(paths) if listed else jobs  # a feed: as many as can be decoded at once
+    processes = _decode_in_processes(first.cfg.predict.decoders, reader, runner.device, videos)
+    waiting = waiting or getattr(paths, "waiting", None)
+    _MultiVideo(runner, paths, waiting, bs, reader, jobs, progress, on_done, processes).run()
 
 
 AUTO_PROCESSES_MIN_VIDEOS = 4
@@ -573,6 +560,9 @@ class _MultiVideo:
     ) -> None:
         self.model = model
         self.source = source
+        if waiting is None:  # a list: what the feeder has not taken yet
+            listed = isinstance(source, Sequence)
+            waiting = (lambda: len(source) - len(self.paths)) if listed else (lambda: 0)
         self.waiting = waiting
         self.bs = bs
         self.reader = reader
@@ -581,6 +571,7 @@ class _MultiVideo:
         # a GPU converts the planes itself: half of a CPU decoder's work per frame
         self.planar = model.device.type == "cuda"
         self.paths: list[Path] = []  # video number -> path, as the feeder takes them
+        self.finished: set[int] = set()  # videos handed to on_done
         # (video, path, start, stop, decoding threads)
         self.tasks: list[tuple[int, Path, int, int | None, int]] = []
         self.parts: dict[int, int] = {}  # video -> its number of tasks
@@ -847,6 +838,8 @@ class _MultiVideo:
 
     def _fail_unended(self, exc: BaseException) -> None:
         for i in range(len(self.paths)):
+            if i in self.finished:
+                continue
             st = self.states.get(i)
             if st is None:
                 st = self.states[i] = _VideoState(self.paths[i], 0, 0, self.members)
@@ -923,6 +916,7 @@ class _MultiVideo:
         for i, st in list(self.states.items()):
             if st.decoded and st.in_flight == 0:
                 del self.states[i]
+                self.finished.add(i)
                 self._finish(st)
 
     def _finish(self, st: _VideoState) -> None:

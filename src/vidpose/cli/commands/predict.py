@@ -9,6 +9,7 @@ from pathlib import Path
 import vidpose
 from vidpose.cli._common import (
     UsageError,
+    add_3d_options,
     device_type,
     float_type,
     int_type,
@@ -121,22 +122,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "`vidpose triangulate --smooth`: each frame trusted by its reprojection error and "
         "number of views; gaps stay gaps)",
     )
-    p.add_argument(
-        "--outlier-px",
-        type=float_type(0, lo_open=True),
-        default=20.0,
-        metavar="PX",
-        help="multi-camera models, 3D: drop a view reprojecting further than this from the "
-        "point while more than 2 views remain (default 20), e.g. --outlier-px 15",
-    )
-    p.add_argument(
-        "--min-confidence",
-        type=float_type(0, 1),
-        default=0.5,
-        metavar="P",
-        help="multi-camera models, 3D: leave out 2D points with a likelihood below this "
-        "(default 0.5; the 2D tables keep every point), e.g. --min-confidence 0.8",
-    )
+    add_3d_options(p, "multi-camera models, 3D: ")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handle=handle)
     return p

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vidpose.cli._common import (
     UsageError,
-    float_type,
+    add_3d_options,
     need_file,
     say,
     smoothing_type,
@@ -66,22 +66,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="OUT.csv",
         help="the 3D table to write (CSV, replaced atomically), e.g. --out s0_3d.csv",
     )
-    p.add_argument(
-        "--outlier-px",
-        type=float_type(0, lo_open=True),
-        default=20.0,
-        metavar="PX",
-        help="drop a view reprojecting further than this from the point while more than 2 "
-        "views remain (default 20), e.g. --outlier-px 15",
-    )
-    p.add_argument(
-        "--min-confidence",
-        type=float_type(0, 1),
-        default=0.5,
-        metavar="P",
-        help="leave out 2D points with a likelihood below this (default 0.5; 0 keeps all), "
-        "e.g. --min-confidence 0.8",
-    )
+    add_3d_options(p)
     p.add_argument(
         "--smooth",
         action="store_true",
