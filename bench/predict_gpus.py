@@ -1,7 +1,7 @@
 """Batch prediction on one GPU vs all GPUs of the machine (`vidpose predict`'s local engine).
 
     python bench/predict_gpus.py --video VIDEO [--model MODEL_DIR] [--copies 40] \\
-        [--gpus 1,2] [--timeout 240] [--out bench/results/predict_gpus_h100x2.json]
+        [--gpus 1,2] [--readers auto] [--timeout 240] [--out bench/results/predict_gpus_h100x2.json]
 
 Without --model, trains the mirror-mouse model of bench/train_speed.py (ResNet-50, 256 px, 500
 steps supervised) first. Then, for each GPU count G of ``--gpus``: ``vidpose.predict_batch`` on
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--decoders", default="auto", help="predict.decoders values to run, e.g. auto,threads"
     )
+    ap.add_argument(
+        "--readers", default="auto", help="readers to run, e.g. nvdec,pyav (auto: the model's)"
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--timeout",
@@ -84,20 +87,29 @@ def main(argv: list[str] | None = None) -> int:
             v.symlink_to(args.video.resolve())
             videos.append(v)
         frames = per_video * len(videos)
-        for decoders, g in [(d, g) for d in args.decoders.split(",") for g in counts]:
+        runs = [
+            (r, d, g)
+            for r in args.readers.split(",")
+            for d in args.decoders.split(",")
+            for g in counts
+        ]
+        for reader, decoders, g in runs:
             set_decoders(model, decoders)
+            key = f"{reader}/{decoders}"
             t0 = time.perf_counter()
             done: list = []
-            target = tmp / f"out_{decoders}_{g}"
+            target = tmp / f"out_{reader}_{decoders}_{g}"
             run = threading.Thread(
-                target=_batch, args=(done, model, videos, target, g, args.jobs), daemon=True
+                target=_batch,
+                args=(done, model, videos, target, g, args.jobs, reader),
+                daemon=True,
             )
             run.start()
             run.join(args.timeout)
             wall = time.perf_counter() - t0
             if not done:
-                row = {"gpus": g, "decoders": decoders, "timed_out_after_s": wall}
-                out["runs"][f"{decoders}/{g}"] = row
+                row = {"gpus": g, "reader": reader, "decoders": decoders, "timed_out_after_s": wall}
+                out["runs"][f"{key}/{g}"] = row
                 print(json.dumps(row), flush=True)
                 _write(args.out, out)
                 os._exit(3)  # workers may hang on: leave without waiting for them
@@ -107,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             ok = [r for r in report.videos if r.status == "ok"]
             row = {
                 "gpus": g,
+                "reader": reader,
                 "decoders": decoders,
                 "workers": report.workers,
                 "videos_ok": len(ok),
@@ -116,22 +129,31 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": wall,
                 "fps": frames / wall,
             }
-            out["runs"][f"{decoders}/{g}"] = row
+            out["runs"][f"{key}/{g}"] = row
             print(json.dumps(row), flush=True)
             _write(args.out, out)
         out["speedup_vs_1"] = {
-            k: r["fps"] / out["runs"][f"{r['decoders']}/1"]["fps"]
+            k: r["fps"] / out["runs"][f"{r['reader']}/{r['decoders']}/1"]["fps"]
             for k, r in out["runs"].items()
-            if f"{r['decoders']}/1" in out["runs"]
+            if "fps" in r and "fps" in out["runs"].get(f"{r['reader']}/{r['decoders']}/1", {})
         }
     print(json.dumps(out, indent=2))
     _write(args.out, out)
     return 0
 
 
-def _batch(done: list, model: Path, videos: list, out: Path, workers: int, jobs) -> None:
+def _batch(done: list, model: Path, videos: list, out: Path, workers: int, jobs, reader) -> None:
     try:
-        done.append(vidpose.predict_batch(model, videos, out, workers=workers, jobs=jobs))
+        done.append(
+            vidpose.predict_batch(
+                model,
+                videos,
+                out,
+                workers=workers,
+                jobs=jobs,
+                reader=None if reader == "auto" else reader,
+            )
+        )
     except BaseException as exc:  # raised in the main thread
         done.append(exc)
 

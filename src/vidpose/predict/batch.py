@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 from vidpose import __version__
 from vidpose._atomic import atomic_write_text
+from vidpose._cpus import cpu_shares, pin_to, usable_cpus
 from vidpose.errors import ConfigError
 from vidpose.predict.ledger import LEDGER_FILE, Ledger, VideoStamp, lock_output
 from vidpose.predict.run import (
@@ -753,16 +754,19 @@ class FutureResults:
 # -- local processes, one per GPU -------------------------------------------------------------
 
 
-def _process_main(settings, device, jobs, name, inbox, results, crash_marker) -> None:
+def _process_main(settings, device, jobs, name, inbox, results, crash_marker, cores) -> None:
     """A local worker process: load the models on ``device``, then predict what comes in.
     Sends ``(name, "ready", None)``, ``(name, "result", VideoResult)`` or, when the models
-    cannot be loaded, ``(name, "error", reason)``."""
+    cannot be loaded, ``(name, "error", reason)``. ``cores``: the CPU cores it runs on (its
+    share of the machine's, so that the workers' decoders do not compete for the same ones),
+    or None for all."""
+    pin_to(cores)  # first: the threads and processes started below inherit it
     import torch
 
     if device.startswith("cuda"):  # streams and captured graphs use the current device
         torch.cuda.set_device(device)
     else:  # CPU workers share the cores
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+        torch.set_num_threads(max(1, usable_cpus() // max(1, jobs)))
     try:
         predictor = settings.predictor(device)
         predictor.load()
@@ -792,6 +796,9 @@ class ProcessPool:
         self.ctx = worker_context()  # not forked from this process: CUDA may be initialised
         self.settings = settings
         self.free = list(devices)
+        # each device's worker runs on its own share of the cores (a restarted one too)
+        shares = cpu_shares(len(devices)) if len(devices) > 1 else None
+        self.cores = dict(zip(devices, shares)) if shares else {}
         self.jobs = jobs or 6
         self.crash_marker = crash_marker
         self.results = self.ctx.Queue()
@@ -820,7 +827,16 @@ class ProcessPool:
         inbox = self.ctx.Queue()
         proc = self.ctx.Process(
             target=_process_main,
-            args=(self.settings, device, self.jobs, name, inbox, self.results, self.crash_marker),
+            args=(
+                self.settings,
+                device,
+                self.jobs,
+                name,
+                inbox,
+                self.results,
+                self.crash_marker,
+                self.cores.get(device),
+            ),
             daemon=True,
             name=f"vidpose-{name}",
         )

@@ -14,7 +14,6 @@ video's ends). ``predict_images`` treats its images as unrelated: each one is it
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 import time
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidpose._cpus import usable_cpus
 from vidpose._device import resolve_device
 from vidpose._graphs import CAPTURE_GATE
 from vidpose._progress import FramesProgress
@@ -615,7 +615,7 @@ class _MultiVideo:
                 # the cores shared by the decoders that will run beside these
                 with self._lock:
                     beside = self._running + len(ranges) + self.waiting()
-                threads = max(1, (os.cpu_count() or 1) // max(1, min(self.jobs, beside)))
+                threads = max(1, usable_cpus() // max(1, min(self.jobs, beside)))
                 for start, stop in ranges:
                     t = len(self.tasks)
                     self.tasks.append((i, path, start, stop, threads))
