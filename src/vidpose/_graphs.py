@@ -178,6 +178,18 @@ class StepGraphs:
         self.replays = 0
         self.eager_calls = 0
 
+    def close(self) -> None:
+        """Destroy the captured graphs now (their memory pools go with them); later calls
+        capture afresh. A graph that holds a collective (the gradient all-reduce of multi-GPU
+        training) must be gone before its NCCL communicator is: tearing the process group down
+        under a live one hangs both processes."""
+        if self._side is not None:
+            self._side.synchronize()
+        for entry in self._graphs.values():
+            entry.graph.reset()
+        self._graphs.clear()
+        self._seen.clear()
+
     def _on_side_stream(self, call: Callable[[], Any]) -> Any:
         if self._side is None:
             self._side = torch.cuda.Stream()

@@ -29,7 +29,7 @@ from vidpose.models.heads import HEADS
 from vidpose.predict import load_model
 from vidpose.training import train
 from vidpose.training.datamodule import RandomBatchSampler
-from vidpose.training.ddp import check_picklable, rank_seed
+from vidpose.training.ddp import STEP_SYNC_ENV, check_picklable, rank_seed
 from vidpose.training.module import PoseModule
 
 TINY = [
@@ -219,6 +219,39 @@ def test_each_process_trains_on_its_own_rows_and_all_keep_the_same_weights(ddp_r
     # Gradients are averaged over the processes: after different rows, the same weights.
     assert seen["params"][0] == seen["params"][1]
     assert any(a != 0 for a in seen["params"][0])
+
+
+def test_the_gradient_average_inside_the_step_trains_as_the_ddp_wrapper_does(
+    ddp_run, tiny_project_src, tmp_path, monkeypatch
+):
+    """The path of multi-GPU training with CUDA graphs (no DistributedDataParallel wrapper; the
+    step all-reduces the gradients itself), run eagerly on CPU: the same rows, the same
+    weights in both processes, and the weights the wrapper's run reached."""
+    monkeypatch.setenv(STEP_SYNC_ENV, "1")
+    seen_path = tmp_path / "seen.json"
+    train(
+        tiny_project_src,
+        [*TINY, "training.max_steps=4", "training.checkpoint_every_n_steps=2"],
+        model_dir=tmp_path / "m",
+        progress=False,
+        callbacks=[Recorder(seen_path)],
+    )
+    seen = json.loads(seen_path.read_text())
+    assert seen["rows"] == ddp_run[1]["rows"]
+    assert seen["params"][0] == seen["params"][1]  # averaged: the processes agree
+    mine, theirs = (
+        torch.load(md / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        for md in (tmp_path / "m", ddp_run[0])
+    )
+    assert mine["global_step"] == theirs["global_step"] == 4
+    state, ref = mine["state_dict"], theirs["state_dict"]
+    assert state.keys() == ref.keys()  # the same checkpoint, not a wrapper's
+    moved = 0
+    for key, value in state.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, ref[key], rtol=1e-4, atol=1e-5, msg=key)
+            moved += 1
+    assert moved > 0
 
 
 def test_resume_on_two_processes_from_the_command_line(ddp_run, tmp_path, tiny_project_src):

@@ -169,7 +169,8 @@ class TrainingConfig:
     cuda_graphs: bool | None = setting(
         None,
         "run each training step as one captured CUDA graph (the same computation, without "
-        "per-kernel launch costs); null = on when training on one CUDA device without compile",
+        "per-kernel launch costs; on several devices the gradient all-reduce is in the graph); "
+        "null = on when training on CUDA without compile",
     )
     ensemble_concurrency: int | None = setting(
         None,

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.strategies import DDPStrategy
 
 from vidpose.errors import VidposeError
 
@@ -79,6 +80,49 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
     from its own batch during a step)."""
     for buffer in module.buffers():
         torch.distributed.broadcast(buffer, src=0)
+
+
+STEP_SYNC_ENV = "VIDPOSE_DDP_STEP_SYNC"
+"""Set (to anything) in the environment, multi-process training averages the gradients inside
+the training step, as it does with CUDA graphs, also when the step runs eagerly: how the CPU
+tests check that path. Never needed otherwise."""
+
+
+def average_gradients(params: Any, world_size: int) -> None:
+    """Average the parameters' gradients over the processes: one all-reduce of all of them
+    flattened into one buffer (a fixed sequence of kernels, so that a captured CUDA graph can
+    hold it: no hooks, no host work that depends on the data)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch._utils._flatten_dense_tensors(grads)
+    torch.distributed.all_reduce(flat)
+    flat.div_(world_size)
+    torch._foreach_copy_(grads, torch._utils._unflatten_dense_tensors(flat, grads))
+
+
+def broadcast_state(module: torch.nn.Module) -> None:
+    """Give every process rank 0's parameters and buffers."""
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            torch.distributed.broadcast(t.data, src=0)
+
+
+class StepSyncDDPStrategy(DDPStrategy):
+    """Lightning's DDP without the ``DistributedDataParallel`` wrapper: the training step
+    averages the gradients itself (:func:`average_gradients`, called by
+    :class:`~vidpose.training.module.PoseModule` between backward and the update).
+
+    Why: with CUDA graphs the whole step, backward included, is one replay, so the wrapper's
+    backward hooks, which start its all-reduces, never run. Everything else (process group,
+    ranks, ``reduce`` of the validation sums, barriers, checkpoints written by rank 0) is
+    Lightning's DDP.
+    """
+
+    averages_in_step = True
+
+    def configure_ddp(self) -> None:
+        broadcast_state(self.model)  # as DistributedDataParallel does when it wraps
 
 
 class RankError(RuntimeError):

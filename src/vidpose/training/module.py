@@ -23,7 +23,7 @@ from vidpose.losses.supervised import SupervisedInputs, SupervisedLoss, pixel_er
 from vidpose.models import HeadOutput, PoseNetwork, gaussian_targets_px, input_to_heatmap
 from vidpose.training.async_log import AsyncMetrics
 from vidpose.training.datamodule import RawBatch, TrainBatch
-from vidpose.training.ddp import broadcast_buffers
+from vidpose.training.ddp import average_gradients, broadcast_buffers
 from vidpose.training.graphed import ReplayOptimizer, StepGraphs, lr_to_tensors
 
 
@@ -288,6 +288,16 @@ class PoseModule(L.LightningModule):
             dm = self.trainer.datamodule
             self._graphs = StepGraphs(self._graph_step, generators=[dm.generator_on(self.device)])
 
+    def on_train_end(self) -> None:
+        self.release_graphs()
+
+    def release_graphs(self) -> None:
+        """Destroy the training step's CUDA graphs (done when training ends; needed before a
+        multi-GPU run's process group is torn down, see :meth:`StepGraphs.close`)."""
+        if self._graphs is not None:
+            self._graphs.close()
+            self._graphs = None
+
     def _draws(self, device: torch.device) -> torch.Generator | None:
         """The generator of this run's random draws in a step on ``device``: the data module's
         (seeded by ``training.seed``, registered with the step's CUDA graphs), so that nothing
@@ -310,6 +320,7 @@ class PoseModule(L.LightningModule):
         batch = self.trainer.datamodule.prepare_train(RawBatch.from_tensors(tensors, consts))
         stats = self.compute_loss(batch, tensors["ramp"])
         stats["loss"].backward()
+        self._average_gradients()
         inner.step()
         stats["loss"] = stats["loss"].detach()
         return stats
@@ -333,12 +344,20 @@ class PoseModule(L.LightningModule):
                 prepared = self.trainer.datamodule.prepare_train(batch)
                 stats.update(self.compute_loss(prepared, ramp))
                 self.manual_backward(stats["loss"])
+                self._average_gradients()
             return stats["loss"]
 
         opt.step(closure=closure)
         sched.step()
         self._after_step(stats, batch)
         return stats["loss"].detach()
+
+    def _average_gradients(self) -> None:
+        """Average the gradients over the processes when the strategy leaves that to the step
+        (:class:`~vidpose.training.ddp.StepSyncDDPStrategy`: multi-GPU with CUDA graphs)."""
+        strategy = None if self._trainer is None else self._trainer.strategy
+        if getattr(strategy, "averages_in_step", False):
+            average_gradients(self.parameters(), self._trainer.world_size)
 
     def _ramp_tensor(self, ramp: float) -> torch.Tensor:
         """The ramp as a device tensor, refilled in place (a kernel, not a host copy)."""

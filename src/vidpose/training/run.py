@@ -65,7 +65,9 @@ from vidpose.training.concurrent import SEEDED_BUILD, trainer_accelerator
 from vidpose.training.datamodule import LabeledDataModule
 from vidpose.training.ddp import (
     ONE_DEVICE,
+    STEP_SYNC_ENV,
     Ranks,
+    StepSyncDDPStrategy,
     WorkerSpec,
     check_picklable,
     rank_seed,
@@ -128,19 +130,15 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 
 def use_cuda_graphs(cfg: VidposeConfig, accelerator: str) -> bool:
-    """``training.cuda_graphs``, with null resolved: on for one CUDA device without
-    ``training.compile``. Asking for graphs elsewhere is a config error."""
+    """``training.cuda_graphs``, with null resolved: on for CUDA devices without
+    ``training.compile`` (on several, the gradient all-reduce is captured with the step).
+    Asking for graphs elsewhere is a config error."""
     t = cfg.training
     if t.cuda_graphs is None:
-        return accelerator == "cuda" and t.devices == 1 and not t.compile
+        return accelerator == "cuda" and not t.compile
     if t.cuda_graphs and accelerator != "cuda":
         raise ConfigError(
             f"training.cuda_graphs=true needs a CUDA device; this run trains on {accelerator} "
-            "(set training.cuda_graphs=null or false)"
-        )
-    if t.cuda_graphs and t.devices > 1:
-        raise ConfigError(
-            f"training.cuda_graphs=true works on one device; training.devices={t.devices} "
             "(set training.cuda_graphs=null or false)"
         )
     return bool(t.cuda_graphs)
@@ -353,14 +351,17 @@ def train_rank(spec: WorkerSpec, rank: int) -> None:
     md = ModelDir(spec.model_dir)
     ckpt = None if spec.ckpt is None else Path(spec.ckpt)
     run = _Run(project, load_config(md.config), md, spec.resume, ckpt, [], False)
+    prep = _prepare(run)
     _fit(
-        _prepare(run),
+        prep,
         run,
         progress=spec.progress and rank == 0,
         callbacks=spec.callbacks,
         ranks=Ranks(rank, spec.world_size),
     )
-    # Not after a failure: with a process gone, NCCL's tear-down could wait for it.
+    # Not after a failure: with a process gone, NCCL's tear-down could wait for it. The step's
+    # CUDA graphs hold the gradient all-reduce: they go first (else the tear-down hangs).
+    prep.module.release_graphs()
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
@@ -572,7 +573,7 @@ def _fit(
     trainer = L.Trainer(
         accelerator=trainer_accelerator(prep.accelerator),
         devices=ranks.world_size,
-        strategy=_strategy(prep.accelerator, ranks),
+        strategy=_strategy(prep.accelerator, ranks, prep.module.cuda_graphs),
         precision=prep.precision,
         max_steps=total_steps,
         max_epochs=math.ceil(total_steps / steps_per_epoch),
@@ -620,13 +621,15 @@ def _fit(
     return metrics
 
 
-def _strategy(accelerator: str, ranks: Ranks) -> Any:
+def _strategy(accelerator: str, ranks: Ranks, graphs: bool) -> Any:
     """Lightning's default for one device; else DDP between processes started by
     :mod:`vidpose.training.ddp`, which set the environment that LightningEnvironment reads
-    (naming it keeps Lightning from taking a SLURM or torchrun environment for ours)."""
+    (naming it keeps Lightning from taking a SLURM or torchrun environment for ours). With CUDA
+    graphs the gradient average is part of the captured step (:class:`StepSyncDDPStrategy`)."""
     if ranks.world_size == 1:
         return "auto"
-    return DDPStrategy(
+    kind = StepSyncDDPStrategy if graphs or os.environ.get(STEP_SYNC_ENV) else DDPStrategy
+    return kind(
         cluster_environment=LightningEnvironment(),
         process_group_backend="nccl" if accelerator == "cuda" else "gloo",
     )
