@@ -29,7 +29,7 @@ from vidpose.models.heads import HEADS
 from vidpose.predict import load_model
 from vidpose.training import train
 from vidpose.training.datamodule import RandomBatchSampler
-from vidpose.training.ddp import STEP_SYNC_ENV, check_picklable, rank_seed
+from vidpose.training.ddp import STEP_SYNC_ENV, GradientAverager, check_picklable, rank_seed
 from vidpose.training.module import PoseModule
 
 TINY = [
@@ -219,6 +219,50 @@ def test_each_process_trains_on_its_own_rows_and_all_keep_the_same_weights(ddp_r
     # Gradients are averaged over the processes: after different rows, the same weights.
     assert seen["params"][0] == seen["params"][1]
     assert any(a != 0 for a in seen["params"][0])
+
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1
+    )
+    yield
+    torch.distributed.destroy_process_group()
+
+
+def test_buckets_are_reduced_during_backward_and_unused_parameters_left_alone(
+    one_process_group,
+):
+    """The averager starts a bucket's all-reduce as soon as backward has its last gradient
+    (overlapping the rest of backward), leaves a parameter without a gradient alone, and
+    writes back the averages (here of one process: the gradients themselves)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(64, 64), torch.nn.Linear(64, 64), torch.nn.Linear(64, 2)
+    )
+    unused = torch.nn.Linear(3, 3)
+    params = [*unused.parameters(), *net.parameters()]  # unused: the last bucket
+    averager = GradientAverager(params, world_size=1, bucket_mb=64 * 64 * 2 / 2**20)
+    assert len(averager.buckets) == 3  # the last layers' first
+    assert averager.buckets[0][0] is params[-1]
+    launched_in_backward = []
+    net[0].weight.register_post_accumulate_grad_hook(
+        lambda p: launched_in_backward.append(len(averager._launched))
+    )
+    x = torch.randn(8, 64)
+    expected = torch.autograd.grad(net(x).square().sum(), list(net.parameters()))
+    averager.start()
+    net(x).square().sum().backward()
+    averager.finish()
+    assert launched_in_backward and launched_in_backward[0] >= 1  # some went before the end
+    for p, g in zip(net.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, g)
+    assert all(p.grad is None for p in unused.parameters())
+    averager.close()
+    net.zero_grad()
+    averager.start()
+    net(x).sum().backward()  # hooks removed: nothing launched
+    assert averager._launched == []
 
 
 def test_the_gradient_average_inside_the_step_trains_as_the_ddp_wrapper_does(

@@ -88,17 +88,86 @@ the training step, as it does with CUDA graphs, also when the step runs eagerly:
 tests check that path. Never needed otherwise."""
 
 
-def average_gradients(params: Any, world_size: int) -> None:
-    """Average the parameters' gradients over the processes: one all-reduce of all of them
-    flattened into one buffer (a fixed sequence of kernels, so that a captured CUDA graph can
-    hold it: no hooks, no host work that depends on the data)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch._utils._flatten_dense_tensors(grads)
-    torch.distributed.all_reduce(flat)
-    flat.div_(world_size)
-    torch._foreach_copy_(grads, torch._utils._unflatten_dense_tensors(flat, grads))
+class GradientAverager:
+    """Averages the parameters' gradients over the processes while backward runs, as
+    ``DistributedDataParallel`` does, but as a fixed sequence of kernels that a captured CUDA
+    graph can hold (the graph replays the all-reduces; no hook runs then).
+
+    The parameters are grouped into buckets of about ``bucket_mb`` in reverse order (backward
+    produces the last layers' gradients first). A hook on each parameter counts the gradients
+    of its bucket; when the last one is accumulated, the bucket is flattened and all-reduced
+    asynchronously, overlapping the rest of backward. :meth:`finish` reduces what backward did
+    not reach (parameters without a gradient this step are left out, in every process alike:
+    they run the same model), waits, divides by the number of processes and copies the averages
+    back. Every process issues the collectives in the same order: autograd's, deterministic for
+    one graph.
+
+    Use: :meth:`start` before backward, :meth:`finish` after it; :meth:`close` removes the
+    hooks.
+    """
+
+    def __init__(self, params: Any, world_size: int, bucket_mb: float = 25.0) -> None:
+        self.world_size = world_size
+        limit = bucket_mb * 2**20
+        self.buckets: list[list[torch.nn.Parameter]] = [[]]
+        size = 0
+        for p in reversed([p for p in params if p.requires_grad]):
+            if size >= limit:
+                self.buckets.append([])
+                size = 0
+            self.buckets[-1].append(p)
+            size += p.numel() * p.element_size()
+        self._bucket_of = {id(p): i for i, b in enumerate(self.buckets) for p in b}
+        self._left: list[int] = []
+        self._launched: list[tuple[int, torch.Tensor, Any]] = []
+        self._active = False
+        self._handles = [
+            p.register_post_accumulate_grad_hook(self._ready) for b in self.buckets for p in b
+        ]
+
+    def start(self) -> None:
+        """Backward is about to run: watch for the buckets' gradients."""
+        self._left = [len(b) for b in self.buckets]
+        self._launched = []
+        self._active = True
+
+    def _ready(self, param: torch.Tensor) -> None:
+        if not self._active:
+            return
+        i = self._bucket_of[id(param)]
+        self._left[i] -= 1
+        if self._left[i] == 0:
+            self._launch(i)
+
+    def _launch(self, i: int) -> None:
+        grads = [p.grad for p in self.buckets[i] if p.grad is not None]
+        if not grads:
+            return
+        flat = torch._utils._flatten_dense_tensors(grads)
+        work = torch.distributed.all_reduce(flat, async_op=True)
+        self._launched.append((i, flat, work))
+
+    def finish(self) -> None:
+        """Backward is done: reduce the rest, wait, and write the averages to ``.grad``."""
+        if not self._active:
+            return
+        self._active = False
+        done = {i for i, _, _ in self._launched}
+        for i in range(len(self.buckets)):
+            if i not in done and self._left[i] > 0:
+                self._launch(i)
+        for i, flat, work in self._launched:
+            work.wait()
+            flat.div_(self.world_size)
+            grads = [p.grad for p in self.buckets[i] if p.grad is not None]
+            torch._foreach_copy_(grads, torch._utils._unflatten_dense_tensors(flat, grads))
+        self._launched = []
+
+    def close(self) -> None:
+        self._active = False
+        for h in self._handles:
+            h.remove()
+        self._handles = []
 
 
 def broadcast_state(module: torch.nn.Module) -> None:
@@ -110,7 +179,7 @@ def broadcast_state(module: torch.nn.Module) -> None:
 
 class StepSyncDDPStrategy(DDPStrategy):
     """Lightning's DDP without the ``DistributedDataParallel`` wrapper: the training step
-    averages the gradients itself (:func:`average_gradients`, called by
+    averages the gradients itself (:class:`GradientAverager`, driven by
     :class:`~vidpose.training.module.PoseModule` between backward and the update).
 
     Why: with CUDA graphs the whole step, backward included, is one replay, so the wrapper's

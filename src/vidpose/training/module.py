@@ -23,7 +23,7 @@ from vidpose.losses.supervised import SupervisedInputs, SupervisedLoss, pixel_er
 from vidpose.models import HeadOutput, PoseNetwork, gaussian_targets_px, input_to_heatmap
 from vidpose.training.async_log import AsyncMetrics
 from vidpose.training.datamodule import RawBatch, TrainBatch
-from vidpose.training.ddp import average_gradients, broadcast_buffers
+from vidpose.training.ddp import GradientAverager, broadcast_buffers
 from vidpose.training.graphed import ReplayOptimizer, StepGraphs, lr_to_tensors
 
 
@@ -104,6 +104,7 @@ class PoseModule(L.LightningModule):
         self.automatic_optimization = False
         self.cuda_graphs = bool(cuda_graphs)
         self._graphs: StepGraphs | None = None
+        self._averager: GradientAverager | None = None
         self._ramp: torch.Tensor | None = None
         self.metric_log = AsyncMetrics()
         self.network = network
@@ -290,6 +291,9 @@ class PoseModule(L.LightningModule):
 
     def on_train_end(self) -> None:
         self.release_graphs()
+        if self._averager is not None:
+            self._averager.close()
+            self._averager = None
 
     def release_graphs(self) -> None:
         """Destroy the training step's CUDA graphs (done when training ends; needed before a
@@ -319,8 +323,12 @@ class PoseModule(L.LightningModule):
         inner.zero_grad(set_to_none=True)
         batch = self.trainer.datamodule.prepare_train(RawBatch.from_tensors(tensors, consts))
         stats = self.compute_loss(batch, tensors["ramp"])
+        averager = self._gradient_averager()
+        if averager is not None:
+            averager.start()
         stats["loss"].backward()
-        self._average_gradients()
+        if averager is not None:
+            averager.finish()
         inner.step()
         stats["loss"] = stats["loss"].detach()
         return stats
@@ -343,8 +351,12 @@ class PoseModule(L.LightningModule):
                 opt.zero_grad()
                 prepared = self.trainer.datamodule.prepare_train(batch)
                 stats.update(self.compute_loss(prepared, ramp))
+                averager = self._gradient_averager()
+                if averager is not None:
+                    averager.start()
                 self.manual_backward(stats["loss"])
-                self._average_gradients()
+                if averager is not None:
+                    averager.finish()
             return stats["loss"]
 
         opt.step(closure=closure)
@@ -352,12 +364,14 @@ class PoseModule(L.LightningModule):
         self._after_step(stats, batch)
         return stats["loss"].detach()
 
-    def _average_gradients(self) -> None:
-        """Average the gradients over the processes when the strategy leaves that to the step
-        (:class:`~vidpose.training.ddp.StepSyncDDPStrategy`: multi-GPU with CUDA graphs)."""
+    def _gradient_averager(self) -> GradientAverager | None:
+        """What averages the gradients over the processes during backward when the strategy
+        leaves that to the step (:class:`~vidpose.training.ddp.StepSyncDDPStrategy`: multi-GPU
+        with CUDA graphs); None otherwise."""
         strategy = None if self._trainer is None else self._trainer.strategy
-        if getattr(strategy, "averages_in_step", False):
-            average_gradients(self.parameters(), self._trainer.world_size)
+        if self._averager is None and getattr(strategy, "averages_in_step", False):
+            self._averager = GradientAverager(self.parameters(), self._trainer.world_size)
+        return self._averager
 
     def _ramp_tensor(self, ramp: float) -> torch.Tensor:
         """The ramp as a device tensor, refilled in place (a kernel, not a host copy)."""
