@@ -128,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
                 "frames": frames,
                 "seconds": wall,
                 "fps": frames / wall,
+                # G > 1: each worker's seconds to ready (GPU start-up, models); per worker its
+                # videos' seconds in the order handed out (the first ones pay the graph
+                # captures and cuDNN's choices)
+                "worker_starts": report.worker_starts,
+                "video_seconds": {
+                    w: [round(r.seconds, 2) for r in ok if r.worker == w]
+                    for w in sorted({r.worker for r in ok})
+                },
             }
             out["runs"][f"{key}/{g}"] = row
             print(json.dumps(row), flush=True)

@@ -199,6 +199,15 @@ def test_worker_processes_retry_the_videos_of_one_that_died(
     dead = {e["reason"].split()[1] for e in requeued}
     assert not dead & {r.worker for r in report.videos}
     assert all(read_poses(out / f"v{i}.csv").n_frames == 48 for i in range(4))
+    # every worker that got ready says how long it took, in the report and its JSON
+    starts = report.worker_starts
+    assert len(starts) >= 3  # two, and the one that replaced the dead one
+    assert len({s["worker"] for s in starts}) == len(starts)
+    for s in starts:
+        assert s["device"] == "cpu"
+        assert 0 < s["load_s"] <= s["ready_s"] < report.seconds
+    doc = json.loads((out / "predict_report.json").read_text())
+    assert doc["worker_starts"] == starts
 
 
 class _FakePool:
@@ -208,6 +217,7 @@ class _FakePool:
 
     def __init__(self, dies: set[str]) -> None:
         self.dies = dies
+        self.starts: dict[str, dict] = {}
         self.n = 0
         self.pending: list[tuple[str, Job]] = []
 

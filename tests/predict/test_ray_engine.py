@@ -92,6 +92,8 @@ def test_a_worker_that_dies_has_its_videos_retried_on_another(
     dead = {e["reason"].split()[1] for e in requeued}
     assert len(dead) == 1 and not dead & {r.worker for r in report.videos}
     assert {Path(e["video"]).name for e in requeued} <= {v.name for v in videos}
+    assert len(report.worker_starts) >= 2  # the actors' start-up, as each got ready
+    assert all(0 < s["load_s"] <= s["ready_s"] for s in report.worker_starts)
 
 
 def test_without_ray_the_engine_says_how_to_install_it(tiny_model, tmp_path, monkeypatch):

@@ -129,6 +129,10 @@ class BatchReport:
     """A multi-camera model's views (empty for a single-camera model)."""
     sessions: list[SessionResult] = field(default_factory=list)
     """A multi-camera model's sessions and their 3D tables (none without a calibration)."""
+    worker_starts: list[dict[str, Any]] = field(default_factory=list)
+    """Each worker process or actor that got ready (several-worker engines): its name, device,
+    seconds from its start to ready (``ready_s``) and its own account of them (``device_s``:
+    the GPU's start-up; ``load_s``: reading and building the models)."""
 
     @property
     def frames(self) -> int:
@@ -433,6 +437,17 @@ class _Batch:
             attempt=job.attempts + 1,
         )
 
+    def on_ready(self, worker: str, start: dict[str, Any]) -> None:
+        self.report.worker_starts.append({"worker": worker, **start})
+        if "ready_s" in start:
+            parts = [
+                f"{what} {start[key]:.1f} s"
+                for key, what in (("device_s", "GPU start-up"), ("load_s", "models"))
+                if key in start
+            ]
+            more = f" ({', '.join(parts)})" if parts else ""
+            self.log(f"worker {worker} ready after {start['ready_s']:.1f} s{more}")
+
     def on_requeue(self, job: Job, reason: str) -> None:
         self.ledger.append(
             "requeued",
@@ -498,7 +513,10 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
     settings, engine, log = batch.settings, batch.engine, batch.log
     crash_marker = os.environ.get(CRASH_ENV) or None
     callbacks = dict(
-        on_start=batch.on_start, on_result=batch.on_result, on_requeue=batch.on_requeue
+        on_start=batch.on_start,
+        on_result=batch.on_result,
+        on_requeue=batch.on_requeue,
+        on_ready=batch.on_ready,
     )
     devices = _local_devices(settings, engine.workers) if engine.name == "local" else []
     devices = devices[: len(todo)]  # one video left: no second worker to start
@@ -564,6 +582,9 @@ class WorkerPool(Protocol):
     """Workers that each predict the videos handed to them (Ray actors, local processes)."""
 
     jobs: int
+    starts: dict[str, dict[str, Any]]
+    """Per worker that got ready: its ``device``, ``ready_s`` (seconds from :meth:`start` to
+    ready, on the driver's clock) and what the worker timed itself (:func:`load_predictor`)."""
 
     def start(self) -> str:
         """Start one more worker; its name."""
@@ -592,19 +613,26 @@ def schedule(
     on_start: Callable[[Job, str], None],
     on_result: Callable[[Job, VideoResult], None],
     on_requeue: Callable[[Job, str], None],
+    on_ready: Callable[[str, dict[str, Any]], None] | None = None,
     max_retries: int = MAX_RETRIES,
 ) -> None:
     """Hand the videos to ``workers`` workers, at most ``depth`` each at a time, the least
     busy ready worker first. A worker that dies is replaced and each of its videos handed to
     another, until a video has outlived ``max_retries`` workers (then it failed). Once workers
     have died ``workers * (max_retries + 1)`` times in a row without a video finishing, none is
-    started any more, and what is left fails when none is alive."""
+    started any more, and what is left fails when none is alive. ``on_ready`` hears of each
+    worker once it is ready, with its :attr:`WorkerPool.starts` entry."""
     waiting = deque(todo)
     held: dict[str, list[Job]] = {pool.start(): [] for _ in range(workers)}
     alive = set(held)
+    announced: set[str] = set()
     deaths_in_a_row, last_death = 0, ""
     while waiting or any(held.values()):
         ready = [w for w in alive if pool.ready(w)]
+        for worker in sorted(set(ready) - announced):
+            announced.add(worker)
+            if on_ready is not None:
+                on_ready(worker, dict(pool.starts.get(worker, {})))
         while waiting and ready:
             worker = min(ready, key=lambda w: len(held[w]))
             if len(held[worker]) >= depth:
@@ -754,26 +782,47 @@ class FutureResults:
 # -- local processes, one per GPU -------------------------------------------------------------
 
 
+def load_predictor(
+    settings: PredictSettings, device: str | None = None
+) -> tuple[Predictor, dict[str, Any]]:
+    """A worker's start: its :class:`Predictor` loaded on ``device`` (None: the settings'),
+    and how long the parts took: ``device_s``, the GPU's start-up (the CUDA context, made here
+    so that it is counted); ``load_s``, reading and building the models; and the ``device``
+    the models are on."""
+    import torch
+
+    t0 = time.perf_counter()
+    if device is not None and device.startswith("cuda"):
+        torch.cuda.set_device(device)  # streams and captured graphs use the current device
+        torch.zeros(1, device=device)
+    t1 = time.perf_counter()
+    predictor = settings.predictor(device)
+    predictor.load()
+    t2 = time.perf_counter()
+    timings: dict[str, Any] = {"device_s": round(t1 - t0, 3), "load_s": round(t2 - t1, 3)}
+    if predictor.models:
+        timings["device"] = str(predictor.models[0].device)
+    return predictor, timings
+
+
 def _process_main(settings, device, jobs, name, inbox, results, crash_marker, cores) -> None:
     """A local worker process: load the models on ``device``, then predict what comes in.
-    Sends ``(name, "ready", None)``, ``(name, "result", VideoResult)`` or, when the models
+    Sends ``(name, "ready", timings)`` (:func:`load_predictor`), ``(name, "result",
+    VideoResult)`` or, when the models
     cannot be loaded, ``(name, "error", reason)``. ``cores``: the CPU cores it runs on (its
     share of the machine's, so that the workers' decoders do not compete for the same ones),
     or None for all."""
     pin_to(cores)  # first: the threads and processes started below inherit it
     import torch
 
-    if device.startswith("cuda"):  # streams and captured graphs use the current device
-        torch.cuda.set_device(device)
-    else:  # CPU workers share the cores
+    if not device.startswith("cuda"):  # CPU workers share the cores
         torch.set_num_threads(max(1, usable_cpus() // max(1, jobs)))
     try:
-        predictor = settings.predictor(device)
-        predictor.load()
+        predictor, timings = load_predictor(settings, device)
     except Exception as exc:
         results.put((name, "error", f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
-    results.put((name, "ready", None))
+    results.put((name, "ready", timings))
     loop = WorkerLoop(predictor, jobs, lambda r: results.put((name, "result", r)), crash_marker)
     while (item := inbox.get()) is not None:
         loop.put(Path(item[0]), item[1])
@@ -806,6 +855,8 @@ class ProcessPool:
         self.held: dict[str, dict[str, Job]] = {}  # name -> normalised video path -> job
         self.loaded: set[str] = set()
         self.errors: dict[str, str] = {}
+        self.starts: dict[str, dict[str, Any]] = {}
+        self._started: dict[str, float] = {}  # name -> when start() started it
         self._n = 0
 
     def __enter__(self) -> ProcessPool:
@@ -841,6 +892,7 @@ class ProcessPool:
             name=f"vidpose-{name}",
         )
         proc.start()
+        self._started[name] = time.monotonic()
         self.procs[name] = (proc, inbox, device)
         self.held[name] = {}
         return name
@@ -879,6 +931,10 @@ class ProcessPool:
                 name, kind, payload = item
                 if kind == "ready":
                     self.loaded.add(name)
+                    self.starts[name] = {
+                        "ready_s": round(time.monotonic() - self._started[name], 3),
+                        **(payload or {}),
+                    }
                 elif kind == "error":
                     self.errors[name] = payload
                 elif normalized_path(payload.video) in self.held.get(name, {}):
@@ -937,6 +993,8 @@ def write_report(report: BatchReport, settings: PredictSettings) -> None:
         "summary": summary,
         "videos": rows,
     }
+    if report.worker_starts:
+        doc["worker_starts"] = report.worker_starts
     if report.views:
         doc["views"] = list(report.views)
     if report.sessions:

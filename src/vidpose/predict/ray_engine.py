@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from vidpose.errors import ConfigError, MissingDependencyError
-from vidpose.predict.batch import Died, Engine, FutureResults, Job, PredictSettings
+from vidpose.predict.batch import (
+    Died,
+    Engine,
+    FutureResults,
+    Job,
+    PredictSettings,
+    load_predictor,
+)
 from vidpose.predict.run import VideoResult, normalized_path
 
 INSTALL_HINT = "pip install 'vidpose[ray]' (or, in a checkout, uv sync --extra ray)"
@@ -69,12 +77,12 @@ class _Worker:
     (the actor is threaded, so that many calls wait while a group is predicted)."""
 
     def __init__(self, settings: PredictSettings, jobs: int, crash_marker: str | None) -> None:
-        predictor = settings.predictor()
-        predictor.load()
+        predictor, self.timings = load_predictor(settings)
         self.results = FutureResults(predictor, jobs, crash_marker)
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> dict[str, Any]:
+        """How long loading took (:func:`~vidpose.predict.batch.load_predictor`)."""
+        return self.timings
 
     def predict(self, video: str, stem: str) -> VideoResult:
         return self.results.submit(Path(video), stem).result()
@@ -118,6 +126,8 @@ class RayPool:
         self.actors: dict[str, Any] = {}
         self.starting: dict[Any, str] = {}  # ready() call -> actor still loading its models
         self.loaded: set[str] = set()
+        self.starts: dict[str, dict[str, Any]] = {}
+        self._started: dict[str, float] = {}  # name -> when start() started it
         self.refs: dict[Any, tuple[str, Job]] = {}
         self._n = 0
 
@@ -135,6 +145,7 @@ class RayPool:
         actor = self.actor.remote(self.settings, self.jobs, self.crash_marker)
         self.actors[name] = actor
         self.starting[actor.ready.remote()] = name
+        self._started[name] = time.monotonic()
         return name
 
     def ready(self, worker: str) -> bool:
@@ -157,8 +168,12 @@ class RayPool:
             if ref in self.starting:
                 worker = self.starting.pop(ref)
                 try:
-                    ray.get(ref)
+                    timings = ray.get(ref)
                     self.loaded.add(worker)
+                    self.starts[worker] = {
+                        "ready_s": round(time.monotonic() - self._started[worker], 3),
+                        **(timings or {}),
+                    }
                 except ray.exceptions.RayError as exc:  # it could not load the models
                     self.actors.pop(worker, None)
                     out.append((worker, None, Died(_last_line(exc))))
