@@ -210,6 +210,30 @@ def test_worker_processes_retry_the_videos_of_one_that_died(
     assert doc["worker_starts"] == starts
 
 
+def test_a_damaged_checkpoint_is_one_error_while_worker_processes_start(
+    tiny_model, tiny_video, tmp_path, monkeypatch
+):
+    """Several workers: the checkpoint is checked in the driver while they start; a damaged
+    one is the one error raised, no video is started, and no worker is left running."""
+    import multiprocessing
+
+    from vidpose.model_dir import ModelDirError
+
+    monkeypatch.setattr(batch, "_local_devices", lambda settings, workers: ["cpu", "cpu"])
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    ckpts = list((model / "checkpoints").glob("*.ckpt"))
+    assert ckpts
+    for ckpt in ckpts:
+        ckpt.write_bytes(b"not a checkpoint")
+    videos = _videos(tiny_video, tmp_path / "v", ["a.mp4", "b.mp4"])
+    out = tmp_path / "out"
+    with pytest.raises(ModelDirError, match="ckpt"):
+        predict_batch(model, videos, out, device="cpu", jobs=1)
+    assert not [e for e in _events(out) if e["event"] == "started"]
+    assert not multiprocessing.active_children()
+
+
 class _FakePool:
     """Workers that succeed, except those named in ``dies``: they die holding their videos."""
 

@@ -27,6 +27,7 @@ both must be on a file system every node mounts at the same path.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import csv
 import io
@@ -520,10 +521,9 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
     )
     devices = _local_devices(settings, engine.workers) if engine.name == "local" else []
     devices = devices[: len(todo)]  # one video left: no second worker to start
-    if engine.name == "ray" or len(devices) > 1:
+    if engine.name == "ray":
         # a damaged checkpoint is one error here, not a death of every worker
         settings.predictor("cpu").load()
-    if engine.name == "ray":
         from vidpose.predict.ray_engine import RayPool
 
         with RayPool(settings, engine, crash_marker, log) as pool:
@@ -531,8 +531,17 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
             return pool.workers
     if len(devices) > 1:
         log(f"predicting on {', '.join(devices)}: one worker process each")
-        with ProcessPool(settings, devices, engine.jobs, crash_marker) as pool:
-            schedule(pool, todo, len(devices), depth=2 * pool.jobs, **callbacks)
+        # A damaged checkpoint is one error here, not a death of every worker. The check runs
+        # in a thread while the workers start (the fork server importing, each loading its
+        # models): their start-up is the batch's fixed cost, and the check need not add to it.
+        with (
+            concurrent.futures.ThreadPoolExecutor(1) as checker,
+            ProcessPool(settings, devices, engine.jobs, crash_marker) as pool,
+        ):
+            check = checker.submit(settings.predictor("cpu").load)
+            started = [pool.start() for _ in devices]
+            check.result()  # raises: leaving the block stops the workers
+            schedule(pool, todo, len(devices), depth=2 * pool.jobs, started=started, **callbacks)
         return len(devices)
     # one device: this process, every video at once (concurrent decoders share the batches)
     predictor = settings.predictor()
@@ -614,6 +623,7 @@ def schedule(
     on_result: Callable[[Job, VideoResult], None],
     on_requeue: Callable[[Job, str], None],
     on_ready: Callable[[str, dict[str, Any]], None] | None = None,
+    started: Sequence[str] = (),
     max_retries: int = MAX_RETRIES,
 ) -> None:
     """Hand the videos to ``workers`` workers, at most ``depth`` each at a time, the least
@@ -621,9 +631,11 @@ def schedule(
     another, until a video has outlived ``max_retries`` workers (then it failed). Once workers
     have died ``workers * (max_retries + 1)`` times in a row without a video finishing, none is
     started any more, and what is left fails when none is alive. ``on_ready`` hears of each
-    worker once it is ready, with its :attr:`WorkerPool.starts` entry."""
+    worker once it is ready, with its :attr:`WorkerPool.starts` entry. ``started``: workers
+    the caller started already (counted among the ``workers``)."""
     waiting = deque(todo)
-    held: dict[str, list[Job]] = {pool.start(): [] for _ in range(workers)}
+    held: dict[str, list[Job]] = {w: [] for w in started}
+    held.update({pool.start(): [] for _ in range(workers - len(held))})
     alive = set(held)
     announced: set[str] = set()
     deaths_in_a_row, last_death = 0, ""
@@ -891,8 +903,8 @@ class ProcessPool:
             daemon=True,
             name=f"vidpose-{name}",
         )
+        self._started[name] = time.monotonic()  # before: the first start starts the fork server
         proc.start()
-        self._started[name] = time.monotonic()
         self.procs[name] = (proc, inbox, device)
         self.held[name] = {}
         return name
