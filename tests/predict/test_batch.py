@@ -356,3 +356,24 @@ def test_a_video_named_like_the_report_gets_another_name(tiny_model, tiny_video,
     assert report.videos[0].table == tmp_path / "out" / "cam_predict_report.csv"
     assert read_poses(report.videos[0].table).n_frames == 48
     assert _report(tmp_path / "out")["predict_report.mp4"]["status"] == "ok"
+
+
+def test_worker_processes_decode_in_processes_of_their_own(
+    tiny_model, tiny_video, tmp_path, monkeypatch
+):
+    """Two workers with ``predict.decoders=processes``: each worker starts its own decoder
+    processes (a worker must be allowed children) and every video is predicted."""
+    import yaml
+
+    monkeypatch.setattr(batch, "_local_devices", lambda settings, workers: ["cpu", "cpu"])
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    cfg = yaml.safe_load((model / "config.yaml").read_text())
+    cfg.setdefault("predict", {})["decoders"] = "processes"
+    (model / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    videos = _videos(tiny_video, tmp_path / "v", [f"v{i}.mp4" for i in range(4)])
+    out = tmp_path / "out"
+    report = predict_batch(model, videos, out, device="cpu", jobs=2)
+    assert [r.status for r in report.videos] == ["ok"] * 4, [r.reason for r in report.videos]
+    assert report.workers == 2
+    assert all(read_poses(out / f"v{i}.csv").n_frames == 48 for i in range(4))

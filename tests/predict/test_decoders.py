@@ -71,3 +71,43 @@ def test_a_corrupt_video_is_an_error_for_it_alone(decoded):
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="at least 1"):
         ProcessDecoders(jobs=0, batch_size=16)
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie waiting for its new parent counts as exited)."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return not os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc"), reason="needs /proc")
+def test_decoder_processes_stop_when_their_parent_is_killed(tmp_path):
+    """A run killed with SIGKILL leaves no decoder process behind."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from vidpose.predict.decoders import ProcessDecoders\n"
+        "with ProcessDecoders(jobs=2, batch_size=4) as d:\n"
+        "    print(' '.join(str(p.pid) for p in d._procs), flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and not any(_gone(p) for p in pids)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(_gone(p) for p in pids):
+        time.sleep(0.2)
+    assert all(_gone(p) for p in pids), "decoder processes outlived their killed parent"

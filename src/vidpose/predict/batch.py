@@ -817,15 +817,21 @@ def load_predictor(
     return predictor, timings
 
 
-def _process_main(settings, device, jobs, name, inbox, results, crash_marker, cores) -> None:
+def _process_main(
+    settings, device, jobs, name, inbox, results, crash_marker, cores, driver
+) -> None:
     """A local worker process: load the models on ``device``, then predict what comes in.
     Sends ``(name, "ready", timings)`` (:func:`load_predictor`), ``(name, "result",
     VideoResult)`` or, when the models
     cannot be loaded, ``(name, "error", reason)``. ``cores``: the CPU cores it runs on (its
     share of the machine's, so that the workers' decoders do not compete for the same ones),
-    or None for all."""
+    or None for all. ``driver``: the process id of the run that started it; the worker stops
+    when that process is gone (it is not a daemon, so that it may start decoder processes,
+    and must not outlive a killed run)."""
     pin_to(cores)  # first: the threads and processes started below inherit it
     import torch
+
+    from vidpose.predict.decoders import process_alive
 
     if not device.startswith("cuda"):  # CPU workers share the cores
         torch.set_num_threads(max(1, usable_cpus() // max(1, jobs)))
@@ -836,7 +842,15 @@ def _process_main(settings, device, jobs, name, inbox, results, crash_marker, co
         raise SystemExit(1) from None
     results.put((name, "ready", timings))
     loop = WorkerLoop(predictor, jobs, lambda r: results.put((name, "result", r)), crash_marker)
-    while (item := inbox.get()) is not None:
+    while True:
+        try:
+            item = inbox.get(timeout=2.0)
+        except queue.Empty:
+            if not process_alive(driver):
+                os._exit(1)  # the run was killed: its results have nowhere to go
+            continue
+        if item is None:
+            break
         loop.put(Path(item[0]), item[1])
     loop.close()
 
@@ -899,8 +913,12 @@ class ProcessPool:
                 self.results,
                 self.crash_marker,
                 self.cores.get(device),
+                os.getpid(),
             ),
-            daemon=True,
+            # not a daemon: a daemon may not start processes, and a worker starts its decoder
+            # processes (predict.decoders=processes); __exit__ stops it, and it stops itself
+            # when this process is gone
+            daemon=False,
             name=f"vidpose-{name}",
         )
         self._started[name] = time.monotonic()  # before: the first start starts the fork server

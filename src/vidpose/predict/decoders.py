@@ -27,6 +27,7 @@ Messages from :meth:`ProcessDecoders.get`, for the task submitted as ``i``:
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import queue as queue_mod
 from pathlib import Path
@@ -66,6 +67,18 @@ def worker_context() -> Any:
     return mp.get_context("spawn")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists: a worker process checks that the process that
+    started it is still there, and stops when it is not (nothing would read its results)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 class DecoderError(RuntimeError):
     """A worker's decoding failure, re-raised in the parent with the worker's message."""
 
@@ -79,14 +92,21 @@ def _worker(
     reader: str,
     slots: int,
     planar: bool,
+    parent: int,
 ) -> None:
-    """One decoder process: videos (or parts) from ``tasks`` until the stop marker."""
+    """One decoder process: videos (or parts) from ``tasks`` until the stop marker, or until
+    the ``parent`` process is gone."""
     torch.set_num_threads(1)
     from vidpose.video import open_video
     from vidpose.video.base import i420_shape
 
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=2.0)
+        except queue_mod.Empty:
+            if not process_alive(parent):
+                return
+            continue
         if task is _STOP:
             return
         i, path, start, stop, threads = task
@@ -167,6 +187,7 @@ class ProcessDecoders:
                     reader,
                     slots,
                     planar,
+                    os.getpid(),
                 ),
                 daemon=True,
                 name=f"vidpose-decoder-{w}",
