@@ -4,7 +4,9 @@
         [--gpus 1,2] [--readers auto] [--timeout 240] [--out bench/results/predict_gpus_h100x2.json]
 
 Without --model, trains the mirror-mouse model of bench/train_speed.py (ResNet-50, 256 px, 500
-steps supervised) first. Then, for each GPU count G of ``--gpus``: ``vidpose.predict_batch`` on
+steps supervised) first; with --model DIR that does not exist yet, trains it into DIR (kept for
+later runs, each a fresh process whose first run pays CUDA's start-up like a user's command).
+Then, for each GPU count G of ``--gpus``: ``vidpose.predict_batch`` on
 ``--copies`` links to ``--video`` (each a separate video to decode) into a fresh output folder,
 with ``workers=G`` (G = 1: in this process; G > 1: one worker process per GPU, each loading the
 model once and taking videos from the shared queue, as ``vidpose predict`` does on a machine
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -75,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model
-        if model is None:
+        if model is None or not model.exists():
             project = project_with_settings(args.project, tmp / "project")
             t0 = time.perf_counter()
-            model = train(project, TRAIN, model_dir=tmp / "model", progress=False).model_dir
+            target = model or tmp / "model"
+            model = train(project, TRAIN, model_dir=target, progress=False).model_dir
             out["train_call_seconds"] = time.perf_counter() - t0
         (tmp / "videos").mkdir()
         videos = []
@@ -97,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             set_decoders(model, decoders)
             key = f"{reader}/{decoders}"
             t0 = time.perf_counter()
+            started = time.time()
             done: list = []
             target = tmp / f"out_{reader}_{decoders}_{g}"
             run = threading.Thread(
@@ -136,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     w: [round(r.seconds, 2) for r in ok if r.worker == w]
                     for w in sorted({r.worker for r in ok})
                 },
+                "timeline": _timeline(target, started),
             }
             out["runs"][f"{key}/{g}"] = row
             print(json.dumps(row), flush=True)
@@ -164,6 +170,22 @@ def _batch(done: list, model: Path, videos: list, out: Path, workers: int, jobs,
         )
     except BaseException as exc:  # raised in the main thread
         done.append(exc)
+
+
+def _timeline(out: Path, started: float) -> dict:
+    """Per worker, from the run's ledger (1 s resolution): seconds from the call to its first
+    and last video finished, and how many it finished."""
+    rows: dict = {}
+    for line in (out / ".vidpose-ledger.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("event") != "finished":
+            continue
+        at = datetime.fromisoformat(event["time"]).timestamp() - started
+        row = rows.setdefault(event.get("worker") or "main", {"videos": 0})
+        row["videos"] += 1
+        row.setdefault("first_finished_s", round(at, 1))
+        row["last_finished_s"] = round(at, 1)
+    return rows
 
 
 def _write(path: Path | None, out: dict) -> None:
