@@ -412,29 +412,24 @@ def predict_with_members(
         return
     jobs = max(1, jobs or DEFAULT_JOBS)
     runner = _Members(models)
-    videos = len(paths) if listed else jobs  # a feed: as many as can be decoded at once
-    processes = _decode_in_processes(first.cfg.predict.decoders, reader, runner.device, videos)
+    processes = _decode_in_processes(first.cfg.predict.decoders)
     waiting = waiting or getattr(paths, "waiting", None)
     _MultiVideo(runner, paths, waiting, bs, reader, jobs, progress, on_done, processes).run()
 
 
-AUTO_PROCESSES_MIN_VIDEOS = 4
-"""``predict.decoders=auto`` uses worker processes from this many videos on: starting them
-(each imports torch) took ~8 s on the H100 host, more than they can win back on one video."""
+def _decode_in_processes(decoders: str) -> bool:
+    """``predict.decoders``: processes only when asked for; auto = threads.
 
-
-def _decode_in_processes(decoders: str, reader: str, device: torch.device, videos: int) -> bool:
-    """``predict.decoders``: auto = worker processes when a CPU reader feeds a GPU with several
-    videos (decoder threads share one GIL: 4,400 frames/s at most on a 16-core H100 host)."""
-    from vidpose.video import READERS
-
-    if decoders != "auto":
-        return decoders == "processes"
-    if device.type != "cuda" or videos < AUTO_PROCESSES_MIN_VIDEOS:
-        return False  # on a CPU the network needs the cores itself
-    if reader == "auto":
-        return not any(spec.gpu for spec in READERS)
-    return not READERS.get(reader).gpu
+    Decoder threads share one GIL, which is why processes were the default for a CPU reader
+    feeding a GPU with 4 videos or more; measured on one H200 host (16 cores, 8 videos of
+    9,940 frames, PyAV, planar, batch 64, commit ba74e0d's predictor), threads were faster at
+    every setting tried: 6 threads 3,342-3,444 frames/s, 4 / 6 / 8 / 12 processes 2,063 /
+    2,479 / 2,453 / 2,431 (batch 256: threads 3,537, 8 processes 2,743;
+    ``bench/predict_decoders.py``). The parent's side of process decoding (a message per
+    batch through a queue, the copy out of shared buffers and handing them back) costs more
+    than the GIL does.
+    """
+    return decoders == "processes"
 
 
 def split_video(path: Path, parts: int, batch_size: int) -> list[tuple[int, int | None]]:
