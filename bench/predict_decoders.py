@@ -52,14 +52,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", type=Path, required=True)
     ap.add_argument("--copies", type=int, default=8, help="links to --video, each a video")
     ap.add_argument("--configs", default="threads:6,threads:6,processes:6")
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval for the whole run (Python's default: 0.005 s)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     out: dict = {
         "benchmark": "predict_decoders",
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "cpus": os.cpu_count(),
         "video": args.video.name,
         "copies": args.copies,
+        "switch_interval_s": sys.getswitchinterval(),
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
