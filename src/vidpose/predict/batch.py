@@ -232,7 +232,7 @@ def predict_batch(
         workers: most workers: local GPUs used, or Ray actors (default: one per GPU; on a Ray
             cluster without GPUs, 1).
         gpus_per_worker: GPUs each Ray actor holds (fractions share a GPU).
-        jobs: videos each worker decodes at once (default 6).
+        jobs: videos each worker decodes at once (default 4).
         batch_size, device, precision, reader, compile, formats, dlc_names: as
             :func:`vidpose.predict.run.predict_videos`.
         smooth3d: Kalman-smooth each session's 3D trajectories
@@ -867,6 +867,7 @@ class ProcessPool:
         crash_marker: str | None,
     ) -> None:
         from vidpose.predict.decoders import worker_context
+        from vidpose.predict.predictor import DEFAULT_JOBS
 
         self.ctx = worker_context()  # not forked from this process: CUDA may be initialised
         self.settings = settings
@@ -874,7 +875,7 @@ class ProcessPool:
         # each device's worker runs on its own share of the cores (a restarted one too)
         shares = cpu_shares(len(devices)) if len(devices) > 1 else None
         self.cores = dict(zip(devices, shares)) if shares else {}
-        self.jobs = jobs or 6
+        self.jobs = jobs or DEFAULT_JOBS
         self.crash_marker = crash_marker
         self.results = self.ctx.Queue()
         self.procs: dict[str, tuple[Any, Any, str]] = {}  # name -> (process, inbox, device)

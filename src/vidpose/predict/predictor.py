@@ -327,9 +327,12 @@ class PoseModel:
         return f"vidpose_{self.cfg.model.backbone}"
 
 
-DEFAULT_JOBS = 6
+DEFAULT_JOBS = 4
 """Videos (or parts of videos) decoded at once by ``predict_videos`` (NVDEC sessions, PyAV
-threads or decoder processes)."""
+threads or decoder processes). Fewer decoder threads contend less for the GIL: on one H200
+host (16 cores, 8 videos of 9,940 frames, PyAV) 4 threads fed the GPU at 4,213 frames/s, 6 at
+3,297-3,329, 8 at 3,821, 12 at 3,528; 20 videos: 4,043 with 4 against 3,841 with 6
+(``bench/predict_decoders.py``, ``bench/predict_gpus.py``; bench/results/issue13_h200)."""
 
 MIN_PART_FRAMES = 1024
 """A video is split into parts decoded at once only if each part gets at least this many

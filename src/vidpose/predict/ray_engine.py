@@ -106,7 +106,9 @@ class RayPool:
         self.ray = ray = self.session.__enter__()
         self.settings = settings
         self.crash_marker = crash_marker
-        self.jobs = engine.jobs or 6
+        from vidpose.predict.predictor import DEFAULT_JOBS
+
+        self.jobs = engine.jobs or DEFAULT_JOBS
         gpus = float(ray.cluster_resources().get("GPU", 0))
         if gpus > 0:
             per = engine.gpus_per_worker

@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--jobs",
         type=int_type(1),
         default=None,
-        help="videos decoded at once, e.g. 8 (default 6): their frames share the network's batches",
+        help="videos decoded at once, e.g. 8 (default 4): their frames share the network's batches",
     )
     p.add_argument(
         "--format",
