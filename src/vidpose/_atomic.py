@@ -119,7 +119,7 @@ def _writer_gone(rest: str, entry: os.DirEntry, now: float) -> bool:
     if current is None and _BEFORE_PID.fullmatch(rest) is None:
         return False  # not a temporary of this target
     if current is not None and current.group(2) == _MACHINE:
-        alive = _pid_alive(int(current.group(1)))
+        alive = pid_alive(int(current.group(1)))
         if alive is not None:
             return not alive
     try:
@@ -129,7 +129,7 @@ def _writer_gone(rest: str, entry: os.DirEntry, now: float) -> bool:
     return age > STALE_AFTER_S
 
 
-def _pid_alive(pid: int) -> bool | None:
+def pid_alive(pid: int) -> bool | None:
     """Whether process ``pid`` exists on this machine; None when that cannot be told."""
     if pid <= 0 or os.name != "posix":
         # signal 0 only probes on POSIX (on Windows os.kill terminates the process)

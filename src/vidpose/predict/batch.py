@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vidpose import __version__
-from vidpose._atomic import atomic_write_text
+from vidpose._atomic import atomic_write_text, pid_alive
 from vidpose._cpus import cpu_shares, pin_to, usable_cpus
 from vidpose.errors import ConfigError
 from vidpose.predict.ledger import LEDGER_FILE, Ledger, VideoStamp, lock_output
@@ -831,8 +831,6 @@ def _process_main(
     pin_to(cores)  # first: the threads and processes started below inherit it
     import torch
 
-    from vidpose.predict.decoders import process_alive
-
     if not device.startswith("cuda"):  # CPU workers share the cores
         torch.set_num_threads(max(1, usable_cpus() // max(1, jobs)))
     try:
@@ -846,7 +844,7 @@ def _process_main(
         try:
             item = inbox.get(timeout=2.0)
         except queue.Empty:
-            if not process_alive(driver):
+            if pid_alive(driver) is False:
                 os._exit(1)  # the run was killed: its results have nowhere to go
             continue
         if item is None:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
+from vidpose._atomic import pid_alive
 from vidpose.video.base import FrameBatch
 
 END = "end"
@@ -67,18 +68,6 @@ def worker_context() -> Any:
     return mp.get_context("spawn")
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists: a worker process checks that the process that
-    started it is still there, and stops when it is not (nothing would read its results)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 class DecoderError(RuntimeError):
     """A worker's decoding failure, re-raised in the parent with the worker's message."""
 
@@ -104,7 +93,7 @@ def _worker(
         try:
             task = tasks.get(timeout=2.0)
         except queue_mod.Empty:
-            if not process_alive(parent):
+            if pid_alive(parent) is False:  # the parent is gone: nothing reads
                 return
             continue
         if task is _STOP:
