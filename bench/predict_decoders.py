@@ -15,13 +15,10 @@ edited in place (``predict.decoders``) and left at the last config's value.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,21 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 
 import vidpose
+from gpu_busy import Sampler
 from predict_many import set_decoders
-
-
-def _busy(stop: threading.Event, out: list) -> None:
-    cmd = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
-    try:
-        p = subprocess.Popen([*cmd, "-lms", "300"], stdout=subprocess.PIPE, text=True)
-    except OSError:
-        return
-    for line in p.stdout:
-        if stop.is_set():
-            break
-        with contextlib.suppress(ValueError):
-            out.append(float(line.split(",")[0]))
-    p.terminate()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "switch_interval_s": sys.getswitchinterval(),
         "runs": [],
     }
+    sampler = Sampler(300) if torch.cuda.is_available() else None
     with tempfile.TemporaryDirectory() as tmp:
         videos = []
         for i in range(args.copies):
@@ -82,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             batch = int(rest[0]) if rest and rest[0] else 0
             compiled = len(rest) > 1 and rest[1] == "c"
             set_decoders(args.model, decoders)
-            stop, busy = threading.Event(), []
-            watch = threading.Thread(target=_busy, args=(stop, busy), daemon=True)
-            watch.start()
+            started = time.time()
             t0 = time.perf_counter()
             row = {"config": config, "decoders": decoders, "jobs": int(jobs)}
             row.update(batch_size=batch or None, compile=compiled)
@@ -106,13 +89,15 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # recorded; the next config still runs
                 row["error"] = f"{type(exc).__name__}: {exc}"
             row["wall_s"] = round(time.perf_counter() - t0, 2)
-            stop.set()
-            row["gpu_busy"] = round(sum(busy) / len(busy), 1) if busy else None
+            busy, n = sampler.busy(started, time.time()) if sampler else (float("nan"), 0)
+            row["gpu_busy"] = round(busy, 1) if n else None
             out["runs"].append(row)
             print(json.dumps(row), flush=True)
             if args.out:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(out, indent=1))
+    if sampler:
+        sampler.stop()
     return 0
 
 

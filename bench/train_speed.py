@@ -19,10 +19,8 @@ import argparse
 import cProfile
 import json
 import pstats
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,8 +28,7 @@ import lightning as L
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contextlib
-
+from gpu_busy import Sampler
 from train_mirror_mouse import DEFAULT_PROJECT, lp_overrides, project_with_settings
 from vidpose.training import train
 
@@ -44,39 +41,6 @@ class Window(L.Callback):
 
     def on_train_end(self, trainer, module):
         self.end = time.time()
-
-
-class Sampler:
-    """nvidia-smi utilization.gpu every 200 ms, with host timestamps."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, float]] = []
-        self.proc = subprocess.Popen(
-            [
-                "nvidia-smi",
-                "--query-gpu=utilization.gpu",
-                "--format=csv,noheader,nounits",
-                "-lms",
-                "200",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with contextlib.suppress(ValueError):
-                self.samples.append((time.time(), float(line.strip().split(",")[0])))
-
-    def busy(self, start: float, end: float) -> tuple[float, int]:
-        inside = [u for t, u in self.samples if start <= t <= end]
-        return (sum(inside) / len(inside) if inside else float("nan")), len(inside)
-
-    def stop(self) -> None:
-        self.proc.terminate()
 
 
 def main(argv: list[str] | None = None) -> int:
