@@ -117,9 +117,35 @@ def test_best_weights_resume_from_the_written_file(tmp_path):
     assert torch.equal(saved["state_dict"]["w"], torch.full((2,), 7.0))
 
 
+def test_flat_copies_channels_last_weights_in_logical_order():
+    from vidpose.training.best import _Flat
+
+    conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    state = {k: v.detach() for k, v in conv.state_dict(keep_vars=True).items()}
+    state["count"] = torch.tensor(3)
+    flat = _Flat.empty_like(state)
+    flat.fill(state)
+    out = flat.state_dict()
+    assert set(out) == set(state)
+    for k, v in state.items():
+        assert torch.equal(out[k], v), k
+    # filled again after the weights change: the same buffers, new values
+    before = flat.clone()
+    original = conv.weight.detach().clone()
+    with torch.no_grad():
+        conv.weight.add_(1.0)
+    flat.fill(state)
+    assert torch.equal(flat.state_dict()["weight"], conv.weight.detach())
+    assert torch.equal(before.state_dict()["weight"], original)
+    before.update_where(torch.tensor(True), flat)
+    assert torch.equal(before.state_dict()["weight"], conv.weight.detach())
+
+
 class _Counter(L.Callback):
     def on_train_end(self, trainer, module):
         self.graphs = module._graphs
+        self.val_graphs = module._val_graphs
 
 
 @pytest.mark.gpu
@@ -128,7 +154,7 @@ def test_graphed_training_replays_and_matches_eager_accuracy(tiny_project, tmp_p
     """The same run with and without graphs: the graph run replays almost every step and
     ends with a similar training error (bf16 and cuDNN are not bit-reproducible)."""
     extra = [f"model.losses=[{','.join(losses)}]"] if losses else []
-    errors = {}
+    errors, val_errors = {}, {}
     for graphs in ("true", "false"):
         spy = _Counter()
         res = train(
@@ -140,9 +166,13 @@ def test_graphed_training_replays_and_matches_eager_accuracy(tiny_project, tmp_p
         )
         assert res.steps == 60
         errors[graphs] = res.metrics["train"]["pixel_error_mean"]
+        val_errors[graphs] = res.metrics["val"]["pixel_error_mean"]
         if graphs == "true":
             assert spy.graphs is not None
             assert spy.graphs.replays >= 60 - 2 * spy.graphs.warmup
+            # validation replays its forward too (after one eager call of its shape)
+            assert spy.val_graphs is not None and spy.val_graphs.replays > 0
         else:
-            assert spy.graphs is None
+            assert spy.graphs is None and spy.val_graphs is None
     assert errors["true"] == pytest.approx(errors["false"], rel=0.5, abs=1.0)
+    assert val_errors["true"] == pytest.approx(val_errors["false"], rel=0.5, abs=1.0)

@@ -32,6 +32,7 @@ class BestWeights(L.Callback):
         self.monitor = monitor
         self._flat: _Flat | None = None
         self._sources: dict[str, torch.Tensor] | None = None
+        self._stage: _Flat | None = None  # this validation's weights, filled in place
         self._score: torch.Tensor | None = None
         self._step: torch.Tensor | None = None
         self._written_step: int | None = None
@@ -71,14 +72,16 @@ class BestWeights(L.Callback):
         score = trainer.callback_metrics.get(self.monitor)
         if score is None:
             return
-        if self._sources is None:
+        if self._sources is None or self._stage is None:
             # The weights and buffers are updated in place: the same tensors all run long.
-            self._sources = pl_module.state_dict(keep_vars=True)
-        flat = _Flat.of(self._sources)
+            self._sources = {k: v.detach() for k, v in pl_module.state_dict(keep_vars=True).items()}
+            self._stage = _Flat.empty_like(self._sources)
+        self._stage.fill(self._sources)
+        flat = self._stage
         score = score.detach().float().to(pl_module.device)
         step = torch.full((), trainer.global_step, device=pl_module.device, dtype=torch.long)
         if self._flat is None:
-            self._flat = flat
+            self._flat = flat.clone()
             self._score = torch.where(score.isnan(), torch.inf, score)
             self._step = step
             return
@@ -134,19 +137,54 @@ class _Flat:
 
     def __init__(self, names, shapes, dtypes, buffers: dict[torch.dtype, torch.Tensor]) -> None:
         self.names, self.shapes, self.dtypes, self.buffers = names, shapes, dtypes, buffers
+        self._views: list[torch.Tensor] | None = None
 
     @classmethod
     def of(cls, state: dict[str, torch.Tensor]) -> _Flat:
-        names = list(state)
-        groups: dict[torch.dtype, list[torch.Tensor]] = {}
+        flat = cls.empty_like(state)
+        flat.fill(state)
+        return flat
+
+    @classmethod
+    def empty_like(cls, state: dict[str, torch.Tensor]) -> _Flat:
+        """Uninitialised buffers for tensors shaped like ``state``'s (see :meth:`fill`)."""
+        sizes: dict[torch.dtype, int] = {}
+        devices: dict[torch.dtype, torch.device] = {}
         for v in state.values():
-            groups.setdefault(v.dtype, []).append(v.detach().reshape(-1))
-        buffers = {dt: torch.cat(vs) for dt, vs in groups.items()}  # one kernel per dtype
+            sizes[v.dtype] = sizes.get(v.dtype, 0) + v.numel()
+            devices.setdefault(v.dtype, v.device)
+        buffers = {dt: torch.empty(n, dtype=dt, device=devices[dt]) for dt, n in sizes.items()}
         return cls(
-            names,
+            list(state),
             [tuple(v.shape) for v in state.values()],
             [v.dtype for v in state.values()],
             buffers,
+        )
+
+    def views(self) -> list[torch.Tensor]:
+        """Each tensor's slice of its buffer, shaped as the tensor, in ``names`` order."""
+        offsets = dict.fromkeys(self.buffers, 0)
+        out = []
+        for shape, dt in zip(self.shapes, self.dtypes, strict=True):
+            n = math.prod(shape)
+            out.append(self.buffers[dt][offsets[dt] : offsets[dt] + n].view(shape))
+            offsets[dt] += n
+        return out
+
+    def fill(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy ``state``'s values (same names, shapes and dtypes) into the buffers: one
+        foreach call (a C++ loop) instead of a Python loop over hundreds of tensors; sources
+        in any memory format (channels_last weights) land in logical order."""
+        if self._views is None:
+            self._views = self.views()
+        torch._foreach_copy_(self._views, [v.detach() for v in state.values()])  # views: cheap
+
+    def clone(self) -> _Flat:
+        return _Flat(
+            self.names,
+            self.shapes,
+            self.dtypes,
+            {dt: b.clone() for dt, b in self.buffers.items()},
         )
 
     def update_where(self, condition: torch.Tensor, other: _Flat) -> None:

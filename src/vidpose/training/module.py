@@ -8,6 +8,7 @@ counts. Networks of every kind go through the same calls (:mod:`vidpose.models.n
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,6 +71,10 @@ def clip_inputs(
     return inputs, coords_in
 
 
+STEPS_AHEAD = 3
+"""Training steps the host may queue ahead of the GPU (CUDA graphs; see ``_bound_lead``)."""
+
+
 class PoseModule(L.LightningModule):
     """Pose training: supervised loss on labeled frames, weighted unsupervised losses on clips.
 
@@ -104,8 +109,13 @@ class PoseModule(L.LightningModule):
         self.automatic_optimization = False
         self.cuda_graphs = bool(cuda_graphs)
         self._graphs: StepGraphs | None = None
+        # Validation's forward as CUDA graphs too (fixed frames, fixed shapes): eagerly it costs
+        # the host more than a dozen training steps, and ensemble members training at once
+        # share one host (see :mod:`vidpose.training.concurrent`).
+        self._val_graphs: StepGraphs | None = None
         self._averager: GradientAverager | None = None
         self._ramp: torch.Tensor | None = None
+        self._ahead: collections.deque[torch.cuda.Event] = collections.deque()
         self.metric_log = AsyncMetrics()
         self.network = network
         self.supervised_loss = supervised_loss
@@ -301,6 +311,10 @@ class PoseModule(L.LightningModule):
         if self._graphs is not None:
             self._graphs.close()
             self._graphs = None
+        if self._val_graphs is not None:
+            self._val_graphs.close()
+            self._val_graphs = None
+        self._ahead.clear()
 
     def _draws(self, device: torch.device) -> torch.Generator | None:
         """The generator of this run's random draws in a step on ``device``: the data module's
@@ -361,8 +375,23 @@ class PoseModule(L.LightningModule):
 
         opt.step(closure=closure)
         sched.step()
+        if self._graphs is not None:
+            self._bound_lead()
         self._after_step(stats, batch)
         return stats["loss"].detach()
+
+    def _bound_lead(self) -> None:
+        """Let the host run at most :data:`STEPS_AHEAD` steps ahead of the GPU, waiting with the
+        GIL released. Unbounded, the host fills the stream's launch queue and then blocks inside
+        a kernel launch *holding the GIL*: ensemble members trained at once in other threads
+        (:mod:`vidpose.training.concurrent`) could then not queue their own steps, and the GPU
+        ran one member's stream at a time (5 members took 4.3x one member's time, GPU 56% busy;
+        ``bench/train_ensemble_concurrent.py``)."""
+        done = torch.cuda.Event()
+        done.record()
+        self._ahead.append(done)
+        if len(self._ahead) > STEPS_AHEAD:
+            self._ahead.popleft().synchronize()  # releases the GIL while it waits
 
     def _gradient_averager(self) -> GradientAverager | None:
         """What averages the gradients over the processes during backward when the strategy
@@ -408,6 +437,29 @@ class PoseModule(L.LightningModule):
         return [self.metric_log]
 
     def validation_step(self, batch: LabeledBatch, batch_idx: int) -> None:
+        tensors = {
+            "images": batch.images,
+            "keypoints": batch.keypoints,
+            "visible": batch.visible,
+            "frame_index": batch.frame_index,
+            "orig_hw": batch.orig_hw,
+        }
+        if batch.windows is not None:
+            tensors["windows"] = batch.windows
+        if self._val_graphs is None and self.cuda_graphs and self.device.type == "cuda":
+            self._val_graphs = StepGraphs(self._validation_sums, warmup=1)
+        if self._val_graphs is not None:
+            row = self._val_graphs(tensors)["row"]  # the graph's buffer: added, never kept
+            self._val_sums = row.clone() if self._val_sums is None else self._val_sums + row
+        else:
+            row = self._validation_sums(tensors, ())["row"]
+            self._val_sums = row if self._val_sums is None else self._val_sums + row
+
+    def _validation_sums(
+        self, tensors: dict[str, torch.Tensor], consts: tuple
+    ) -> dict[str, torch.Tensor]:
+        """One validation batch's [error sum, labeled keypoints, loss sum, frames] (device)."""
+        batch = LabeledBatch(**tensors)
         out = self.network.forward_windows(batch.as_windows())
         loss = self._supervised(out.decoders, batch)
         input_hw = batch.input_hw
@@ -425,7 +477,7 @@ class PoseModule(L.LightningModule):
                 torch.full((), float(batch.batch_size), device=loss.device),
             ]
         )
-        self._val_sums = row if self._val_sums is None else self._val_sums + row
+        return {"row": row}
 
     def on_validation_epoch_start(self) -> None:
         if self.trainer.world_size > 1:
