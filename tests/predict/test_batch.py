@@ -201,7 +201,9 @@ def test_worker_processes_retry_the_videos_of_one_that_died(
     assert all(read_poses(out / f"v{i}.csv").n_frames == 48 for i in range(4))
     # every worker that got ready says how long it took, in the report and its JSON
     starts = report.worker_starts
-    assert len(starts) >= 3  # two, and the one that replaced the dead one
+    # the two first (the dead one got ready before it died); the one that replaced it only if
+    # it got ready before the survivor had predicted everything (a race)
+    assert len(starts) >= 2
     assert len({s["worker"] for s in starts}) == len(starts)
     for s in starts:
         assert s["device"] == "cpu"

@@ -31,6 +31,31 @@ def test_predict_video_matches_predict_images(tiny_model, tiny_video):
     np.testing.assert_allclose(poses.coords, ref.coords, atol=1e-3)
 
 
+def test_a_model_loaded_like_another_gets_its_own_weights(tiny_model, tiny_video):
+    """An ensemble's members after the first start as a copy of its network (no building, no
+    random initialisation): each must end with its own checkpoint's weights, shared with no one."""
+    import torch
+
+    first = load_model(tiny_model, device="cpu")
+    with torch.no_grad():
+        for p in first.network.parameters():
+            p.add_(1.0)  # weights unlike the checkpoint's
+    second = load_model(tiny_model, device="cpu", like=first)
+    plain = load_model(tiny_model, device="cpu")
+    for a, b, c in zip(
+        first.network.state_dict().values(),
+        second.network.state_dict().values(),
+        plain.network.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(b, c)
+        assert a.data_ptr() != b.data_ptr()
+    ref = plain.predict_video(tiny_video, batch_size=16)
+    np.testing.assert_array_equal(
+        second.predict_video(tiny_video, batch_size=16).coords, ref.coords
+    )
+
+
 def test_predictions_are_in_original_pixels(tiny_model, tiny_video):
     """Frames of another size: the network sees them resized; coordinates come back in theirs."""
     import torch

@@ -23,12 +23,9 @@ import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType, ValueType
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -46,6 +43,13 @@ from vidpose.config.schema import (
 )
 from vidpose.errors import ConfigError
 from vidpose.registry import suggest
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
+
+# Hydra's override grammar is imported where overrides are parsed, not with this module: loading
+# a saved config (what `vidpose predict` does) needs OmegaConf only, and Hydra's parser costs
+# ~0.5 s of start-up.
 
 SOURCE_DEFAULTS = "defaults"
 SOURCE_CLI = "command line"
@@ -216,6 +220,9 @@ def _flatten(data: Any, prefix: str, source: str, origin_of: Any = None) -> list
 
 
 def _parse(overrides: Sequence[str] | str) -> list[Override]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
     if isinstance(overrides, str):
         overrides = [overrides]
     parser = OverridesParser.create()
@@ -232,6 +239,8 @@ def _parse(overrides: Sequence[str] | str) -> list[Override]:
 
 
 def _override_assignments(ov: Override) -> list[_Assignment]:
+    from hydra.core.override_parser.types import OverrideType
+
     text = ov.input_line or ov.key_or_group
     key = ov.key_or_group
     if ov.package is not None:
@@ -274,6 +283,8 @@ def expand_sweep(overrides: Sequence[str]) -> list[list[str]]:
     Raises:
         ConfigError: unparsable override, or a sweep that cannot be enumerated (``interval``).
     """
+    from hydra.core.override_parser.types import ValueType
+
     axes: list[list[str]] = []
     for ov in _parse(overrides):
         if not ov.is_sweep_override():

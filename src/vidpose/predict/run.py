@@ -356,7 +356,8 @@ class Predictor:
             return
         device, precision, compile = self._load_args
         for member in self.members:
-            model = load_model(member.path, device=device, precision=precision)
+            first = self.models[0] if self.models else None
+            model = load_model(member.path, device=device, precision=precision, like=first)
             if model.cfg.predict.compile if compile is None else compile:
                 model.compile()
             self.models.append(model)
