@@ -379,3 +379,20 @@ def test_worker_processes_decode_in_processes_of_their_own(
     assert [r.status for r in report.videos] == ["ok"] * 4, [r.reason for r in report.videos]
     assert report.workers == 2
     assert all(read_poses(out / f"v{i}.csv").n_frames == 48 for i in range(4))
+
+
+def test_writer_modules_are_imported_in_the_background(tmp_path, monkeypatch):
+    """The writers' modules are imported by a thread started with the prediction; a module that
+    cannot be imported is left to fail where it is used."""
+    import sys
+
+    from vidpose.predict.run import _import_in_background
+
+    (tmp_path / "vp_prefetch_probe.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "vp_prefetch_probe" not in sys.modules
+    thread = _import_in_background(["vp_no_such_module", "vp_prefetch_probe"])
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert sys.modules["vp_prefetch_probe"].LOADED
+    sys.modules.pop("vp_prefetch_probe")
