@@ -135,40 +135,34 @@ def run(args: argparse.Namespace) -> dict:
         g = capture(mem.step)
         return {"ms": timed(g.replay, args.steps)}
 
-    def serial_or_streams(streams: bool) -> dict:
+    def warmed_members() -> list[Member]:
         mems = [Member(make_member(args.backbone, k, i, device), b, s, k, device) for i in range(m)]
         warm([x.step for x in mems])
+        return mems
+
+    def on_streams(calls: list[Callable[[], None]], streams: list[torch.cuda.Stream]) -> None:
+        """Each call on its own stream, forked from the current one and joined back to it."""
+        cur = torch.cuda.current_stream()
+        for st, call in zip(streams, calls, strict=True):
+            st.wait_stream(cur)
+            with torch.cuda.stream(st):
+                call()
+        for st in streams:
+            cur.wait_stream(st)
+
+    def serial_or_streams(streams: bool) -> dict:
+        mems = warmed_members()  # kept: the graphs use their weights and inputs
         graphs = [capture(x.step) for x in mems]
+        replays = [g.replay for g in graphs]
         if not streams:
-            return {"ms": timed(lambda: [g.replay() for g in graphs], args.steps)}
+            return {"ms": timed(lambda: [r() for r in replays], args.steps)}
         ss = [torch.cuda.Stream() for _ in graphs]
-        main = torch.cuda.current_stream()
-
-        def launch() -> None:
-            for st, g in zip(ss, graphs, strict=True):
-                st.wait_stream(main)
-                with torch.cuda.stream(st):
-                    g.replay()
-            for st in ss:
-                main.wait_stream(st)
-
-        return {"ms": timed(launch, args.steps)}
+        return {"ms": timed(lambda: on_streams(replays, ss), args.steps)}
 
     def branches() -> dict:
-        mems = [Member(make_member(args.backbone, k, i, device), b, s, k, device) for i in range(m)]
-        warm([x.step for x in mems])
-        ss = [torch.cuda.Stream() for _ in mems]
-
-        def all_steps() -> None:
-            cur = torch.cuda.current_stream()
-            for st, x in zip(ss, mems, strict=True):
-                st.wait_stream(cur)
-                with torch.cuda.stream(st):
-                    x.step()
-            for st in ss:
-                cur.wait_stream(st)
-
-        g = capture(all_steps)
+        steps = [x.step for x in warmed_members()]  # bound methods keep the members
+        ss = [torch.cuda.Stream() for _ in steps]
+        g = capture(lambda: on_streams(steps, ss))
         return {"ms": timed(g.replay, args.steps)}
 
     def stacked() -> dict:

@@ -74,7 +74,7 @@ class BestWeights(L.Callback):
             return
         if self._sources is None or self._stage is None:
             # The weights and buffers are updated in place: the same tensors all run long.
-            self._sources = {k: v.detach() for k, v in pl_module.state_dict(keep_vars=True).items()}
+            self._sources = pl_module.state_dict(keep_vars=True)
             self._stage = _Flat.empty_like(self._sources)
         self._stage.fill(self._sources)
         flat = self._stage
@@ -177,7 +177,7 @@ class _Flat:
         in any memory format (channels_last weights) land in logical order."""
         if self._views is None:
             self._views = self.views()
-        torch._foreach_copy_(self._views, [v.detach() for v in state.values()])  # views: cheap
+        torch._foreach_copy_(self._views, [v.detach() for v in state.values()])
 
     def clone(self) -> _Flat:
         return _Flat(

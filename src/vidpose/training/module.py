@@ -437,23 +437,14 @@ class PoseModule(L.LightningModule):
         return [self.metric_log]
 
     def validation_step(self, batch: LabeledBatch, batch_idx: int) -> None:
-        tensors = {
-            "images": batch.images,
-            "keypoints": batch.keypoints,
-            "visible": batch.visible,
-            "frame_index": batch.frame_index,
-            "orig_hw": batch.orig_hw,
-        }
-        if batch.windows is not None:
-            tensors["windows"] = batch.windows
+        tensors = {k: v for k, v in vars(batch).items() if v is not None}  # LabeledBatch(**)
         if self._val_graphs is None and self.cuda_graphs and self.device.type == "cuda":
             self._val_graphs = StepGraphs(self._validation_sums, warmup=1)
         if self._val_graphs is not None:
-            row = self._val_graphs(tensors)["row"]  # the graph's buffer: added, never kept
-            self._val_sums = row.clone() if self._val_sums is None else self._val_sums + row
+            row = self._val_graphs(tensors)["row"]  # the graph's buffer: added or copied, not kept
         else:
             row = self._validation_sums(tensors, ())["row"]
-            self._val_sums = row if self._val_sums is None else self._val_sums + row
+        self._val_sums = row.clone() if self._val_sums is None else self._val_sums + row
 
     def _validation_sums(
         self, tensors: dict[str, torch.Tensor], consts: tuple
