@@ -304,7 +304,7 @@ def test_nvdec_frame_identity_and_pixels(mp4_video, ids, rgb):
             assert d.mean() < 2.0
             if rgb == "torch":
                 assert d.max() <= 3
-        for mode in ("stream", "index"):
+        for mode in ("threaded", "stream", "index"):
             r._sequential = mode
             frames = torch.cat([b.frames for b in r.iter_batches(16, start=5)])
             assert ids(frames.cpu().numpy()).tolist() == list(range(5, N))
@@ -331,6 +331,17 @@ def test_gpu_readers_on_the_example_video(reader):
         first = next(r.iter_batches(64, start=100))
         diff = frame_diff(first.frames, ref.read_clip(100, 64).frames)
         assert diff.mean() < 1.5 and diff.max() <= 3
+    if reader == "nvdec":  # every frame, streamed from mid-GOP, with each streaming decoder
+        with PyAVReader(EXAMPLE_VIDEO) as ref:
+            want = np.concatenate([b.frames for b in ref.iter_batches(100, start=137)])
+        for mode in ("threaded", "stream"):
+            with nvdec_reader.NvdecReader(EXAMPLE_VIDEO, sequential=mode) as r:
+                batches = list(r.iter_batches(100, start=137))
+                got = torch.cat([b.frames for b in batches]).cpu().numpy()
+                assert all(b.valid.all() for b in batches) and r.misplaced_frames == 0
+                assert r.streamed_with == mode
+            diff = np.abs(got.astype(int) - want.astype(int))
+            assert got.shape == want.shape and diff.mean() < 1.5 and diff.max() <= 3, mode
 
 
 @pytest.mark.gpu
