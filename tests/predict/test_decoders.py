@@ -68,6 +68,34 @@ def test_a_corrupt_video_is_an_error_for_it_alone(decoded):
     assert events[2][0] == "open" and events[2][-1] == END
 
 
+@pytest.mark.gpu
+def test_nvdec_workers_hand_over_cuda_buffers(tiny_project_src):
+    """A GPU reader in the workers: each batch is a CUDA tensor mapped from the worker's
+    buffer (one slot, so each waits for the previous one's release), the video's frames in
+    order across two parts, as PyAV decodes them up to the colour conversion."""
+    pytest.importorskip("PyNvVideoCodec")
+    video = next((tiny_project_src / "videos").glob("*.mp4"))
+    ref = _reference(video)
+    got: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+    with ProcessDecoders(2, 16, "nvdec", slots=1, device="cuda:0") as dec:
+        dec.submit(0, video, 0, 16)
+        dec.submit(1, video, 16, None)
+        ended = 0
+        while ended < 2:
+            i, kind, payload = dec.get(timeout=120)
+            assert not isinstance(kind, BaseException), kind
+            if kind == END:
+                ended += 1
+            elif kind != "open":
+                assert kind.frames.is_cuda and kind.valid.all()
+                got[i].append(kind.frames.clone())
+                torch.cuda.synchronize()
+                dec.release(payload)
+    frames = torch.cat(got[0] + got[1]).cpu().numpy()
+    assert frames.shape == ref.shape
+    assert np.abs(frames.astype(int) - ref.astype(int)).mean() < 2.0
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="at least 1"):
         ProcessDecoders(jobs=0, batch_size=16)

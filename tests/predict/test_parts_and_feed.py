@@ -70,6 +70,25 @@ def test_a_video_split_into_parts_predicts_what_it_does_whole(
     np.testing.assert_allclose(a.likelihood, b.likelihood, atol=1e-4)
 
 
+@pytest.mark.gpu
+def test_nvdec_in_decoder_processes_predicts_what_decoder_threads_do(
+    tiny_model, tiny_video, monkeypatch
+):
+    """The workers decode into CUDA buffers the predicting process maps by IPC: the same
+    frames, hence the same poses, as NVDEC decoder threads in this process (parts too)."""
+    pytest.importorskip("PyNvVideoCodec")
+    monkeypatch.setattr(predictor, "MIN_PART_FRAMES", 8)
+    model = load_model(tiny_model, device="cuda")
+    got = {}
+    for decoders in ("threads", "processes"):
+        model.cfg.predict.decoders = decoders
+        got[decoders] = _predict(model, [tiny_video], jobs=4, reader="nvdec")[tiny_video][0]
+    a, b = got["threads"], got["processes"]
+    assert a.n_frames == b.n_frames == 48 and np.isfinite(b.coords).all()
+    np.testing.assert_allclose(a.coords, b.coords, atol=1e-3)
+    np.testing.assert_allclose(a.likelihood, b.likelihood, atol=1e-4)
+
+
 def test_a_part_that_fails_fails_its_video_alone(tiny_model, tiny_video, tmp_path, monkeypatch):
     monkeypatch.setattr(predictor, "MIN_PART_FRAMES", 8)
     model = load_model(tiny_model, device="cpu")

@@ -6,14 +6,21 @@ out at about 4,400 frames/s of a 406x396 H.264 video on a 16-core H100 host, wha
 number (8 threads: 4,424; 16: 4,185; ``bench/predict_ceilings.py``), below what the network
 takes. Separate processes have a GIL each.
 
+GPU decoders (NVDEC) too: PyNvVideoCodec needs the GIL around every call and for each frame's
+DLPack hand-over, so NVDEC decoder *threads* in the predicting process stall, and are stalled
+by, the thread that runs the network. In processes each has its own GIL and CUDA context and
+decodes into CUDA buffers the parent maps through CUDA IPC: no frame leaves the GPU.
+
 How: ``jobs`` worker processes (forked from a fork server, or spawned: the parent may already
 hold a CUDA context, :func:`worker_context`) take
 videos, or frame ranges of them, from a task queue. For each task a worker makes ``slots``
-batch buffers in shared memory (torch tensors, shared once per task; I420 planes when
-``planar`` and the video allows, RGB otherwise), decodes ``batch_size`` frames at a time into a
-free buffer and sends only its number, the frame indices and validity. The parent copies the
-buffer to the GPU and hands it back (:meth:`ProcessDecoders.release`), so at most ``slots``
-batches per worker are in memory and the workers never overwrite what the parent still reads.
+batch buffers, shared once per task: in shared host memory (I420 planes when ``planar`` and
+the video allows, RGB otherwise) for a CPU reader, in CUDA memory (RGB) for a GPU reader on a
+CUDA ``device``. It decodes ``batch_size`` frames at a time into a free buffer (waiting for the
+GPU's copies to finish) and sends only its number, the frame indices and validity. The parent
+copies or consumes the buffer and hands it back (:meth:`ProcessDecoders.release`), so at most
+``slots`` batches per worker are in memory and the workers never overwrite what the parent
+still reads.
 
 Messages from :meth:`ProcessDecoders.get`, for the task submitted as ``i``:
 
@@ -82,11 +89,15 @@ def _worker(
     slots: int,
     planar: bool,
     parent: int,
+    device: str | None = None,
 ) -> None:
     """One decoder process: videos (or parts) from ``tasks`` until the stop marker, or until
     the ``parent`` process is gone."""
     torch.set_num_threads(1)
     from vidpose.video import open_video
+
+    if device is not None and device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
     from vidpose.video.base import i420_shape
 
     while True:
@@ -101,14 +112,23 @@ def _worker(
         i, path, start, stop, threads = task
         outstanding = 0  # batches sent whose buffers the parent has not handed back
         try:
-            with open_video(path, reader=reader, planar=planar, threads=threads) as vr:
+            with open_video(
+                path, reader=reader, device=device, planar=planar, threads=threads
+            ) as vr:
                 info = vr.info
                 pixels = getattr(vr, "pixels", "rgb")
                 frame = i420_shape(info.height, info.width) if pixels == "i420" else None
                 shape = (batch_size, *(frame or (info.height, info.width, 3)))
-                buffers = [
-                    torch.empty(shape, dtype=torch.uint8).share_memory_() for _ in range(slots)
-                ]
+                on_gpu = getattr(getattr(vr, "device", None), "type", None) == "cuda"
+                if on_gpu:  # mapped by the parent through CUDA IPC
+                    buffers = [
+                        torch.empty(shape, dtype=torch.uint8, device=vr.device)
+                        for _ in range(slots)
+                    ]
+                else:
+                    buffers = [
+                        torch.empty(shape, dtype=torch.uint8).share_memory_() for _ in range(slots)
+                    ]
                 available = list(range(slots))
                 results.put((i, "open", (info, wid, buffers, pixels)))
                 for batch in vr.iter_batches(batch_size, start, stop):
@@ -116,9 +136,13 @@ def _worker(
                         available.append(free.get())
                         outstanding -= 1
                     slot = available.pop()
-                    frames = np.asarray(batch.frames)
-                    buffers[slot][: len(frames)].numpy()[...] = frames
-                    results.put((i, "batch", (wid, slot, batch.start, len(frames), batch.valid)))
+                    n = int(batch.frames.shape[0])
+                    if on_gpu:
+                        buffers[slot][:n].copy_(batch.frames)
+                        torch.cuda.current_stream(vr.device).synchronize()
+                    else:
+                        buffers[slot][:n].numpy()[...] = np.asarray(batch.frames)
+                    results.put((i, "batch", (wid, slot, batch.start, n, batch.valid)))
                     outstanding += 1
             results.put((i, END, None))
         except BaseException as exc:  # reported for this video; the worker goes on
@@ -144,8 +168,10 @@ class ProcessDecoders:
     Args:
         jobs: worker processes (each decodes one video at a time).
         batch_size: frames per batch (the last batch of a video may be shorter).
-        reader: a CPU reader name (``pyav``).
+        reader: a reader name: a CPU reader (``pyav``), or a GPU reader (``nvdec``) with a CUDA
+            ``device``; "auto" picks as :func:`~vidpose.video.open_video` does for ``device``.
         slots: shared batch buffers per worker.
+        device: where a GPU reader decodes ("cuda:N"); None for a CPU reader.
     """
 
     def __init__(
@@ -156,6 +182,7 @@ class ProcessDecoders:
         slots: int = 3,
         *,
         planar: bool = False,
+        device: str | None = None,
     ) -> None:
         if jobs < 1 or batch_size < 1 or slots < 1:
             raise ValueError("jobs, batch_size and slots must be at least 1")
@@ -177,6 +204,7 @@ class ProcessDecoders:
                     slots,
                     planar,
                     os.getpid(),
+                    device,
                 ),
                 daemon=True,
                 name=f"vidpose-decoder-{w}",
@@ -236,6 +264,7 @@ class ProcessDecoders:
         if self._closed:
             return
         self._closed = True
+        self._buffers.clear()  # CUDA buffers: unmapped before their owners exit
         for _ in self._procs:
             self._tasks.put(_STOP)
         for p in self._procs:

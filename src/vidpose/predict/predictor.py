@@ -41,7 +41,7 @@ from vidpose.geometry import Calibration
 from vidpose.io.poses import COORD_DECIMALS, Poses
 from vidpose.model_dir import ModelDir, ModelDirError
 from vidpose.models import FrameStream, PoseNetwork
-from vidpose.video import open_video
+from vidpose.video import READERS, open_video
 from vidpose.video.base import FrameBatch, format_frame_ranges
 from vidpose.video.color import i420_to_rgb
 
@@ -432,6 +432,14 @@ def _decode_in_processes(decoders: str) -> bool:
     ``bench/predict_decoders.py``). The parent's side of process decoding (a message per
     batch through a queue, the copy out of shared buffers and handing them back) costs more
     than the GIL does.
+
+    NVDEC (``reader=nvdec``) in processes decodes into CUDA buffers the predicting process
+    maps (no host copy), but each worker has its own CUDA context, and the GPU time-slices
+    contexts: 20 videos of 9,940 frames on one H200, 2,120-2,498 frames/s with 4-8 worker
+    processes against 3,263-3,501 with NVDEC threads (``ThreadedDecoder``) and 3,608 with
+    PyAV threads, the same session (``bench/predict_modes.py``). One video split in 4 parts
+    (``vidpose predict``) predicted at 2,466 frames/s in processes against 1,692 in threads,
+    but the run took longer (11.0 s against 7.8 s: the workers' CUDA start-up).
     """
     return decoders == "processes"
 
@@ -670,8 +678,14 @@ class _MultiVideo:
     def _start_processes(self) -> None:
         from vidpose.predict.decoders import END, ProcessDecoders
 
+        # "auto" is PyAV here: NVDEC in worker processes runs in a CUDA context per worker,
+        # which the GPU time-slices with the network's (see _decode_in_processes)
         reader = "pyav" if self.reader == "auto" else self.reader
-        procs = self._procs = ProcessDecoders(self.jobs, self.bs, reader, planar=self.planar)
+        cuda = None  # a GPU reader's workers decode on the model's GPU
+        if self.model.device.type == "cuda" and reader in READERS and READERS.get(reader).gpu:
+            cuda = f"cuda:{self._cuda_index}"
+        procs = ProcessDecoders(self.jobs, self.bs, reader, planar=self.planar, device=cuda)
+        self._procs = procs
 
         def bridge() -> None:
             try:
@@ -700,6 +714,8 @@ class _MultiVideo:
         device = self.model.device
         if device.type != "cuda":
             return frames  # consumed by the network below, before the buffer is handed back
+        if frames.is_cuda:  # a GPU decoder's buffer: read in place (_batch hands it back)
+            return frames
         if self._copy_stream is None:
             self._copy_stream = torch.cuda.Stream(device)
         pinned = self._pin(t, frames)
@@ -852,11 +868,17 @@ class _MultiVideo:
             payload, ticket = payload
         try:
             if self.states[i].error is None:
+                in_place = ticket is not None and payload.is_cuda
                 if ticket is not None:
                     payload = self._shared_to_device(t, payload, ticket)
-                    if self.model.device.type == "cuda":
+                    if self.model.device.type == "cuda" and not in_place:
                         ticket = None  # handed back when its copy is done
                 self._infer(i, self.states[i], batch, payload)
+                if in_place:  # handed back once the network has read it
+                    done = torch.cuda.Event()
+                    done.record()
+                    self._returns.append((done, ticket))
+                    ticket = None
         except Exception as exc:  # this video fails; the others go on
             self.states[i].error = exc
         finally:
