@@ -297,3 +297,25 @@ def test_example_project_video():
     with open_video(EXAMPLE_VIDEO, reader="pyav") as r:
         seq = np.concatenate([b.frames for b in r.iter_batches(64, stop=448)])
     np.testing.assert_array_equal(clip.frames, seq[440:444])
+
+
+@pytest.mark.parametrize(
+    "time_base, rate",
+    [
+        (Fraction(1, 12800), Fraction(25)),
+        (Fraction(1, 1000), Fraction(30000, 1001)),  # mkv milliseconds, NTSC rate
+        (Fraction(1, 90000), Fraction(60)),
+        (Fraction(1, 4), Fraction(2)),  # every other timestamp halfway between two frames
+    ],
+)
+def test_frame_index_of_a_timestamp_rounds_as_the_fraction_does(time_base, rate):
+    """The integer arithmetic of ``_index_of`` gives ``round()`` of the exact Fraction,
+    halves to even included, for timestamps before and after the first frame's."""
+    reader = object.__new__(PyAVReader)
+    ticks = time_base * rate
+    reader._tick = (ticks.numerator, ticks.denominator)
+    rng = np.random.default_rng(0)
+    for start in (0, 7, -3):
+        reader._start_pts = start
+        for pts in [*rng.integers(-(10**6), 10**9, 2000).tolist(), *range(-8, 9)]:
+            assert reader._index_of(pts) == round((pts - start) * time_base * rate)
