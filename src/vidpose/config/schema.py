@@ -226,8 +226,8 @@ class PredictConfig:
     decoders: str = setting(
         "auto",
         "how videos are decoded for prediction: threads, processes (worker processes with a "
-        "GIL each, filling shared buffers), or auto = threads (measured faster on a 16-core "
-        "H200 host)",
+        "GIL each, filling shared buffers; CUDA buffers with reader nvdec), or auto = threads "
+        "(measured faster on a 16-core H200 host, for PyAV and for NVDEC)",
         choices=("auto", "threads", "processes"),
     )
 
