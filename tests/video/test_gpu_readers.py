@@ -339,7 +339,7 @@ def test_gpu_readers_on_the_example_video(reader):
                 batches = list(r.iter_batches(100, start=137))
                 got = torch.cat([b.frames for b in batches]).cpu().numpy()
                 assert all(b.valid.all() for b in batches) and r.misplaced_frames == 0
-                assert r.streamed_with == mode
+                assert r.streamed_with == mode and r.batches_by_index == 0
             diff = np.abs(got.astype(int) - want.astype(int))
             assert got.shape == want.shape and diff.mean() < 1.5 and diff.max() <= 3, mode
 

@@ -212,6 +212,7 @@ class NvdecReader(ReaderChecks):
         self._warned: set[int] = set()
         self.misplaced_frames = 0  # frames the decoder gave for another index than asked
         self.streamed_with: str | None = None  # the last iter_batches: "threaded" or "stream"
+        self.batches_by_index = 0  # batches a streaming read had to read by index instead
         if not self.path.is_file():
             raise VideoError(f"{self.path}: no such video file")
         if rgb not in ("decoder", "torch"):
@@ -445,6 +446,7 @@ class NvdecReader(ReaderChecks):
         for s in range(start, stop, batch_size):
             length = min(batch_size, stop - s)
             if not streaming or position != s:
+                self.batches_by_index += 1
                 yield self._read_by_index(s, length)
                 continue
             misplaced_before = self.misplaced_frames
@@ -458,14 +460,21 @@ class NvdecReader(ReaderChecks):
                 end = min(s + length, self._n_decodable)
                 for c in range(s, end, _MAX_FRAMES_PER_CALL):
                     asked = list(range(c, min(c + _MAX_FRAMES_PER_CALL, end)))
-                    count = len(asked)
-                    got = self._decode(lambda n=count: next_frames(n), asked, s, out, valid)
+                    got = 0  # a short answer is asked again for the rest: only none ends it
+                    while got < len(asked):
+                        rest = asked[got:]
+                        count = len(rest)
+                        n = self._decode(lambda k=count: next_frames(k), rest, s, out, valid)
+                        if n == 0:
+                            break
+                        got += n
                     position = c + got
                     if got < len(asked):
                         break
             if self.misplaced_frames != misplaced_before:
                 # The stream is not where it should be: finish by index, which is exact.
                 streaming = False
+                self.batches_by_index += 1
                 yield self._read_by_index(s, length)
                 continue
             yield self._finish(s, out, valid)
