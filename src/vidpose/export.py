@@ -37,6 +37,7 @@ import torch
 
 from vidpose import __version__
 from vidpose._atomic import atomic_path, atomic_write_text
+from vidpose.aot import AOT_FILE, CompileResult, compile_model
 from vidpose.data.geometry import input_to_orig
 from vidpose.errors import VidposeError
 
@@ -146,13 +147,16 @@ def export_model(
     batch_size: int = 16,
     opset: int = DEFAULT_OPSET,
     tolerance_px: float = DEFAULT_TOLERANCE_PX,
-) -> ExportResult:
-    """Export ``model_dir``'s network to ONNX and check it against PyTorch (module docstring).
+) -> ExportResult | CompileResult:
+    """Export ``model_dir``'s network to ONNX and check it against PyTorch (module docstring);
+    ``format="aoti"``: compile it ahead of time for CPU prediction instead
+    (:func:`vidpose.aot.compile_model`, into ``MODEL_DIR/export/model_cpu.pt2``; ``out`` and
+    ``opset`` do not apply).
 
     Args:
         model_dir: a complete model directory.
         out: the ONNX file (default ``MODEL_DIR/export/model.onnx``).
-        format: only ``"onnx"``.
+        format: ``"onnx"`` or ``"aoti"``.
         check_video: compare on its first ``check_frames`` frames (default: the model's
             labeled images, test split first).
         batch_size: frames per run when checking and timing.
@@ -165,8 +169,21 @@ def export_model(
     """
     from vidpose.predict import load_model
 
+    if format == "aoti":
+        if out is not None:
+            raise VidposeError(
+                "a network compiled ahead of time is written where prediction looks for it, "
+                f"MODEL_DIR/{AOT_FILE.as_posix()}: leave out --out"
+            )
+        return compile_model(
+            model_dir,
+            check_video=check_video,
+            check_frames=check_frames,
+            batch_size=batch_size,
+            tolerance_px=tolerance_px,
+        )
     if format != "onnx":
-        raise VidposeError(f"export format must be onnx, got {format!r}")
+        raise VidposeError(f"export format must be onnx or aoti, got {format!r}")
     missing = missing_onnx_packages()
     if missing:
         raise VidposeError(

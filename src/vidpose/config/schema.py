@@ -223,6 +223,11 @@ class PredictConfig:
         "auto", "numeric precision; auto = bf16 on a GPU that has it", choices=PREDICT_PRECISIONS
     )
     compile: bool = setting(False, "torch.compile the network (pays off on long videos)")
+    aot: bool = setting(
+        True,
+        "on CPU, use the network compiled ahead of time by `vidpose export --format aoti` "
+        "when it was compiled from this checkpoint by this torch",
+    )
     decoders: str = setting(
         "auto",
         "how videos are decoded for prediction: threads, processes (worker processes with a "

@@ -98,6 +98,9 @@ class PoseModel:
         self.precision = precision
         self.network = network.to(device).eval()
         self._features: Callable | None = None  # None: the network's own forward_features
+        # the network compiled ahead of time (vidpose.aot): images -> (coords in input px,
+        # confidence); None: the network itself
+        self.aot: Callable | None = None
 
     def compile(self) -> None:
         """Compile the backbone pass with torch.compile (pays off on long videos on CUDA)."""
@@ -134,6 +137,9 @@ class PoseModel:
         """Unrelated images (B, H0, W0, 3) uint8 on any device -> (coords (B, K, 2) orig px,
         conf (B, K)) on the device."""
         x, orig_hw = self._prepare(frames_u8)
+        if self.aot is not None:
+            coords, conf = self.aot(x.contiguous())
+            return input_to_orig(coords, orig_hw, self.input_hw), conf
         with self._autocast:
             out = self.network.forward_images(x)
         coords = input_to_orig(out.coords.float(), orig_hw, self.input_hw)
@@ -487,6 +493,11 @@ class _Members:
         coords, conf = [], []
         with first._autocast:
             for m in self.models:
+                if m.aot is not None:
+                    c, p = m.aot(x.contiguous())
+                    coords.append(input_to_orig(c, orig_hw, self.input_hw))
+                    conf.append(p)
+                    continue
                 if m._features is None:
                     out = m.network.forward_images(x)
                 else:  # a single-frame network's forward, its backbone compiled
@@ -1022,6 +1033,7 @@ def load_model(
     precision: str | None = None,
     checkpoint: str = "best",
     like: PoseModel | None = None,
+    aot: bool | None = None,
 ) -> PoseModel:
     """Load ``MODEL_DIR/checkpoints/<checkpoint>.ckpt`` with the config saved beside it.
 
@@ -1030,7 +1042,10 @@ def load_model(
     built and initialised afresh, then gets its own weights.
 
     ``device`` and ``precision`` default to the model's ``predict.*`` config. A multi-camera
-    model's record gives the model its ``views`` and its copy of the calibration.
+    model's record gives the model its ``views`` and its copy of the calibration. On CPU in
+    float32, a single-frame network runs as compiled ahead of time (:mod:`vidpose.aot`) when
+    the directory has a package compiled from this checkpoint by this torch (``aot``, default
+    ``predict.aot``).
 
     Raises:
         ModelDirError: the directory is not a complete model, or a file of it is damaged
@@ -1063,7 +1078,7 @@ def load_model(
             f"{ckpt}: cannot be loaded ({type(exc).__name__}: {_first_line(exc)}); the "
             "checkpoint is damaged or belongs to another network"
         ) from exc
-    return PoseModel(
+    model = PoseModel(
         network,
         cfg,
         record.keypoints,
@@ -1074,6 +1089,16 @@ def load_model(
         views=record.views,
         calibration=md.read_calibration(record),
     )
+    if (
+        (cfg.predict.aot if aot is None else aot)
+        and model.device.type == "cpu"
+        and model.precision == "32"
+        and network.context_frames == 1
+    ):
+        from vidpose.aot import load_compiled
+
+        model.aot = load_compiled(md.path, ckpt)
+    return model
 
 
 def _fps_or_none(fps: float | None) -> float | None:
