@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidpose.aot import AOT_FILE, compile_model
+from vidpose.aot import AOT_FILE
+from vidpose.export import compile_model
 from vidpose.predict import load_model
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from vidpose.aot import AOT_FILE, compile_model
+from vidpose.aot import AOT_FILE
 from vidpose.cli import main as cli_main
 from vidpose.errors import VidposeError
+from vidpose.export import compile_model
 from vidpose.predict import load_model
 from vidpose.predict.run import Predictor
 from vidpose.training import train
@@ -139,7 +140,7 @@ def test_an_ensemble_predicts_with_each_members_package(compiled, video, tmp_pat
 
     seen = []
     monkeypatch.setattr(
-        "vidpose.aot.compile_model", lambda d, **kw: seen.append(d) or _result(compiled)
+        "vidpose.export.compile_model", lambda d, **kw: seen.append(d) or _result(compiled)
     )
     assert cli_main(["export", str(ens), "--format", "aoti"]) == 0
     assert seen == [ens / "seed0", ens / "seed1"]

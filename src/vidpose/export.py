@@ -26,6 +26,9 @@ import copy
 import importlib.util
 import io
 import json
+import os
+import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -37,7 +40,7 @@ import torch
 
 from vidpose import __version__
 from vidpose._atomic import atomic_path, atomic_write_text
-from vidpose.aot import AOT_FILE, CompileResult, compile_model
+from vidpose.aot import AOT_FILE, CompileResult, checkpoint_digest
 from vidpose.data.geometry import input_to_orig
 from vidpose.errors import VidposeError
 
@@ -150,7 +153,7 @@ def export_model(
 ) -> ExportResult | CompileResult:
     """Export ``model_dir``'s network to ONNX and check it against PyTorch (module docstring);
     ``format="aoti"``: compile it ahead of time for CPU prediction instead
-    (:func:`vidpose.aot.compile_model`, into ``MODEL_DIR/export/model_cpu.pt2``; ``out`` and
+    (:func:`compile_model`, into ``MODEL_DIR/export/model_cpu.pt2``; ``out`` and
     ``opset`` do not apply).
 
     Args:
@@ -317,3 +320,139 @@ def _info(model, result: ExportResult, opset: int) -> dict[str, Any]:
             if k not in ("path", "info_path", "input_name", "input_shape")
         },
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# compiled ahead of time (vidpose.aot describes the package and how prediction uses it)
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def compile_model(
+    model_dir: str | Path,
+    *,
+    check_video: str | Path | None = None,
+    check_frames: int = 64,
+    batch_size: int = 16,
+    tolerance_px: float = 0.01,
+    checkpoint: str = "best",
+) -> CompileResult:
+    """Compile ``model_dir``'s network for CPU into ``MODEL_DIR/export/model_cpu.pt2``.
+
+    Raises:
+        VidposeError: a network with a temporal window, no C++ compiler, a network the
+            exporter or compiler cannot handle, nothing to check on, or a difference above
+            ``tolerance_px`` (then nothing is written; an earlier package stays as it was).
+    """
+    from vidpose.model_dir import ModelDir
+    from vidpose.predict import load_model
+
+    if check_frames < 1 or batch_size < 1:
+        raise VidposeError("check_frames and batch_size must be at least 1")
+    model = load_model(model_dir, device="cpu", precision="32", checkpoint=checkpoint, aot=False)
+    if model.network.context_frames > 1:
+        raise VidposeError(
+            f"{model_dir}: a network with a temporal window (model.head={model.cfg.model.head}) "
+            "predicts through a feature stream and cannot be compiled ahead of time; export it "
+            "with --format onnx"
+        )
+    if _compiler() is None:
+        raise VidposeError(
+            "compiling ahead of time needs a C++ compiler (c++, g++ or clang++ on PATH, or "
+            "CXX): install one (e.g. `apt install g++`) and run this again"
+        )
+    ckpt = ModelDir(model.model_dir).checkpoint(checkpoint)
+    out = Path(model.model_dir) / AOT_FILE
+    check = Path(check_video) if check_video is not None else None
+    frames, source, consecutive = _check_frames(model, check, check_frames)
+    orig_hw = (int(frames.shape[1]), int(frames.shape[2]))
+    x = _inputs(model, frames, consecutive).contiguous()
+    wrapper = _Exported(model.network, False).eval()
+    batches = [x[s : s + batch_size] for s in range(0, len(x), batch_size)]
+    with torch.inference_mode():
+        wrapper(batches[0])  # warm: the timing below is the steady state
+        t0 = time.perf_counter()
+        ref = [wrapper(b) for b in batches]
+        torch_s = time.perf_counter() - t0
+
+    # the exporter traces a copy: tracing leaves fake tensors behind in the module it traces
+    traced = _Exported(copy.deepcopy(model.network), False).eval()
+    t0 = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(dir=out.parent, prefix=".aoti-") as work,
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        built = Path(work) / "model.pt2"
+        try:
+            batch_dim = torch.export.Dim("batch", min=1, max=65536)
+            with torch.no_grad():
+                program = torch.export.export(
+                    traced, (x[: min(2, len(x))].clone(),), dynamic_shapes=({0: batch_dim},)
+                )
+                torch._inductor.aoti_compile_and_package(program, package_path=str(built))
+            runner = torch._inductor.aoti_load_package(str(built))
+        except Exception as exc:  # an operator the exporter or the compiler cannot handle
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise VidposeError(
+                f"{out}: not written: compiling ahead of time failed on this network "
+                f"(model.backbone={model.cfg.model.backbone}, model.head={model.cfg.model.head}): "
+                f"{type(exc).__name__}: {first}"
+            ) from exc
+        compile_s = time.perf_counter() - t0
+        with torch.inference_mode():
+            runner(batches[0])
+            t0 = time.perf_counter()
+            got = [runner(b) for b in batches]
+            compiled_s = time.perf_counter() - t0
+
+        def orig(coords: torch.Tensor) -> torch.Tensor:
+            return input_to_orig(coords, orig_hw, model.input_hw)
+
+        diff_px = max(float((orig(g[0]) - orig(r[0])).abs().max()) for g, r in zip(got, ref))
+        diff_conf = max(float((g[1] - r[1]).abs().max()) for g, r in zip(got, ref))
+        if not diff_px <= tolerance_px:
+            raise VidposeError(
+                f"{out}: not written: the compiled network differs from PyTorch by "
+                f"{diff_px:.4g} px (tolerance {tolerance_px:g} px) on {source}"
+            )
+        result = CompileResult(
+            path=out,
+            info_path=out.with_name(out.name + ".json"),
+            checkpoint=ckpt.name,
+            frames_checked=len(x),
+            check_source=source,
+            max_abs_px=diff_px,
+            max_abs_confidence=diff_conf,
+            compiled_fps=len(x) / compiled_s,
+            torch_fps=len(x) / torch_s,
+            compile_seconds=compile_s,
+        )
+        info = {
+            "format": "aoti",
+            "device": "cpu",
+            "dtype": "float32",
+            "torch_version": torch.__version__,
+            "vidpose_version": __version__,
+            "checkpoint": {"name": ckpt.name, "sha256": checkpoint_digest(ckpt)},
+            "input": {"shape": [-1, *x.shape[1:]], "range": [0.0, 1.0], "layout": "RGB, NCHW"},
+            "outputs": {"coords": "(B, K, 2) input pixels", "confidence": "(B, K) in [0, 1]"},
+            "parity": {
+                k: v
+                for k, v in asdict(result).items()
+                if k not in ("path", "info_path", "checkpoint")
+            },
+        }
+        # the description last: a package without its description is never used
+        with atomic_path(out) as tmp:
+            os.replace(built, tmp)
+        atomic_write_text(result.info_path, json.dumps(info, indent=1) + "\n")
+    return result

@@ -91,7 +91,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _compile(args: argparse.Namespace, t0: float) -> int:
     """``--format aoti``: the model, or each member of an ensemble, compiled for CPU."""
-    from vidpose.aot import compile_model
+    from vidpose.export import compile_model
     from vidpose.model_dir import ensemble_members, is_ensemble
 
     dirs = (
