@@ -34,3 +34,29 @@ def test_every_argument_of_every_command_has_help():
                     if not isinstance(a, argparse._HelpAction) and not a.help:
                         missing.append(f"{name} {a.option_strings or a.dest}")
     assert not missing, missing
+
+
+def test_the_command_prints_a_warning_as_one_line(monkeypatch, capsys):
+    """Run as the command, a warning is ``warning: message``, without Python's file:line and
+    source line; called with arguments, the caller's warning handling is left alone."""
+    import argparse
+    import warnings
+
+    import vidpose.cli as cli
+
+    def handle(_args):
+        warnings.warn("12 frame(s) could not be decoded", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "parse_args", lambda argv=None: argparse.Namespace(handle=handle))
+    monkeypatch.delenv("VIDPOSE_DEBUG", raising=False)
+    before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert cli.main() == 0
+        err = capsys.readouterr().err
+        assert "warning: 12 frame(s) could not be decoded" in err
+        assert "UserWarning" not in err and "test_cli.py" not in err
+        with pytest.warns(UserWarning, match="could not be decoded"):
+            assert cli.main(["anything"]) == 0
+    assert warnings.showwarning is before

@@ -18,6 +18,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -74,8 +75,29 @@ def _debug() -> bool:
     return os.environ.get("VIDPOSE_DEBUG", "") not in ("", "0")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one ``warning: message`` line on stderr, not Python's file:line and source
+    line (those with ``VIDPOSE_DEBUG=1``)."""
+    text = Text("warning:", style="bold yellow")
+    text.append(f" {message}")
+    err_console.print(text, soft_wrap=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code (argument errors raise SystemExit(2))."""
+    """Run one command; returns the exit code (argument errors raise SystemExit(2)).
+
+    Run as the command (``argv`` None), warnings print as ``warning: message`` lines; called
+    with ``argv`` (tests, scripts), the caller's warning handling stays as it is."""
+    shown = warnings.showwarning
+    if argv is None and not _debug():
+        warnings.showwarning = _show_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = parse_args(argv)
         return int(args.handle(args) or 0)
