@@ -277,6 +277,19 @@ def test_members_trained_at_once_equal_members_trained_one_after_another(tiny_pr
 
 
 def test_ctrl_c_stops_every_member_and_the_same_command_resumes_them(tiny_project, tmp_path):
+    # Ctrl-C as an interactive process has it: Python's handler. An earlier test in this
+    # process may have left another one (Lightning ignores SIGINT from a KeyboardInterrupt in
+    # a fit on the main thread on), and interrupt_main() does nothing then.
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_and_resume(tiny_project, tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_and_resume(tiny_project, tmp_path):
     ens = tmp_path / "ens"
     overrides = [
         *TINY,
