@@ -18,32 +18,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contextlib
 
 import vidpose
+from gpu_busy import Sampler
 from predict_many import model_only, set_decoders
 from vidpose.video import nvdec_reader, probe_video
-
-
-def smi(stop: threading.Event, out: list[float]) -> None:
-    cmd = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
-    p = subprocess.Popen([*cmd, "-lms", "200"], stdout=subprocess.PIPE, text=True)
-    for line in p.stdout:
-        if stop.is_set():
-            break
-        with contextlib.suppress(ValueError):
-            out.append(float(line))
-    p.terminate()
 
 
 def main() -> int:
@@ -54,6 +41,7 @@ def main() -> int:
     res.update(cpus=os.cpu_count(), video=video.name, copies=copies)
     info = probe_video(video)
     n = info.n_frames
+    sampler = Sampler(200)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "v").mkdir()
@@ -68,9 +56,7 @@ def main() -> int:
             if streaming != "-":
                 nvdec_reader.AUTO_STREAMING = streaming
             set_decoders(model, decoders)
-            stop, busy = threading.Event(), []
-            th = threading.Thread(target=smi, args=(stop, busy), daemon=True)
-            th.start()
+            started = time.time()
             t0 = time.perf_counter()
             try:
                 r = vidpose.predict_videos(
@@ -89,12 +75,11 @@ def main() -> int:
                     row["first_failure"] = str(next(iter(r.failed.values())))[:300]
             except Exception as e:  # recorded; the next config still runs
                 row = {"error": repr(e)[:500]}
-            stop.set()
-            th.join(2)
-            row["busy"] = round(sum(busy) / max(1, len(busy)), 1)
+            row["busy"] = round(sampler.busy(started, time.time())[0], 1)
             res[":".join(cfg)] = row
             print(":".join(cfg), row, flush=True)
             out_path.write_text(json.dumps(res, indent=1))
+    sampler.stop()
     set_decoders(model, "auto")
     if "MODEL_ONLY" in os.environ:
         for bs in (64, 128, 256):

@@ -238,12 +238,7 @@ def export_model(
                 verbose=False,
             )
         except Exception as exc:  # an operator or opset the exporter cannot translate
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise VidposeError(
-                f"{out}: not written: the ONNX exporter failed on this network (model.backbone="
-                f"{model.cfg.model.backbone}, model.head={model.cfg.model.head}, opset {opset}): "
-                f"{type(exc).__name__}: {first}"
-            ) from exc
+            raise _failed_on(out, "the ONNX exporter", model, exc, f", opset {opset}") from exc
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         xs = x.numpy()
         t0 = time.perf_counter()
@@ -283,6 +278,17 @@ def export_model(
     )
     atomic_write_text(result.info_path, json.dumps(_info(model, result, opset), indent=1) + "\n")
     return result
+
+
+def _failed_on(out: Path, what: str, model, exc: BaseException, detail: str = "") -> VidposeError:
+    """``OUT: not written: WHAT failed on this network (backbone, head...): the cause's first
+    line``."""
+    lines = str(exc).strip().splitlines()
+    return VidposeError(
+        f"{out}: not written: {what} failed on this network (model.backbone="
+        f"{model.cfg.model.backbone}, model.head={model.cfg.model.head}{detail}): "
+        f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    )
 
 
 def _info(model, result: ExportResult, opset: int) -> dict[str, Any]:
@@ -401,12 +407,7 @@ def compile_model(
                 torch._inductor.aoti_compile_and_package(program, package_path=str(built))
             runner = torch._inductor.aoti_load_package(str(built))
         except Exception as exc:  # an operator the exporter or the compiler cannot handle
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise VidposeError(
-                f"{out}: not written: compiling ahead of time failed on this network "
-                f"(model.backbone={model.cfg.model.backbone}, model.head={model.cfg.model.head}): "
-                f"{type(exc).__name__}: {first}"
-            ) from exc
+            raise _failed_on(out, "compiling ahead of time", model, exc) from exc
         compile_s = time.perf_counter() - t0
         with torch.inference_mode():
             runner(batches[0])

@@ -138,12 +138,16 @@ class PoseModel:
         conf (B, K)) on the device."""
         x, orig_hw = self._prepare(frames_u8)
         if self.aot is not None:
-            coords, conf = self.aot(x.contiguous())
-            return input_to_orig(coords, orig_hw, self.input_hw), conf
+            return self._run_aot(x.contiguous(), orig_hw)
         with self._autocast:
             out = self.network.forward_images(x)
         coords = input_to_orig(out.coords.float(), orig_hw, self.input_hw)
         return coords, out.confidence.float()
+
+    def _run_aot(self, x: torch.Tensor, orig_hw: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+        """The compiled network on contiguous inputs: coords in original px, confidence."""
+        coords, conf = self.aot(x)
+        return input_to_orig(coords, orig_hw, self.input_hw), conf
 
     @torch.inference_mode()
     def _infer_stream(
@@ -491,11 +495,13 @@ class _Members:
         first = self.models[0]
         x, orig_hw = first._prepare(frames)
         coords, conf = [], []
+        # the compiled networks' input (traced contiguous), made once for all of them
+        packed = x.contiguous() if any(m.aot is not None for m in self.models) else x
         with first._autocast:
             for m in self.models:
                 if m.aot is not None:
-                    c, p = m.aot(x.contiguous())
-                    coords.append(input_to_orig(c, orig_hw, self.input_hw))
+                    c, p = m._run_aot(packed, orig_hw)
+                    coords.append(c)
                     conf.append(p)
                     continue
                 if m._features is None:
@@ -725,8 +731,6 @@ class _MultiVideo:
         device = self.model.device
         if device.type != "cuda":
             return frames  # consumed by the network below, before the buffer is handed back
-        if frames.is_cuda:  # a GPU decoder's buffer: read in place (_batch hands it back)
-            return frames
         if self._copy_stream is None:
             self._copy_stream = torch.cuda.Stream(device)
         pinned = self._pin(t, frames)
@@ -879,10 +883,11 @@ class _MultiVideo:
             payload, ticket = payload
         try:
             if self.states[i].error is None:
+                # a GPU decoder's buffer is read in place, and handed back after the network
                 in_place = ticket is not None and payload.is_cuda
-                if ticket is not None:
+                if ticket is not None and not in_place:
                     payload = self._shared_to_device(t, payload, ticket)
-                    if self.model.device.type == "cuda" and not in_place:
+                    if self.model.device.type == "cuda":
                         ticket = None  # handed back when its copy is done
                 self._infer(i, self.states[i], batch, payload)
                 if in_place:  # handed back once the network has read it
