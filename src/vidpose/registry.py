@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -77,6 +78,11 @@ class Registry(Generic[S]):
         self._columns = columns
         self._specs: dict[str, S] = {}
         self._loaded = False
+        # Threads may look up for the first time at once (decoder threads opening videos):
+        # each waits until the built-in entries are all imported. The importing thread itself
+        # may look up while a module loads, and then sees what is registered so far.
+        self._load_lock = threading.RLock()
+        self._loading = False
         self.import_errors: dict[str, str] = {}
 
     # -- filling ------------------------------------------------------------------------------
@@ -93,14 +99,21 @@ class Registry(Generic[S]):
     def _load(self) -> None:
         if self._loaded:
             return
-        self._loaded = True
-        for module in self._modules:
-            importlib.import_module(module)
-        for name, module in self._optional.items():
+        with self._load_lock:
+            if self._loaded or self._loading:
+                return
+            self._loading = True
             try:
-                importlib.import_module(module)
-            except Exception as exc:  # an optional (GPU) backend must not stop the rest
-                self.import_errors[name] = f"{type(exc).__name__}: {exc}"
+                for module in self._modules:
+                    importlib.import_module(module)
+                for name, module in self._optional.items():
+                    try:
+                        importlib.import_module(module)
+                    except Exception as exc:  # an optional (GPU) backend must not stop the rest
+                        self.import_errors[name] = f"{type(exc).__name__}: {exc}"
+                self._loaded = True
+            finally:
+                self._loading = False
 
     # -- lookup -------------------------------------------------------------------------------
 
