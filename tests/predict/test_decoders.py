@@ -139,3 +139,58 @@ def test_decoder_processes_stop_when_their_parent_is_killed(tmp_path):
     while time.monotonic() < deadline and not all(_gone(p) for p in pids):
         time.sleep(0.2)
     assert all(_gone(p) for p in pids), "decoder processes outlived their killed parent"
+
+
+@pytest.mark.parametrize("as_module", [False, True], ids=["script", "python -m"])
+def test_workers_do_not_run_the_parents_main_script_again(tmp_path, tiny_project_src, as_module):
+    """multiprocessing makes a spawned or fork-server child import the parent's __main__ (a
+    user's script, with all its imports) before its target runs; vidpose's workers skip it."""
+    import subprocess
+    import sys
+
+    video = next((tiny_project_src / "videos").glob("*.mp4"))
+    trace = tmp_path / "imports.txt"
+    (tmp_path / "user_script.py").write_text(
+        "import os\n"
+        f"with open({str(trace)!r}, 'a') as fh:\n"
+        "    fh.write(f'{os.getpid()} {__name__}\\n')\n"
+        "from vidpose.predict.decoders import END, ProcessDecoders\n"
+        "if __name__ == '__main__':\n"
+        "    with ProcessDecoders(jobs=2, batch_size=16) as dec:\n"
+        f"        dec.submit(0, {str(video)!r})\n"
+        f"        dec.submit(1, {str(video)!r})\n"
+        "        ended = frames = 0\n"
+        "        workers = {p.pid for p in dec._procs}\n"
+        "        while ended < 2:\n"
+        "            i, kind, payload = dec.get(timeout=120)\n"
+        "            if kind == END or isinstance(kind, BaseException):\n"
+        "                ended += 1\n"
+        "            elif kind != 'open':\n"
+        "                frames += kind.frames.shape[0]\n"
+        "                dec.release(payload)\n"
+        "    print(frames, *sorted(workers))\n"
+    )
+    args = ["-m", "user_script"] if as_module else [str(tmp_path / "user_script.py")]
+    done = subprocess.run(
+        [sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    frames, *workers = done.stdout.split()
+    with open_video(video, reader="pyav") as vr:
+        assert int(frames) == 2 * vr.info.n_frames  # the workers did decode
+    lines = trace.read_text().splitlines()
+    assert [line.split()[1] for line in lines] == ["__main__"], lines
+    assert not set(workers) & {line.split()[0] for line in lines}
+
+
+def test_the_main_module_is_whole_again_once_workers_started():
+    import sys
+
+    from vidpose.predict.decoders import main_hidden
+
+    main = sys.modules["__main__"]
+    before = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    with main_hidden():
+        assert getattr(main, "__file__", None) is None
+        assert getattr(main, "__spec__", None) is None
+    assert {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__} == before

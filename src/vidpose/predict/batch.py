@@ -921,7 +921,10 @@ class ProcessPool:
             name=f"vidpose-{name}",
         )
         self._started[name] = time.monotonic()  # before: the first start starts the fork server
-        proc.start()
+        from vidpose.predict.decoders import main_hidden
+
+        with main_hidden():
+            proc.start()
         self.procs[name] = (proc, inbox, device)
         self.held[name] = {}
         return name

@@ -37,6 +37,9 @@ import contextlib
 import os
 import pickle
 import queue as queue_mod
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +56,40 @@ _RETURN_TIMEOUT = 600.0
 """Seconds a worker waits for the parent to hand back a buffer before it gives up."""
 
 
-PRELOAD = ["__main__", "vidpose.predict.batch", "vidpose.predict.decoders"]
+PRELOAD = ["vidpose.predict.batch", "vidpose.predict.decoders"]
 """What the fork server imports once, so that each worker forked from it starts at once."""
+
+_STARTING = threading.Lock()
+
+
+@contextlib.contextmanager
+def main_hidden() -> Iterator[None]:
+    """Start vidpose's worker processes inside this: they do not run the parent's main script.
+
+    A spawned or fork-server child imports the parent's ``__main__`` (its file, or its module
+    name) before it runs its target, so each worker ran the importing part of the user's script
+    again: twelve decoder workers of a script that imported Lightning spent ~16 s each on it on
+    the H200 host, a third of a 54 s run. (The fork server's own preload of ``__main__`` never
+    took effect: multiprocessing does not pass it the script's path.) vidpose's workers need
+    nothing from ``__main__``, their targets and arguments being vidpose's, so its ``__file__``
+    and ``__spec__``, from which multiprocessing learns what to import, are hidden while a
+    process starts.
+    """
+    main = sys.modules.get("__main__")
+    with _STARTING:
+        saved = {
+            k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__
+        }
+        try:
+            for k in saved:
+                if k == "__file__":
+                    del main.__file__
+                else:
+                    main.__spec__ = None
+            yield
+        finally:
+            for k, v in saved.items():
+                setattr(main, k, v)
 
 
 def worker_context() -> Any:
@@ -211,8 +246,9 @@ class ProcessDecoders:
             )
             for w in range(jobs)
         ]
-        for p in self._procs:
-            p.start()
+        with main_hidden():
+            for p in self._procs:
+                p.start()
         self._closed = False
 
     def submit(
