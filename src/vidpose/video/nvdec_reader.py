@@ -75,13 +75,17 @@ INSTALL_HINT = (
 # per call bounds that memory (and is plenty to amortise the call).
 _MAX_FRAMES_PER_CALL = 32
 
-AUTO_STREAMING: Literal["threaded", "stream"] = "threaded"
-"""How ``sequential="auto"`` streams when frame timestamps were checked at open.
+AUTO_STREAMING: Literal["threaded", "stream", "index"] = "index"
+"""How ``sequential="auto"`` reads a video whose frame timestamps were checked at open.
 
-PyNvVideoCodec holds the GIL while a SimpleDecoder demuxes and decodes; a ThreadedDecoder does
-that on its own thread, ahead of the calls. 20 videos of 9,940 frames predicted end to end on
-one H200 with 4 NVDEC decoder threads (batch 64): 3,263 frames/s threaded against 2,805
-streamed by the SimpleDecoder, same session (``bench/predict_modes.py``)."""
+"index", as every measured run did. The ThreadedDecoder (decoding ahead on its own thread,
+outside the GIL) decoded 9,600 frames/s with 8 threads on one H200 where reads by index gave
+7,712. But under the full prediction load it left frames invalid around multiples of its
+prefetch depth, and the process aborted at exit with a corrupted heap (PyNvVideoCodec 2.2.4;
+``bench/results/issue13_h200/README.md``). Reading by index is also what ``auto`` did in
+practice before: the timestamp check rejected the SimpleDecoder's negative timestamps (a
+B-frame video's first frames: -128, -64), so no measured run streamed. ``sequential=
+"threaded"`` or ``"stream"`` still asks for streaming explicitly."""
 
 _PREFETCH = 128
 """Frames a ThreadedDecoder decodes ahead of what was asked (its buffer)."""
@@ -187,8 +191,8 @@ class NvdecReader(ReaderChecks):
             in order; "threaded" reads them in order from a PyNvVideoCodec ``ThreadedDecoder``,
             which demuxes and decodes ahead on its own thread, outside the GIL (falling back to
             "stream" where it cannot be made); "index" asks for each batch's frame indices.
-            "auto" streams (:data:`AUTO_STREAMING`) when the timestamps were checked at open (so
-            that a wrong seek is caught) and uses indices otherwise.
+            "auto" reads as :data:`AUTO_STREAMING` says (by index) when the timestamps were
+            checked at open (so that a wrong seek is caught), and by index otherwise.
 
     Raises:
         VideoError: missing file, not a video (as :class:`~vidpose.video.pyav_reader.PyAVReader`).
