@@ -6,7 +6,9 @@ nvdec:threaded:8:128:processes [COPIES=20]
 
 A config is ``READER:STREAMING:JOBS:BATCH:DECODERS[:c]``: the reader (``pyav``, ``nvdec``);
 for NVDEC how it streams (``threaded``: PyNvVideoCodec's ThreadedDecoder, ``stream``: its
-SimpleDecoder; ``-`` for others); decoders at once; batch size; ``predict.decoders``
+SimpleDecoder, ``index``; ``-`` for others: it sets ``nvdec_reader.AUTO_STREAMING``, which
+applies only to videos whose timestamps the reader could check, so the mirror-mouse runs read
+by index whatever it said); decoders at once; batch size; ``predict.decoders``
 (``threads`` or ``processes``, written into the model's config.yaml); ``c`` to compile.
 Each row: aggregate frames/s from the call to the last CSV written, seconds, failed videos,
 and the mean ``nvidia-smi`` utilization.gpu over the run (200 ms samples). With
