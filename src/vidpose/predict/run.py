@@ -39,17 +39,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidpose._atomic import atomic_write_text
 from vidpose.errors import ConfigError, VideoError, VidposeError
 from vidpose.model_dir import model_members
-from vidpose.predict.predictor import (
-    PredictStats,
-    load_model,
-    predict_with_members,
-    shares_frames,
-)
 from vidpose.video import probe_video
+
+if TYPE_CHECKING:
+    from vidpose.predict.predictor import PredictStats
 
 
 @dataclass
@@ -356,6 +354,10 @@ class Predictor:
         """
         if self.models:
             return
+        # torch and the network's code load here, not at import: a batch whose videos are
+        # all done (the ledger says so) starts and ends without them
+        from vidpose.predict.predictor import load_model
+
         device, precision, compile = self._load_args
         for member in self.members:
             first = self.models[0] if self.models else None
@@ -386,6 +388,8 @@ class Predictor:
         written for it. A video must not be in two calls running at once.
         """
         self.load()
+        from vidpose.predict.predictor import predict_with_members, shares_frames
+
         writing = ["vidpose.io", "vidpose.predict.metrics"]
         imports = _import_in_background([*writing, "vidpose.smooth"] if self.ensemble else writing)
         lock = threading.Lock()
@@ -455,6 +459,8 @@ class Predictor:
 
     def _predict_one_by_one(self, video: Path, done: Callable, common: dict) -> None:
         """Every member in turn on ``video`` (members that cannot share decoded frames)."""
+        from vidpose.predict.predictor import PredictStats
+
         stats: list[PredictStats] = []
         try:
             poses = [m.predict_video(video, stats=stats, **common) for m in self.models]
