@@ -7,7 +7,8 @@ A config is ``KIND:JOBS:BATCH``. ``proc``: :class:`vidpose.predict.decoders.Proc
 back at once; ``procgpu``: the same, the parent copying each batch to the GPU from the
 page-locked shared buffer first (as prediction does), at most 4 copies in flight; ``thr``: JOBS
 PyAV threads in this process (``predict.decoders=threads``). Each decoder decodes with
-``16 // JOBS`` FFmpeg threads (the 16-core GPU host). The video is decoded ``--copies`` times.
+``16 // JOBS`` FFmpeg threads (the 16-core GPU host; ``--ffmpeg-threads`` sets it). The video
+is decoded ``--copies`` times.
 Each row: frames/s over the whole run, seconds, and for processes the time to the first video
 opened.
 """
@@ -27,8 +28,7 @@ from vidpose.video import open_video
 from vidpose.video.base import FrameBatch
 
 
-def processes(video: str, copies: int, jobs: int, batch: int, to_gpu: bool) -> dict:
-    threads = max(1, 16 // jobs)
+def processes(video: str, copies: int, jobs: int, batch: int, to_gpu: bool, threads: int) -> dict:
     frames = 0
     stream = torch.cuda.Stream() if to_gpu else None
     registered: set[int] = set()
@@ -75,8 +75,7 @@ def processes(video: str, copies: int, jobs: int, batch: int, to_gpu: bool) -> d
     }
 
 
-def in_threads(video: str, copies: int, jobs: int, batch: int) -> dict:
-    threads = max(1, 16 // jobs)
+def in_threads(video: str, copies: int, jobs: int, batch: int, threads: int) -> dict:
     todo = list(range(copies))
     lock = threading.Lock()
     count = [0]
@@ -109,16 +108,19 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("configs", help="KIND:JOBS:BATCH,... (KIND: proc, procgpu, thr)")
     ap.add_argument("--copies", type=int, default=10)
+    ap.add_argument("--ffmpeg-threads", type=int, default=None, help="per decoder (16 // JOBS)")
     args = ap.parse_args()
     res: dict = {"benchmark": "decode_ceilings", "video": str(args.video), "copies": args.copies}
     if torch.cuda.is_available():
         res["device"] = torch.cuda.get_device_name()
     for cfg in args.configs.split(","):
         kind, jobs, batch = cfg.split(":")
+        threads = args.ffmpeg_threads or max(1, 16 // int(jobs))
         if kind == "thr":
-            row = in_threads(args.video, args.copies, int(jobs), int(batch))
+            row = in_threads(args.video, args.copies, int(jobs), int(batch), threads)
         else:
-            row = processes(args.video, args.copies, int(jobs), int(batch), kind == "procgpu")
+            gpu = kind == "procgpu"
+            row = processes(args.video, args.copies, int(jobs), int(batch), gpu, threads)
         res[cfg] = row
         print(cfg, row, flush=True)
         args.out.write_text(json.dumps(res, indent=1) + "\n")

@@ -319,3 +319,33 @@ def test_frame_index_of_a_timestamp_rounds_as_the_fraction_does(time_base, rate)
         reader._start_pts = start
         for pts in [*rng.integers(-(10**6), 10**9, 2000).tolist(), *range(-8, 9)]:
             assert reader._index_of(pts) == round((pts - start) * time_base * rate)
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_batches_decoded_into_given_buffers_equal_new_ones(write_video, tmp_path, planar):
+    """``into``: each batch is decoded into the caller's array (decoder processes decode into
+    shared memory). Two dirty buffers take turns, as a worker's slots do: what could not be
+    decoded (a cut video's tail) is zeros all the same."""
+    path = cut(write_video("into.mkv", faststart=True), 0.6, tmp_path / "into.mkv")
+    with PyAVReader(path, planar=planar) as r, pytest.warns(UserWarning, match="could not"):
+        want = list(r.iter_batches(7))
+    shape = want[0].frames.shape[1:]
+    buffers = [np.full((7, *shape), 255, np.uint8) for _ in range(2)]
+    given: list[np.ndarray] = []
+
+    def into(n: int) -> np.ndarray:
+        given.append(buffers[len(given) % 2][:n])
+        return given[-1]
+
+    with PyAVReader(path, planar=planar) as r, pytest.warns(UserWarning, match="could not"):
+        got = []
+        for b in r.iter_batches(7, into=into):
+            assert b.frames is given[-1]
+            got.append((b.start, b.frames.copy(), b.valid.copy()))
+    assert len(got) == len(want) and not all(b.valid.all() for b in want)
+    for (start, frames, valid), w in zip(got, want):
+        assert start == w.start
+        np.testing.assert_array_equal(valid, w.valid)
+        np.testing.assert_array_equal(frames, w.frames)
+    with PyAVReader(path, planar=planar) as r, pytest.raises(ValueError, match="out: expected"):
+        next(r.iter_batches(7, into=lambda n: np.zeros((n + 1, *shape), np.uint8)))

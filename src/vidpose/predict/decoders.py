@@ -145,7 +145,7 @@ def _worker(
         if task is _STOP:
             return
         i, path, start, stop, threads = task
-        outstanding = 0  # batches sent whose buffers the parent has not handed back
+        slots_of_task: _Slots | None = None
         try:
             with open_video(
                 path, reader=reader, device=device, planar=planar, threads=threads
@@ -164,21 +164,21 @@ def _worker(
                     buffers = [
                         torch.empty(shape, dtype=torch.uint8).share_memory_() for _ in range(slots)
                     ]
-                available = list(range(slots))
+                own = slots_of_task = _Slots(buffers, free)
+                # a reader that can decodes straight into the shared buffer: no copy
+                direct = not on_gpu and getattr(vr, "decodes_into", False)
+                options = {"into": own.into} if direct else {}
                 results.put((i, "open", (info, wid, buffers, pixels)))
-                for batch in vr.iter_batches(batch_size, start, stop):
-                    if not available:
-                        available.append(free.get())
-                        outstanding -= 1
-                    slot = available.pop()
+                for batch in vr.iter_batches(batch_size, start, stop, **options):
+                    slot = own.decoded_into if direct else own.take()
                     n = int(batch.frames.shape[0])
                     if on_gpu:
                         buffers[slot][:n].copy_(batch.frames)
                         torch.cuda.current_stream(vr.device).synchronize()
-                    else:
+                    elif not direct:
                         buffers[slot][:n].numpy()[...] = np.asarray(batch.frames)
                     results.put((i, "batch", (wid, slot, batch.start, n, batch.valid)))
-                    outstanding += 1
+                    own.outstanding += 1
             results.put((i, END, None))
         except BaseException as exc:  # reported for this video; the worker goes on
             try:
@@ -188,11 +188,35 @@ def _worker(
             results.put((i, "error", (f"{type(exc).__name__}: {exc}", pickled)))
         # The parent hands back every slot it was sent (it copies or skips each batch) before
         # this video's buffers may be reused or freed.
-        for _ in range(outstanding):
+        for _ in range(0 if slots_of_task is None else slots_of_task.outstanding):
             try:
                 free.get(timeout=_RETURN_TIMEOUT)
             except queue_mod.Empty:  # the parent stopped reading: nothing left to protect
                 return
+
+
+class _Slots:
+    """One task's shared buffers: those free to decode into, and how many batches the parent
+    still reads (sent, not handed back)."""
+
+    def __init__(self, buffers: list[torch.Tensor], free: Any) -> None:
+        self.buffers = buffers
+        self.available = list(range(len(buffers)))
+        self.free = free
+        self.outstanding = 0
+        self.decoded_into = -1  # the slot last taken
+
+    def take(self) -> int:
+        """A free slot, waiting for the parent to hand one back when none is."""
+        if not self.available:
+            self.available.append(self.free.get())
+            self.outstanding -= 1
+        self.decoded_into = self.available.pop()
+        return self.decoded_into
+
+    def into(self, n: int) -> np.ndarray:
+        """The first ``n`` frames of a free host buffer, for a reader to decode into."""
+        return self.buffers[self.take()][:n].numpy()
 
 
 class ProcessDecoders:
