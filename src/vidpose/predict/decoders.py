@@ -145,7 +145,7 @@ def _worker(
         if task is _STOP:
             return
         i, path, start, stop, threads = task
-        slots_of_task: _Slots | None = None
+        own: _Slots | None = None  # this task's buffers, once made
         try:
             with open_video(
                 path, reader=reader, device=device, planar=planar, threads=threads
@@ -164,7 +164,7 @@ def _worker(
                     buffers = [
                         torch.empty(shape, dtype=torch.uint8).share_memory_() for _ in range(slots)
                     ]
-                own = slots_of_task = _Slots(buffers, free)
+                own = _Slots(buffers, free)
                 # a reader that can decodes straight into the shared buffer: no copy
                 direct = not on_gpu and getattr(vr, "decodes_into", False)
                 options = {"into": own.into} if direct else {}
@@ -188,7 +188,7 @@ def _worker(
             results.put((i, "error", (f"{type(exc).__name__}: {exc}", pickled)))
         # The parent hands back every slot it was sent (it copies or skips each batch) before
         # this video's buffers may be reused or freed.
-        for _ in range(0 if slots_of_task is None else slots_of_task.outstanding):
+        for _ in range(0 if own is None else own.outstanding):
             try:
                 free.get(timeout=_RETURN_TIMEOUT)
             except queue_mod.Empty:  # the parent stopped reading: nothing left to protect
