@@ -12,12 +12,15 @@ with ``workers=G`` (G = 1: in this process; G > 1: one worker process per GPU, e
 model once and taking videos from the shared queue, as ``vidpose predict`` does on a machine
 with several GPUs). Reported: wall time from the call to the last table and the report written,
 aggregate frames/s, videos ok/failed, and the ratio to one GPU, for each ``predict.decoders``
-value of ``--decoders`` (set in the model's saved config).
+value of ``--decoders`` (set in the model's saved config). ``--engine ray``: the same batches
+through Ray: G actors of one GPU each, on a local cluster started before the runs (as a
+cluster's users join one that runs already; its start is reported as ``ray_start_seconds``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -53,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--readers", default="auto", help="readers to run, e.g. nvdec,pyav (auto: the model's)"
     )
+    ap.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="ray: a local Ray cluster started here, one actor per GPU (vidpose[ray])",
+    )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
         "--timeout",
@@ -73,9 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         "video": args.video.name,
         "frames_per_video": per_video,
         "copies": args.copies,
+        "engine": args.engine,
         "runs": {},
     }
-    with tempfile.TemporaryDirectory() as tmp:
+    cluster: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if args.engine == "ray":  # as on a cluster that runs already: its start is timed apart
+        from vidpose.predict.ray_engine import ray_session
+
+        cluster = ray_session(None)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        t0 = time.perf_counter()
+        stack.enter_context(cluster)
+        if args.engine == "ray":
+            out["ray_start_seconds"] = round(time.perf_counter() - t0, 2)
         tmp = Path(tmp)
         model = args.model
         if model is None or not model.exists():
@@ -106,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             target = tmp / f"out_{reader}_{decoders}_{g}"
             run = threading.Thread(
                 target=_batch,
-                args=(done, model, videos, target, g, args.jobs, reader),
+                args=(done, model, videos, target, g, args.jobs, reader, args.engine),
                 daemon=True,
             )
             run.start()
@@ -156,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _batch(done: list, model: Path, videos: list, out: Path, workers: int, jobs, reader) -> None:
+def _batch(
+    done: list, model: Path, videos: list, out: Path, workers: int, jobs, reader, engine
+) -> None:
     try:
         done.append(
             vidpose.predict_batch(
@@ -166,6 +187,7 @@ def _batch(done: list, model: Path, videos: list, out: Path, workers: int, jobs,
                 workers=workers,
                 jobs=jobs,
                 reader=None if reader == "auto" else reader,
+                engine=engine,
             )
         )
     except BaseException as exc:  # raised in the main thread

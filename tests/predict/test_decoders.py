@@ -194,3 +194,59 @@ def test_the_main_module_is_whole_again_once_workers_started():
         assert getattr(main, "__file__", None) is None
         assert getattr(main, "__spec__", None) is None
     assert {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__} == before
+
+
+def _server_probe(model, decoders: bool, call: str = "") -> str:
+    """In a fresh interpreter: load ``model`` on CPU (or run ``call``); whether torch was
+    imported each time the fork server was asked to start, and whether one runs after."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import multiprocessing.forkserver as fs\n"
+        "import vidpose.predict.processes as P\n"
+        "from vidpose.predict.run import Predictor\n"
+        "seen = []\n"
+        "start = P.start_server\n"
+        "def spy():\n"
+        "    seen.append('torch' in sys.modules)\n"
+        "    return start()\n"
+        "P.start_server = spy\n"
+        + (call or f"Predictor({str(model)!r}, device='cpu').load(decoders={decoders})")
+        + "\n"
+        "print(seen, fs._forkserver._forkserver_pid is not None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_loading_a_model_that_decodes_in_processes_starts_their_server_before_torch(
+    tiny_model, tiny_video, tmp_path
+):
+    """The decoders' fork server imports torch and vidpose while the models load (it took
+    ~2.8 s after the load here before the first decoder could start)."""
+    import shutil
+
+    import yaml
+
+    model, video = tmp_path / "model", tiny_video
+    shutil.copytree(tiny_model, model)
+    cfg = yaml.safe_load((model / "config.yaml").read_text())
+    cfg.setdefault("predict", {})["decoders"] = "processes"
+    (model / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert _server_probe(model, True) == "[False] True"  # started, torch not yet imported
+    assert _server_probe(model, False) == "[] False"  # a load that only checks: none
+    assert _server_probe(tiny_model, True) == "[] False"  # decoder threads: none
+    # a batch: before this process imports torch to count the GPUs, and again (running) in the
+    # load; its decoders were forked from it
+    batch = (
+        "from vidpose.predict.batch import predict_batch\n"
+        f"r = predict_batch({str(model)!r}, [{str(video)!r}], {str(tmp_path / 'out')!r}, "
+        "device='cpu')\n"
+        "assert [v.status for v in r.videos] == ['ok'], r.videos"
+    )
+    assert _server_probe(model, True, batch) == "[False, True] True"

@@ -55,6 +55,7 @@ from vidpose.predict.run import (
     assign_stems,
     check_path,
     claim_stems,
+    decodes_in_processes,
     log_renamed,
     normalized_path,
     read_sources,
@@ -268,6 +269,12 @@ def predict_batch(
         if address is not None:  # a local cluster is started only when there is work
             cluster = ray_session(address)
     probe = Predictor(model_dir, out_dir, formats=formats, dlc_names=dlc_names)  # checks both
+    if engine == "local" and decodes_in_processes(probe.members[0].config):
+        # decoder processes, and this machine's GPU workers, come from one fork server: it
+        # imports torch beside this process, which imports it next to count the GPUs
+        from vidpose.predict.processes import start_server
+
+        start_server()
     cameras = model_cameras(model_dir)  # a multi-camera model's calibration, checked now
     settings = PredictSettings(  # absolute: workers run elsewhere (another folder, node)
         Path(normalized_path(model_dir)),
@@ -523,7 +530,7 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
     devices = devices[: len(todo)]  # one video left: no second worker to start
     if engine.name == "ray":
         # a damaged checkpoint is one error here, not a death of every worker
-        settings.predictor("cpu").load()
+        settings.predictor("cpu").load(decoders=False)
         from vidpose.predict.ray_engine import RayPool
 
         with RayPool(settings, engine, crash_marker, log) as pool:
@@ -538,7 +545,7 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
             concurrent.futures.ThreadPoolExecutor(1) as checker,
             ProcessPool(settings, devices, engine.jobs, crash_marker) as pool,
         ):
-            check = checker.submit(settings.predictor("cpu").load)
+            check = checker.submit(settings.predictor("cpu").load, decoders=False)
             started = [pool.start() for _ in devices]
             check.result()  # raises: leaving the block stops the workers
             schedule(pool, todo, len(devices), depth=2 * pool.jobs, started=started, **callbacks)
@@ -864,8 +871,8 @@ class ProcessPool:
         jobs: int | None,
         crash_marker: str | None,
     ) -> None:
-        from vidpose.predict.decoders import worker_context
         from vidpose.predict.predictor import DEFAULT_JOBS
+        from vidpose.predict.processes import worker_context
 
         self.ctx = worker_context()  # not forked from this process: CUDA may be initialised
         self.settings = settings
@@ -921,7 +928,7 @@ class ProcessPool:
             name=f"vidpose-{name}",
         )
         self._started[name] = time.monotonic()  # before: the first start starts the fork server
-        from vidpose.predict.decoders import main_hidden
+        from vidpose.predict.processes import main_hidden
 
         with main_hidden():
             proc.start()

@@ -37,77 +37,20 @@ import contextlib
 import os
 import pickle
 import queue as queue_mod
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.multiprocessing as mp
 
 from vidpose._atomic import pid_alive
+from vidpose.predict.processes import main_hidden, worker_context
 from vidpose.video.base import FrameBatch
 
 END = "end"
 _STOP = None
 _RETURN_TIMEOUT = 600.0
 """Seconds a worker waits for the parent to hand back a buffer before it gives up."""
-
-
-PRELOAD = ["vidpose.predict.batch", "vidpose.predict.decoders"]
-"""What the fork server imports once, so that each worker forked from it starts at once."""
-
-_STARTING = threading.Lock()
-
-
-@contextlib.contextmanager
-def main_hidden() -> Iterator[None]:
-    """Start vidpose's worker processes inside this: they do not run the parent's main script.
-
-    A spawned or fork-server child imports the parent's ``__main__`` (its file, or its module
-    name) before it runs its target, so each worker ran the importing part of the user's script
-    again: twelve decoder workers of a script that imported Lightning spent ~16 s each on it on
-    the H200 host, a third of a 54 s run. (The fork server's own preload of ``__main__`` never
-    took effect: multiprocessing does not pass it the script's path.) vidpose's workers need
-    nothing from ``__main__``, their targets and arguments being vidpose's, so its ``__file__``
-    and ``__spec__``, from which multiprocessing learns what to import, are hidden while a
-    process starts.
-    """
-    main = sys.modules.get("__main__")
-    with _STARTING:
-        saved = {
-            k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__
-        }
-        try:
-            for k in saved:
-                if k == "__file__":
-                    del main.__file__
-                else:
-                    main.__spec__ = None
-            yield
-        finally:
-            for k, v in saved.items():
-                setattr(main, k, v)
-
-
-def worker_context() -> Any:
-    """The multiprocessing context for vidpose's worker processes (decoders, one worker per
-    GPU): a fork server where the platform has one, else spawn.
-
-    Workers must not be forked from a process that may hold a CUDA context, so they were
-    spawned, and each imported torch, vidpose and the parent's main script again: decoder
-    processes took ~8 s to start on the H100 host (8 at once, 16 cores). A fork server is a
-    clean process, started once, that imports these (:data:`PRELOAD`) and forks each worker:
-    on this project's 2-core machine the first batch of 4 decoders came after 2.2-2.4 s
-    instead of 3.9-4.2 s, and the whole test video after 3.3 s instead of 6.6 s.
-    """
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)  # no effect once the server runs: same list
-        return ctx
-    return mp.get_context("spawn")
 
 
 class DecoderError(RuntimeError):

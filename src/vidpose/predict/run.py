@@ -310,6 +310,19 @@ class VideoResult:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 
+def decodes_in_processes(config: Path) -> bool:
+    """Whether a model's saved config asks for decoder processes (``predict.decoders``), read
+    without torch (``vidpose.config`` imports it); False when it cannot be read (loading the
+    model says why)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+        return (cfg.get("predict") or {}).get("decoders") == "processes"
+    except Exception:
+        return False
+
+
 class Predictor:
     """A model or ensemble directory's models, loaded once, predicting videos into one folder.
 
@@ -345,8 +358,13 @@ class Predictor:
         self.log = log
         self.models: list = []
 
-    def load(self) -> None:
+    def load(self, *, decoders: bool = True) -> None:
         """Load every member's network (once).
+
+        ``decoders``: when the models' frames are to be decoded in worker processes
+        (``predict.decoders: processes``), start those workers' fork server first, so that its
+        imports run while this process imports torch and loads the models instead of after
+        (False for a load that only checks the checkpoints).
 
         Raises:
             ModelDirError: a checkpoint cannot be loaded.
@@ -354,6 +372,10 @@ class Predictor:
         """
         if self.models:
             return
+        if decoders and decodes_in_processes(self.members[0].config):
+            from vidpose.predict.processes import start_server
+
+            start_server()
         # torch and the network's code load here, not at import: a batch whose videos are
         # all done (the ledger says so) starts and ends without them
         from vidpose.predict.predictor import load_model
