@@ -1,0 +1,86 @@
+"""Writing a video's files in writer processes: the same files as in threads, failures per
+video."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vidpose.io import read_poses
+from vidpose.predict.predictor import PredictStats
+from vidpose.predict.run import Predictor, VideoResult, _Writers, predict_videos
+
+
+@pytest.fixture(scope="module")
+def predicted(tiny_model, tiny_video, tmp_path_factory):
+    """The tiny model's poses of the tiny video, and the table it wrote."""
+    out = tmp_path_factory.mktemp("pred")
+    predict_videos(tiny_model, [tiny_video], out, device="cpu")
+    table = out / f"{tiny_video.stem}.csv"
+    return read_poses(table), table
+
+
+class _DiesWhenUnpickled:
+    """Unpickled in a writer process, it ends that process at once (a crash, an OOM kill)."""
+
+    frames, seconds, invalid_frames, fps = 48, 1.0, [], 48.0
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def _write(writers: _Writers, spec, jobs: list) -> dict[str, VideoResult]:
+    results: dict[str, VideoResult] = {}
+    for video, stem, poses, stats in jobs:
+        writers.submit(spec, (video, stem, [poses], stats), lambda r: results.update({r.stem: r}))
+    writers.close()
+    return results
+
+
+def test_writer_processes_write_what_threads_write(predicted, tiny_model, tmp_path):
+    poses, table = predicted
+    stats = PredictStats(poses.n_frames, 0.5, [])
+    lines: dict[bool, list[str]] = {True: [], False: []}
+    got = {}
+    for processes in (True, False):
+        out = tmp_path / str(processes)
+        spec = Predictor(tiny_model, out, formats=("csv", "h5")).outputs()
+        writers = _Writers(processes, lines[processes].append)
+        assert (writers.procs is not None) == processes
+        got[processes] = _write(writers, spec, [(Path("v.mp4"), "a", poses, stats)])["a"]
+        assert got[processes].status == "ok", got[processes].reason
+        assert [p.name for p in got[processes].outputs[:2]] == ["a.csv", "a.h5"]
+        assert (out / "a.csv").read_bytes() == table.read_bytes()
+    on_disk = {
+        flag: sorted(p.relative_to(tmp_path / str(flag)) for p in (tmp_path / str(flag)).rglob("*"))
+        for flag in (True, False)
+    }
+    assert on_disk[True] == on_disk[False]
+    for name in on_disk[True]:
+        if name.suffix == ".csv":
+            a = (tmp_path / "True" / name).read_bytes()
+            assert a == (tmp_path / "False" / name).read_bytes(), name
+    assert got[True].sizes == got[False].sizes
+    assert len(lines[True]) == len(lines[False]) == 1 and "a.csv" in lines[True][0]
+
+
+def test_a_dead_writer_process_fails_its_video_and_the_next_ones_are_written(
+    predicted, tiny_model, tmp_path
+):
+    poses, _ = predicted
+    spec = Predictor(tiny_model, tmp_path).outputs()
+    writers = _Writers(True, lambda _line: None)
+    first: dict[str, VideoResult] = {}
+    writers.submit(
+        spec, (Path("x.mp4"), "x", [poses], _DiesWhenUnpickled()), lambda r: first.update(x=r)
+    )
+    writers.procs.shutdown(wait=True)  # the crash has happened and been reported
+    assert first["x"].status == "failed"
+    assert "writer process failed" in first["x"].reason
+    assert not (tmp_path / "x.csv").exists()
+    rest = _write(writers, spec, [(Path("y.mp4"), "y", poses, PredictStats(48, 0.5, []))])
+    assert rest["y"].status == "ok", rest["y"].reason
+    assert writers.procs is None  # written in a thread
+    assert read_poses(tmp_path / "y.csv").n_frames == poses.n_frames
