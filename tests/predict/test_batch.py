@@ -291,6 +291,49 @@ def test_schedule_hands_a_dead_workers_videos_to_the_others():
     assert {r.worker for r in results.values()} <= {"w2", "w3"}
 
 
+class _WritingPool(_FakePool):
+    """Workers that say a video is predicted (PREDICTED) one wait before its files are
+    written (its result); it logs what happened, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(dies=set())
+        self.writing: list[tuple[str, Job]] = []
+        self.log: list[tuple[str, str, str]] = []
+
+    def submit(self, worker: str, job: Job) -> None:
+        self.log.append(("submit", worker, job.stem))
+        super().submit(worker, job)
+
+    def wait(self, timeout: float):
+        out = [(w, j, VideoResult(j.video, j.stem, frames=1)) for w, j in self.writing]
+        out += [(w, j, batch.PREDICTED) for w, j in self.pending]
+        self.log += [("result", w, j.stem) for w, j in self.writing]
+        self.writing, self.pending = list(self.pending), []
+        return out
+
+
+def test_schedule_hands_out_the_next_video_once_one_is_predicted_not_written():
+    """A worker takes its next video while the last one's files are written, so a depth of
+    one decoder's worth keeps it busy and the last videos go to whichever worker frees first."""
+    pool = _WritingPool()
+    results: dict[str, VideoResult] = {}
+    schedule(
+        pool,
+        _jobs(4),
+        1,
+        depth=1,
+        on_start=lambda job, w: None,
+        on_result=lambda job, r: results.__setitem__(job.stem, r),
+        on_requeue=lambda job, why: None,
+    )
+    assert {k: r.status for k, r in results.items()} == {f"v{i}": "ok" for i in range(4)}
+    # v1 was handed out once v0 was predicted, before v0's files were written
+    assert pool.log.index(("submit", "w1", "v1")) < pool.log.index(("result", "w1", "v0"))
+    # never two videos decoding at once with depth 1: each submit follows a prediction
+    submits = [e for e in pool.log if e[0] == "submit"]
+    assert [e[2] for e in submits] == ["v0", "v1", "v2", "v3"]
+
+
 def test_schedule_fails_a_video_that_outlives_three_workers():
     results: dict[str, VideoResult] = {}
     pool = _FakePool(dies={f"w{i}" for i in range(1, 100)})
@@ -435,3 +478,41 @@ def test_a_batch_whose_videos_are_all_done_loads_neither_torch_nor_the_model(
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-3:] == ["0", "False", "False"], done.stdout
     assert {r["status"] for r in _report(out).values()} == {"skipped"}
+
+
+def test_local_worker_processes_say_when_a_video_is_predicted(tiny_model, tiny_video, tmp_path):
+    """The per-GPU worker processes (here two on CPU) report each video predicted before its
+    files are written, and the scheduler hands the next one out then."""
+    from vidpose.predict.batch import PREDICTED, PREFETCH, PredictSettings, ProcessPool
+
+    videos = _videos(tiny_video, tmp_path / "v", ["a.mp4", "b.mp4", "c.mp4", "d.mp4"])
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = PredictSettings(tiny_model, out, device="cpu")
+    jobs = [Job(v, v.stem, VideoStamp.of(v)) for v in videos]
+    seen: list[tuple[str, str]] = []
+    results: dict[str, VideoResult] = {}
+    with ProcessPool(settings, ["cpu", "cpu"], 1, None) as pool:
+        wait = pool.wait
+
+        def spy(timeout):
+            got = wait(timeout)
+            seen.extend(
+                (j.stem, "predicted" if o is PREDICTED else "result") for _, j, o in got if j
+            )
+            return got
+
+        pool.wait = spy
+        schedule(
+            pool,
+            jobs,
+            2,
+            depth=pool.jobs + PREFETCH,
+            on_start=lambda job, w: None,
+            on_result=lambda job, r: results.__setitem__(job.stem, r),
+            on_requeue=lambda job, why: None,
+        )
+    assert {k: r.status for k, r in results.items()} == dict.fromkeys("abcd", "ok")
+    for stem in "abcd":
+        assert seen.index((stem, "predicted")) < seen.index((stem, "result")), seen
+        assert read_poses(out / f"{stem}.csv").n_frames == 48

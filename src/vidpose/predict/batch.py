@@ -548,7 +548,8 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
             check = checker.submit(settings.predictor("cpu").load, decoders=False)
             started = [pool.start() for _ in devices]
             check.result()  # raises: leaving the block stops the workers
-            schedule(pool, todo, len(devices), depth=2 * pool.jobs, started=started, **callbacks)
+            depth = pool.jobs + PREFETCH
+            schedule(pool, todo, len(devices), depth=depth, started=started, **callbacks)
         return len(devices)
     # one device: this process, every video at once (concurrent decoders share the batches)
     predictor = settings.predictor()
@@ -594,6 +595,17 @@ class Died:
     reason: str
 
 
+PREDICTED = "predicted"
+"""What :meth:`WorkerPool.wait` may return for a job whose frames are predicted and whose
+files are being written: the worker can take another video (it still holds this one)."""
+
+PREFETCH = 2
+"""Videos a local worker holds beyond its decoders (``jobs``): enough to start a decoder as
+soon as one is free, few enough that the last videos go to whichever worker frees first (with
+as many queued as decoders, and videos counted until their files were written, one GPU of two
+was handed 24 of 40 videos and the other sat idle for the last 11 s on the 2-GPU H200 host)."""
+
+
 class WorkerPool(Protocol):
     """Workers that each predict the videos handed to them (Ray actors, local processes)."""
 
@@ -614,9 +626,10 @@ class WorkerPool(Protocol):
         """Hand ``job`` to ``worker``."""
         ...
 
-    def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died]]:
-        """What came back within ``timeout`` s: results, and for a worker that died one
-        :class:`Died` per job it held (job None if it held none)."""
+    def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died | str]]:
+        """What came back within ``timeout`` s: results, :data:`PREDICTED` for a job whose
+        files are being written (optional), and for a worker that died one :class:`Died` per
+        job it held (job None if it held none)."""
         ...
 
 
@@ -633,8 +646,9 @@ def schedule(
     started: Sequence[str] = (),
     max_retries: int = MAX_RETRIES,
 ) -> None:
-    """Hand the videos to ``workers`` workers, at most ``depth`` each at a time, the least
-    busy ready worker first. A worker that dies is replaced and each of its videos handed to
+    """Hand the videos to ``workers`` workers, at most ``depth`` each at a time (a video whose
+    frames are predicted, :data:`PREDICTED`, no longer counts), the least busy ready worker
+    first. A worker that dies is replaced and each of its videos handed to
     another, until a video has outlived ``max_retries`` workers (then it failed). Once workers
     have died ``workers * (max_retries + 1)`` times in a row without a video finishing, none is
     started any more, and what is left fails when none is alive. ``on_ready`` hears of each
@@ -644,6 +658,11 @@ def schedule(
     held: dict[str, list[Job]] = {w: [] for w in started}
     held.update({pool.start(): [] for _ in range(workers - len(held))})
     alive = set(held)
+    written: set[int] = set()  # jobs predicted, their files being written (by id)
+
+    def busy(worker: str) -> int:
+        return sum(id(j) not in written for j in held[worker])
+
     announced: set[str] = set()
     deaths_in_a_row, last_death = 0, ""
     while waiting or any(held.values()):
@@ -653,8 +672,8 @@ def schedule(
             if on_ready is not None:
                 on_ready(worker, dict(pool.starts.get(worker, {})))
         while waiting and ready:
-            worker = min(ready, key=lambda w: len(held[w]))
-            if len(held[worker]) >= depth:
+            worker = min(ready, key=busy)
+            if busy(worker) >= depth:
                 break
             job = waiting.popleft()
             held[worker].append(job)
@@ -665,8 +684,13 @@ def schedule(
                 on_result(job, VideoResult(job.video, job.stem, "failed", last_death))
             return
         for worker, job, outcome in pool.wait(timeout=1.0):
+            if outcome is PREDICTED:
+                if job is not None and job in held.get(worker, ()):
+                    written.add(id(job))
+                continue
             if job is not None:
                 held[worker].remove(job)
+                written.discard(id(job))
             if not isinstance(outcome, Died):
                 assert job is not None
                 deaths_in_a_row = 0
@@ -706,10 +730,12 @@ class WorkerLoop:
         jobs: int,
         on_result: Callable[[VideoResult], object],
         crash_marker: str | None = None,
+        on_predicted: Callable[[Path], object] | None = None,
     ) -> None:
         self.predictor = predictor
         self.jobs = jobs
         self.on_result = on_result
+        self.on_predicted = on_predicted
         self.crash_marker = crash_marker
         self.inbox: queue.Queue = queue.Queue()
         self._closed = False
@@ -752,7 +778,11 @@ class WorkerLoop:
 
         try:
             self.predictor.predict(
-                feed(), jobs=self.jobs, on_result=on_result, waiting=self.inbox.qsize
+                feed(),
+                jobs=self.jobs,
+                on_result=on_result,
+                waiting=self.inbox.qsize,
+                on_predicted=self.on_predicted,
             )
         except Exception as exc:  # a bug: fail the videos taken, keep the worker serving
             why = f"the worker failed: {type(exc).__name__}: {exc}"
@@ -846,7 +876,13 @@ def _process_main(
         results.put((name, "error", f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
     results.put((name, "ready", timings))
-    loop = WorkerLoop(predictor, jobs, lambda r: results.put((name, "result", r)), crash_marker)
+    loop = WorkerLoop(
+        predictor,
+        jobs,
+        lambda r: results.put((name, "result", r)),
+        crash_marker,
+        on_predicted=lambda v: results.put((name, "predicted", str(v))),
+    )
     while True:
         try:
             item = inbox.get(timeout=2.0)
@@ -976,6 +1012,10 @@ class ProcessPool:
                     }
                 elif kind == "error":
                     self.errors[name] = payload
+                elif kind == "predicted":  # its files are being written: still held
+                    job = self.held.get(name, {}).get(normalized_path(payload))
+                    if job is not None:
+                        out.append((name, job, PREDICTED))
                 elif normalized_path(payload.video) in self.held.get(name, {}):
                     out.append((name, self.held[name].pop(normalized_path(payload.video)), payload))
                 item = self.results.get_nowait()

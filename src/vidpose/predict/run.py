@@ -396,6 +396,7 @@ class Predictor:
         progress: bool = False,
         on_result: Callable[[VideoResult], object],
         waiting: Callable[[], int] | None = None,
+        on_predicted: Callable[[Path], object] | None = None,
     ) -> None:
         """Predict every (video, output stem) of ``videos`` into the output folder.
 
@@ -407,7 +408,9 @@ class Predictor:
         ``on_result`` gets one :class:`VideoResult` per video, ok or failed, only once all of
         that video's files are written; it is called from writer threads, and must be
         thread-safe. A video that fails is reported and the others are predicted; nothing is
-        written for it. A video must not be in two calls running at once.
+        written for it. A video must not be in two calls running at once. ``on_predicted``
+        hears of each video as soon as its frames are predicted, before its files are written
+        (a scheduler may then hand out the next video).
         """
         self.load()
         from vidpose.predict.predictor import predict_with_members, shares_frames
@@ -437,6 +440,8 @@ class Predictor:
             on_result(result)
 
         def done(video: Path, res, stats: PredictStats | None) -> None:
+            if on_predicted is not None:
+                on_predicted(video)
             with lock:
                 stem = stems[video]
             if isinstance(res, BaseException):  # one bad video must not cost the others
