@@ -516,3 +516,36 @@ def test_local_worker_processes_say_when_a_video_is_predicted(tiny_model, tiny_v
     for stem in "abcd":
         assert seen.index((stem, "predicted")) < seen.index((stem, "result")), seen
         assert read_poses(out / f"{stem}.csv").n_frames == 48
+
+
+class _FakePredictor:
+    """Predicts each video at once: says it is predicted (unless its stem is "bad", which
+    fails first), then gives its result."""
+
+    def predict(self, videos, *, jobs, on_result, waiting, on_predicted):
+        for video, stem in videos:
+            if stem != "bad":
+                on_predicted(video)
+                on_result(VideoResult(video, stem, frames=1))
+            else:
+                on_result(VideoResult(video, stem, "failed", "corrupt"))
+
+
+def test_future_results_say_when_a_video_is_predicted_and_never_hang_on_a_failed_one():
+    """What a Ray actor's predicted() call waits on: True once predicted; False, at once, for
+    a video that failed, asked before or after its result came."""
+    from vidpose.predict.batch import FutureResults
+
+    results = FutureResults(_FakePredictor(), jobs=1, crash_marker=None)
+    early = results.predicted(Path("a.mp4"))  # asked before the video is handed over
+    assert results.submit(Path("a.mp4"), "a").result(timeout=10).status == "ok"
+    assert early.result(timeout=10) is True
+    bad_early = results.predicted(Path("b.mp4"))
+    assert results.submit(Path("b.mp4"), "bad").result(timeout=10).status == "failed"
+    assert bad_early.result(timeout=10) is False
+    assert results.submit(Path("c.mp4"), "bad").result(timeout=10).status == "failed"
+    assert results.predicted(Path("c.mp4")).result(timeout=1) is False  # asked after
+    assert results.submit(Path("d.mp4"), "d").result(timeout=10).status == "ok"
+    assert results.predicted(Path("d.mp4")).result(timeout=1) is True  # asked after its result
+    results.loop.close()
+    assert not results._predicted and not results._asked  # nothing kept once asked and told

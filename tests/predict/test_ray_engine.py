@@ -101,3 +101,33 @@ def test_without_ray_the_engine_says_how_to_install_it(tiny_model, tmp_path, mon
     with pytest.raises(MissingDependencyError, match=r"pip install 'vidpose\[ray\]'"):
         predict_batch(tiny_model, [tmp_path / "v.mp4"], tmp_path / "out", engine="ray")
     assert not (tmp_path / "out" / ".vidpose-ledger.jsonl").exists()
+
+
+def test_ray_workers_say_when_a_video_is_predicted_before_its_files_are_written(
+    ray_cluster, tiny_model, tiny_video, tmp_path, monkeypatch
+):
+    """The scheduler hears of each video predicted (and may hand out the next one) while the
+    actor writes its files."""
+    from vidpose.predict.ray_engine import RayPool
+
+    seen: list[tuple[str, str]] = []
+    wait = RayPool.wait
+
+    def spy(self, timeout):
+        got = wait(self, timeout)
+        seen.extend(
+            (j.stem, "predicted" if o is batch.PREDICTED else "result")
+            for _, j, o in got
+            if j is not None
+        )
+        return got
+
+    monkeypatch.setattr(RayPool, "wait", spy)
+    videos = _videos(tiny_video, tmp_path / "v", 3)
+    report = predict_batch(
+        tiny_model, videos, tmp_path / "out", engine="ray", workers=1, jobs=1, device="cpu"
+    )
+    assert [v.status for v in report.videos] == ["ok"] * 3
+    # each video's prediction was heard of (on a tiny video, often in the same wait as its
+    # result: those come first)
+    assert sorted(stem for stem, kind in seen if kind == "predicted") == ["v0", "v1", "v2"], seen

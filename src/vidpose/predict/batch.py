@@ -534,7 +534,7 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
         from vidpose.predict.ray_engine import RayPool
 
         with RayPool(settings, engine, crash_marker, log) as pool:
-            schedule(pool, todo, pool.workers, depth=2 * pool.jobs, **callbacks)
+            schedule(pool, todo, pool.workers, depth=pool.depth, **callbacks)
             return pool.workers
     if len(devices) > 1:
         log(f"predicting on {', '.join(devices)}: one worker process each")
@@ -808,12 +808,19 @@ def _crash_once(marker: str) -> None:
 
 
 class FutureResults:
-    """Per-video futures over a :class:`WorkerLoop`: ``submit(video, stem).result()``."""
+    """Per-video futures over a :class:`WorkerLoop`: ``submit(video, stem).result()`` once its
+    files are written, ``predicted(video).result()`` once its frames are predicted (True), or
+    once it failed before (False)."""
 
     def __init__(self, predictor: Predictor, jobs: int, crash_marker: str | None) -> None:
         self._futures: dict[Path, Future] = {}
+        self._predicted: dict[Path, Future] = {}  # told, or asked about, not both yet
+        self._asked: set[Path] = set()
+        self._was_predicted: set[Path] = set()  # told True, result not given yet
         self._lock = threading.Lock()
-        self.loop = WorkerLoop(predictor, jobs, self._done, crash_marker)
+        self.loop = WorkerLoop(
+            predictor, jobs, self._done, crash_marker, on_predicted=self._on_predicted
+        )
 
     def submit(self, video: Path, stem: str) -> Future:
         fut: Future = Future()
@@ -822,9 +829,38 @@ class FutureResults:
         self.loop.put(video, stem)
         return fut
 
+    def predicted(self, video: Path) -> Future:
+        """The future of ``video``'s prediction, asked for before or after :meth:`submit` or
+        its result (each video's once)."""
+        with self._lock:
+            fut = self._predicted.setdefault(video, Future())
+            if fut.done():  # told already: nothing more will come for it
+                del self._predicted[video]
+            else:
+                self._asked.add(video)
+            return fut
+
+    def _tell(self, video: Path, predicted: bool) -> None:
+        with self._lock:
+            fut = self._predicted.setdefault(video, Future())
+            if not fut.done():
+                fut.set_result(predicted)
+            if video in self._asked:  # the asker holds it: forget it here
+                self._asked.discard(video)
+                del self._predicted[video]
+
+    def _on_predicted(self, video: Path) -> None:
+        with self._lock:
+            self._was_predicted.add(video)
+        self._tell(video, True)
+
     def _done(self, result: VideoResult) -> None:
         with self._lock:
             fut = self._futures.pop(result.video)
+            told = result.video in self._was_predicted
+            self._was_predicted.discard(result.video)
+        if not told:  # it failed before its frames were predicted
+            self._tell(result.video, False)
         fut.set_result(result)
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 from vidpose.errors import ConfigError, MissingDependencyError
 from vidpose.predict.batch import (
+    PREDICTED,
+    PREFETCH,
     Died,
     Engine,
     FutureResults,
@@ -87,6 +89,11 @@ class _Worker:
     def predict(self, video: str, stem: str) -> VideoResult:
         return self.results.submit(Path(video), stem).result()
 
+    def predicted(self, video: str) -> bool:
+        """Returns once ``video``'s frames are predicted (True; its files are being written)
+        or it failed before (False)."""
+        return self.results.predicted(Path(video)).result()
+
 
 class RayPool:
     """Ray actors as the workers of :func:`~vidpose.predict.batch.schedule`.
@@ -121,9 +128,11 @@ class RayPool:
             options = {"num_cpus": 1}
             what = "CPU only"
         log(f"Ray: {self.workers} worker(s), {what} ({gpus:g} GPU(s) in the cluster)")
-        # threaded: calls wait for their videos while a group is predicted
+        # threaded: calls wait for their videos while a group is predicted (two calls per
+        # video held: predicted and predict; held: up to depth, plus those being written)
+        self.depth = self.jobs + PREFETCH
         self.actor = ray.remote(_Worker).options(
-            max_concurrency=2 * self.jobs + 2, max_restarts=0, **options
+            max_concurrency=4 * self.depth + 8, max_restarts=0, **options
         )
         self.actors: dict[str, Any] = {}
         self.starting: dict[Any, str] = {}  # ready() call -> actor still loading its models
@@ -131,6 +140,7 @@ class RayPool:
         self.starts: dict[str, dict[str, Any]] = {}
         self._started: dict[str, float] = {}  # name -> when start() started it
         self.refs: dict[Any, tuple[str, Job]] = {}
+        self.told: dict[Any, tuple[str, Job]] = {}  # predicted() calls not back yet
         self._n = 0
 
     def __enter__(self) -> RayPool:
@@ -154,19 +164,26 @@ class RayPool:
         return worker in self.loaded
 
     def submit(self, worker: str, job: Job) -> None:
-        ref = self.actors[worker].predict.remote(normalized_path(job.video), job.stem)
-        self.refs[ref] = (worker, job)
+        actor, video = self.actors[worker], normalized_path(job.video)
+        self.refs[actor.predict.remote(video, job.stem)] = (worker, job)
+        self.told[actor.predicted.remote(video)] = (worker, job)
 
-    def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died]]:
+    def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died | str]]:
         ray = self.ray
-        pending = [*self.refs, *self.starting]
+        pending = [*self.refs, *self.told, *self.starting]
         if not pending:
             return []
         ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
         if ready:  # and whatever else is ready too
             ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
-        out: list[tuple[str, Job | None, VideoResult | Died]] = []
-        for ref in ready:
+        out: list[tuple[str, Job | None, VideoResult | Died | str]] = []
+        for ref in sorted(ready, key=lambda r: r not in self.told):  # predicted ones first
+            if ref in self.told:  # a dead worker's: its predict call says so
+                worker, job = self.told.pop(ref)
+                with contextlib.suppress(ray.exceptions.RayError):
+                    if ray.get(ref):
+                        out.append((worker, job, PREDICTED))
+                continue
             if ref in self.starting:
                 worker = self.starting.pop(ref)
                 try:
