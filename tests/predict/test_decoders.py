@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,3 +251,37 @@ def test_loading_a_model_that_decodes_in_processes_starts_their_server_before_to
         "assert [v.status for v in r.videos] == ['ok'], r.videos"
     )
     assert _server_probe(model, True, batch) == "[False, True] True"
+
+
+def test_auto_decodes_in_processes_when_pyav_feeds_a_gpu(tmp_path, monkeypatch):
+    """auto = processes for PyAV (auto or pyav) feeding CUDA; threads on CPU and for NVDEC;
+    the same answer read from a saved config (the early start of the fork server)."""
+    import yaml
+
+    from vidpose.predict import run
+    from vidpose.predict.predictor import decode_in_processes
+
+    assert decode_in_processes("auto", torch.device("cuda", 0), "auto")
+    assert decode_in_processes("auto", "cuda", "pyav")
+    assert not decode_in_processes("auto", "cuda", "nvdec")
+    assert not decode_in_processes("auto", torch.device("cpu"), "pyav")
+    assert not decode_in_processes("threads", "cuda", "pyav")
+    assert decode_in_processes("processes", "cpu", "auto")
+
+    config = tmp_path / "config.yaml"
+
+    def saved(**predict) -> Path:
+        config.write_text(yaml.safe_dump({"predict": predict}))
+        return config
+
+    monkeypatch.setattr(run, "_gpu_present", lambda: True)
+    assert run.decodes_in_processes(saved(decoders="auto", device="auto", reader="auto"))
+    assert not run.decodes_in_processes(saved(decoders="auto", reader="nvdec"))
+    assert not run.decodes_in_processes(saved(decoders="auto"), device="cpu")
+    assert not run.decodes_in_processes(saved(decoders="threads"))
+    monkeypatch.setattr(run, "_gpu_present", lambda: False)
+    assert not run.decodes_in_processes(saved(decoders="auto", device="auto"))
+    assert run.decodes_in_processes(saved(decoders="auto", device="cuda:1"))
+    assert run.decodes_in_processes(saved(decoders="processes", device="cpu"))
+    config.write_text("predict: [unclosed")
+    assert not run.decodes_in_processes(config)  # loading the model says what is wrong

@@ -269,7 +269,7 @@ def predict_batch(
         if address is not None:  # a local cluster is started only when there is work
             cluster = ray_session(address)
     probe = Predictor(model_dir, out_dir, formats=formats, dlc_names=dlc_names)  # checks both
-    if engine == "local" and decodes_in_processes(probe.members[0].config):
+    if engine == "local" and decodes_in_processes(probe.members[0].config, device):
         # decoder processes, and this machine's GPU workers, come from one fork server: it
         # imports torch beside this process, which imports it next to count the GPUs
         from vidpose.predict.processes import start_server

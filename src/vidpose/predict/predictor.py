@@ -426,32 +426,35 @@ def predict_with_members(
         return
     jobs = max(1, jobs or DEFAULT_JOBS)
     runner = _Members(models)
-    processes = _decode_in_processes(first.cfg.predict.decoders)
+    processes = decode_in_processes(first.cfg.predict.decoders, first.device, reader)
     waiting = waiting or getattr(paths, "waiting", None)
     _MultiVideo(runner, paths, waiting, bs, reader, jobs, progress, on_done, processes).run()
 
 
-def _decode_in_processes(decoders: str) -> bool:
-    """``predict.decoders``: processes only when asked for; auto = threads.
+def decode_in_processes(decoders: str, device: Any, reader: str) -> bool:
+    """``predict.decoders``: whether videos are decoded in worker processes. auto = processes
+    when a CPU reader (PyAV; ``reader`` auto or pyav) feeds a CUDA ``device``, else threads.
 
-    Decoder threads share one GIL, which is why processes were the default for a CPU reader
-    feeding a GPU with 4 videos or more; measured on one H200 host (16 cores, 8 videos of
-    9,940 frames, PyAV, planar, batch 64, commit ba74e0d's predictor), threads were faster at
-    every setting tried: 6 threads 3,342-3,444 frames/s, 4 / 6 / 8 / 12 processes 2,063 /
-    2,479 / 2,453 / 2,431 (batch 256: threads 3,537, 8 processes 2,743;
-    ``bench/predict_decoders.py``). The parent's side of process decoding (a message per
-    batch through a queue, the copy out of shared buffers and handing them back) costs more
-    than the GIL does.
+    Measured, 40 videos of 9,940 frames, PyAV, bf16, batch 64 (``bench/predict_gpus.py``;
+    ``bench/results/issue16_h200x2/``): on a host of 2 H200s and 32 cores, 8 decoder processes
+    per GPU gave 9,246 frames/s on both GPUs against 6,892 with 4 decoder threads each (commit
+    a57994b). One GPU: 6,663 at ae6361a, whose decoder processes come with writer processes
+    for the tables (5,200 at a57994b, tables written in threads; 4,509 with decoder threads on
+    a 16-core H200 host at e4a07a5). Decoder threads share the predicting process's GIL, and
+    each frame costs Python work under it. At commit ba74e0d threads were faster (16-core
+    H200, 8 videos: 3,342 against 2,063-2,479 with processes), before the workers stopped
+    importing the caller's script, decoded into the shared buffers directly and had their
+    fork server started before torch.
 
     NVDEC (``reader=nvdec``) in processes decodes into CUDA buffers the predicting process
     maps (no host copy), but each worker has its own CUDA context, and the GPU time-slices
-    contexts: 20 videos of 9,940 frames on one H200, 2,120-2,498 frames/s with 4-8 worker
-    processes against 3,263-3,501 with NVDEC threads (``ThreadedDecoder``) and 3,608 with
-    PyAV threads, the same session (``bench/predict_modes.py``). One video split in 4 parts
-    (``vidpose predict``) predicted at 2,466 frames/s in processes against 1,692 in threads,
-    but the run took longer (11.0 s against 7.8 s: the workers' CUDA start-up).
+    contexts: 20 videos on one H200, 2,120-2,498 frames/s with 4-8 worker processes against
+    3,263-3,501 with NVDEC threads (``bench/predict_modes.py``); auto keeps NVDEC in threads.
+    On CPU the network, not decoding, is the limit: threads.
     """
-    return decoders == "processes"
+    if decoders != "auto":
+        return decoders == "processes"
+    return str(device).startswith("cuda") and reader in ("auto", "pyav")
 
 
 def split_video(path: Path, parts: int, batch_size: int) -> list[tuple[int, int | None]]:
@@ -696,7 +699,7 @@ class _MultiVideo:
         from vidpose.predict.decoders import END, ProcessDecoders
 
         # "auto" is PyAV here: NVDEC in worker processes runs in a CUDA context per worker,
-        # which the GPU time-slices with the network's (see _decode_in_processes)
+        # which the GPU time-slices with the network's (see decode_in_processes)
         reader = "pyav" if self.reader == "auto" else self.reader
         cuda = None  # a GPU reader's workers decode on the model's GPU
         if self.model.device.type == "cuda" and reader in READERS and READERS.get(reader).gpu:

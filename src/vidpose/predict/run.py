@@ -310,17 +310,32 @@ class VideoResult:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 
-def decodes_in_processes(config: Path) -> bool:
-    """Whether a model's saved config asks for decoder processes (``predict.decoders``), read
-    without torch (``vidpose.config`` imports it); False when it cannot be read (loading the
-    model says why)."""
+def decodes_in_processes(config: Path, device: str | None = None) -> bool:
+    """Whether a model's videos will likely be decoded in worker processes
+    (:func:`~vidpose.predict.predictor.decode_in_processes`), from its saved config and the
+    ``device`` asked for, without torch (``vidpose.config`` imports it): it only decides
+    whether to start their fork server early. A device left to auto counts as a GPU where the
+    NVIDIA driver is there and ``CUDA_VISIBLE_DEVICES`` does not hide every GPU. False when the
+    config cannot be read (loading the model says why)."""
     import yaml
 
     try:
         cfg = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
-        return (cfg.get("predict") or {}).get("decoders") == "processes"
+        predict = cfg.get("predict") or {}
+        decoders = predict.get("decoders", "auto")
+        device = str(device or predict.get("device") or "auto")
+        reader = str(predict.get("reader") or "auto")
     except Exception:
         return False
+    if decoders != "auto":
+        return decoders == "processes"
+    if device == "auto":
+        device = "cuda" if _gpu_present() else "cpu"
+    return device.startswith("cuda") and reader in ("auto", "pyav")
+
+
+def _gpu_present() -> bool:
+    return Path("/dev/nvidiactl").exists() and os.environ.get("CUDA_VISIBLE_DEVICES") != ""
 
 
 class Predictor:
@@ -372,7 +387,8 @@ class Predictor:
         """
         if self.models:
             return
-        if decoders and decodes_in_processes(self.members[0].config):
+        device = self._load_args[0]
+        if decoders and decodes_in_processes(self.members[0].config, device):
             from vidpose.predict.processes import start_server
 
             start_server()
@@ -413,7 +429,11 @@ class Predictor:
         (a scheduler may then hand out the next video).
         """
         self.load()
-        from vidpose.predict.predictor import predict_with_members, shares_frames
+        from vidpose.predict.predictor import (
+            decode_in_processes,
+            predict_with_members,
+            shares_frames,
+        )
 
         writing = ["vidpose.io", "vidpose.predict.metrics"]
         imports = _import_in_background([*writing, "vidpose.smooth"] if self.ensemble else writing)
@@ -453,8 +473,11 @@ class Predictor:
         error: Exception | None = None
         # Tables are written by a small pool while the next videos are predicted.
         spec = self.outputs()
-        cuda = self.models[0].device.type == "cuda"
-        writers = _Writers(cuda and decodes_in_processes(self.members[0].config), self.log)
+        first = self.models[0]
+        reader = self.reader or first.cfg.predict.reader
+        # beside decoder processes: their fork server runs, and the GIL is worth sparing
+        processes = decode_in_processes(first.cfg.predict.decoders, first.device, reader)
+        writers = _Writers(processes, self.log)
         with contextlib.closing(writers):
             try:
                 if len(self.models) == 1:
