@@ -258,9 +258,11 @@ def test_auto_decodes_in_processes_when_pyav_feeds_a_gpu(tmp_path, monkeypatch):
     the same answer read from a saved config (the early start of the fork server)."""
     import yaml
 
+    from vidpose.config import default_config
     from vidpose.predict import run
     from vidpose.predict.predictor import decode_in_processes
 
+    assert default_config().predict.decoders == "auto"
     assert decode_in_processes("auto", torch.device("cuda", 0), "auto")
     assert decode_in_processes("auto", "cuda", "pyav")
     assert not decode_in_processes("auto", "cuda", "nvdec")
@@ -285,3 +287,13 @@ def test_auto_decodes_in_processes_when_pyav_feeds_a_gpu(tmp_path, monkeypatch):
     assert run.decodes_in_processes(saved(decoders="processes", device="cpu"))
     config.write_text("predict: [unclosed")
     assert not run.decodes_in_processes(config)  # loading the model says what is wrong
+
+
+def test_decoder_processes_default_to_eight_per_gpu_at_most_half_the_cores():
+    from vidpose.predict.predictor import DEFAULT_JOBS, default_jobs
+
+    assert default_jobs(False, 32) == DEFAULT_JOBS == 4  # threads
+    assert default_jobs(True, 16) == 8  # one GPU's share of the 2-H200 host: measured best
+    assert default_jobs(True, 64) == 8
+    assert default_jobs(True, 10) == 5
+    assert default_jobs(True, 2) == 4  # never fewer than threads would decode

@@ -182,15 +182,3 @@ def test_decoder_processes_predict_what_decoder_threads_do(tiny_model, tiny_vide
     assert len(procs[tiny_video]) == 2
     for a in procs[tiny_video]:
         assert a.equals(threads[tiny_video][0])
-
-
-def test_auto_decoders_are_threads():
-    """predict.decoders=auto decodes in threads (decoder processes measured slower on a
-    16-core GPU host); processes only when asked for."""
-    from vidpose.config import default_config
-    from vidpose.predict.predictor import _decode_in_processes
-
-    assert default_config().predict.decoders == "auto"
-    assert _decode_in_processes("auto") is False
-    assert _decode_in_processes("threads") is False
-    assert _decode_in_processes("processes") is True

@@ -233,7 +233,8 @@ def predict_batch(
         workers: most workers: local GPUs used, or Ray actors (default: one per GPU; on a Ray
             cluster without GPUs, 1).
         gpus_per_worker: GPUs each Ray actor holds (fractions share a GPU).
-        jobs: videos each worker decodes at once (default 4).
+        jobs: videos each worker decodes at once (default 4 threads; 8 decoder processes, at
+            most half its cores, when PyAV feeds a GPU: ``predictor.default_jobs``).
         batch_size, device, precision, reader, compile, formats, dlc_names: as
             :func:`vidpose.predict.run.predict_videos`.
         smooth3d: Kalman-smooth each session's 3D trajectories
@@ -943,7 +944,7 @@ class ProcessPool:
         jobs: int | None,
         crash_marker: str | None,
     ) -> None:
-        from vidpose.predict.predictor import DEFAULT_JOBS
+        from vidpose.predict.predictor import default_jobs
         from vidpose.predict.processes import worker_context
 
         self.ctx = worker_context()  # not forked from this process: CUDA may be initialised
@@ -952,7 +953,9 @@ class ProcessPool:
         # each device's worker runs on its own share of the cores (a restarted one too)
         shares = cpu_shares(len(devices)) if len(devices) > 1 else None
         self.cores = dict(zip(devices, shares)) if shares else {}
-        self.jobs = jobs or DEFAULT_JOBS
+        config = settings.predictor().members[0].config
+        processes = decodes_in_processes(config, devices[0] if devices else None)
+        self.jobs = jobs or default_jobs(processes, len(shares[0]) if shares else None)
         self.crash_marker = crash_marker
         self.results = self.ctx.Queue()
         self.procs: dict[str, tuple[Any, Any, str]] = {}  # name -> (process, inbox, device)

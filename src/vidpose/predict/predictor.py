@@ -345,6 +345,22 @@ host (16 cores, 8 videos of 9,940 frames, PyAV) 4 threads fed the GPU at 4,213 f
 3,297-3,329, 8 at 3,821, 12 at 3,528; 20 videos: 4,043 with 4 against 3,841 with 6
 (``bench/predict_decoders.py``, ``bench/predict_gpus.py``; bench/results/issue13_h200)."""
 
+PROCESS_JOBS = 8
+"""Decoder processes of one GPU when videos are decoded in processes and ``jobs`` is not given
+(at most half its cores, at least :data:`DEFAULT_JOBS`): on the 2-H200 host, 8 per GPU beat 12
+and 16 (2 GPUs: 7,707 against 7,444 and 5,732 frames/s; one GPU: 4,974 against 4,862; commit
+f615ccd, ``bench/results/issue16_h200x2/``)."""
+
+
+def default_jobs(processes: bool, cores: int | None = None) -> int:
+    """Videos decoded at once when not asked: :data:`PROCESS_JOBS` decoder processes (at most
+    half of ``cores``, default this process's usable cores), else :data:`DEFAULT_JOBS`
+    threads."""
+    if not processes:
+        return DEFAULT_JOBS
+    return max(DEFAULT_JOBS, min(PROCESS_JOBS, (cores or usable_cpus()) // 2))
+
+
 MIN_PART_FRAMES = 1024
 """A video is split into parts decoded at once only if each part gets at least this many
 frames: a part costs a seek and, on average, half a keyframe interval decoded for nothing."""
@@ -424,9 +440,9 @@ def predict_with_members(
     listed = isinstance(paths, Sequence)
     if listed and not paths:
         return
-    jobs = max(1, jobs or DEFAULT_JOBS)
-    runner = _Members(models)
     processes = decode_in_processes(first.cfg.predict.decoders, first.device, reader)
+    jobs = max(1, jobs or default_jobs(processes))
+    runner = _Members(models)
     waiting = waiting or getattr(paths, "waiting", None)
     _MultiVideo(runner, paths, waiting, bs, reader, jobs, progress, on_done, processes).run()
 

@@ -706,7 +706,8 @@ def predict_videos(
         videos: the videos.
         out_dir: where the tables go (default ``model_dir/videos``).
         batch_size, device, precision, reader, compile: None takes the model's ``predict.*``.
-        jobs: videos decoded at once (default 4); single-frame networks predict them together.
+        jobs: videos decoded at once (default: ``predictor.default_jobs``); single-frame
+            networks predict them together.
         formats: table formats written per video, by extension: "csv" (DeepLabCut / Lightning
             Pose layout), "h5" (DeepLabCut's), "nwb" (ndx-pose) or any other in the format
             registry; the first is the one returned and smoothed.

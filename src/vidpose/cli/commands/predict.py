@@ -74,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--jobs",
         type=int_type(1),
         default=None,
-        help="videos decoded at once, e.g. 8 (default 4): their frames share the network's batches",
+        help="videos decoded at once, e.g. 8 (default 4 threads; 8 decoder processes, at most half "
+        "the cores, when PyAV feeds a GPU): their frames share the network's batches",
     )
     p.add_argument(
         "--format",
