@@ -618,9 +618,9 @@ class _Writers:
     """Writes videos' files while later videos are predicted: in :data:`WRITERS` threads, or
     in as many processes when ``processes``, whose CSV formatting then does not hold the
     predicting process's GIL (on this 2-core machine, a thread standing for the predicting one
-    stalled up to 161 ms while 4 threads wrote 8 tables of 9,940 frames, up to 21 ms with 4
-    processes). A writer process that dies fails its video; the videos after it are written in
-    threads."""
+    stalled up to 218-250 ms while 4 threads wrote 8 tables of 9,940 frames, and ran 19-26k
+    loops/s; 15-24 ms and 38-39k loops/s beside 4 processes: ``bench/writer_stalls.py``). A
+    writer process that dies fails its video; the videos after it are written in threads."""
 
     def __init__(self, processes: bool, log: Callable[[str], object]) -> None:
         self.log = log
