@@ -550,3 +550,28 @@ def test_future_results_say_when_a_video_is_predicted_and_never_hang_on_a_failed
     assert results.predicted(Path("d.mp4")).result(timeout=1) is True  # asked after its result
     results.loop.close()
     assert not results._predicted and not results._asked  # nothing kept once asked and told
+
+
+def test_a_predictor_says_which_videos_are_predicted_before_their_files_are_written(
+    tiny_model, tiny_video, tmp_path
+):
+    from vidpose.predict.run import Predictor
+
+    good = _videos(tiny_video, tmp_path / "v", ["good.mp4"])[0]
+    bad = tmp_path / "v" / "bad.mp4"
+    bad.write_bytes(b"not a video" * 50)
+    predicted: list[tuple[str, bool]] = []
+    results: dict[str, VideoResult] = {}
+    out = tmp_path / "out"
+
+    def on_result(r: VideoResult) -> None:
+        results[r.stem] = r
+
+    def on_predicted(video: Path) -> None:  # before the table is there
+        predicted.append((video.name, (out / f"{video.stem}.csv").exists()))
+
+    Predictor(tiny_model, out, device="cpu").predict(
+        [(good, "good"), (bad, "bad")], on_result=on_result, on_predicted=on_predicted
+    )
+    assert {k: r.status for k, r in results.items()} == {"good": "ok", "bad": "failed"}
+    assert predicted == [("good.mp4", False)]  # the corrupt one only fails

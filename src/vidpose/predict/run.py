@@ -426,7 +426,8 @@ class Predictor:
         thread-safe. A video that fails is reported and the others are predicted; nothing is
         written for it. A video must not be in two calls running at once. ``on_predicted``
         hears of each video as soon as its frames are predicted, before its files are written
-        (a scheduler may then hand out the next video).
+        (a scheduler may then hand out the next video); of a video that fails, only
+        ``on_result`` hears.
         """
         self.load()
         from vidpose.predict.predictor import (
@@ -460,7 +461,7 @@ class Predictor:
             on_result(result)
 
         def done(video: Path, res, stats: PredictStats | None) -> None:
-            if on_predicted is not None:
+            if on_predicted is not None and not isinstance(res, BaseException):
                 on_predicted(video)
             with lock:
                 stem = stems[video]
