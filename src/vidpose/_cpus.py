@@ -15,6 +15,15 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def node_gpus() -> int:
+    """NVIDIA GPUs in this machine, whatever ``CUDA_VISIBLE_DEVICES`` shows this process (a
+    Ray actor sees only its own): the driver's list of them, 0 without one."""
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
 def cpu_shares(count: int) -> list[frozenset[int]] | None:
     """This process's cores split into ``count`` disjoint, contiguous shares (the first ones
     one core larger when they do not divide evenly), or None where the OS cannot pin processes

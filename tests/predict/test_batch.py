@@ -335,6 +335,34 @@ def test_schedule_hands_out_the_next_video_once_one_is_predicted_not_written():
     assert [e[2] for e in pool.log if e[0] == "submit"] == ["v0", "v1", "v2", "v3"]
 
 
+def test_schedule_gives_each_worker_its_own_depth():
+    """Ray actors pick their decoders on their node: the depth is per worker."""
+
+    class _Slow(_FakePool):
+        def __init__(self) -> None:
+            super().__init__(dies=set())
+            self.first: dict[str, int] | None = None
+
+        def wait(self, timeout: float):
+            if self.first is None:  # what was handed out before anything came back
+                self.first = {w: sum(1 for v, _ in self.pending if v == w) for w in ("w1", "w2")}
+            return super().wait(timeout)
+
+    pool = _Slow()
+    results: dict[str, VideoResult] = {}
+    schedule(
+        pool,
+        _jobs(10),
+        2,
+        depth={"w1": 1, "w2": 3}.__getitem__,
+        on_start=lambda job, w: None,
+        on_result=lambda job, r: results.__setitem__(job.stem, r),
+        on_requeue=lambda job, why: None,
+    )
+    assert pool.first == {"w1": 1, "w2": 3}
+    assert len(results) == 10 and {r.status for r in results.values()} == {"ok"}
+
+
 def test_schedule_fails_a_video_that_outlives_three_workers():
     results: dict[str, VideoResult] = {}
     pool = _FakePool(dies={f"w{i}" for i in range(1, 100)})

@@ -124,10 +124,10 @@ def test_ray_workers_say_when_a_video_is_predicted_before_its_files_are_written(
 
     monkeypatch.setattr(RayPool, "wait", spy)
     videos = _videos(tiny_video, tmp_path / "v", 3)
-    report = predict_batch(
-        tiny_model, videos, tmp_path / "out", engine="ray", workers=1, jobs=1, device="cpu"
-    )
+    report = predict_batch(tiny_model, videos, tmp_path / "out", engine="ray", device="cpu")
     assert [v.status for v in report.videos] == ["ok"] * 3
+    # no --jobs: the actor picked its own, 4 decoder threads on CPU
+    assert [w["jobs"] for w in report.worker_starts] == [4]
     # each video's prediction was heard of (on a tiny video, often in the same wait as its
     # result: those come first)
     assert sorted(stem for stem, kind in seen if kind == "predicted") == ["v0", "v1", "v2"], seen

@@ -535,7 +535,7 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
         from vidpose.predict.ray_engine import RayPool
 
         with RayPool(settings, engine, crash_marker, log) as pool:
-            schedule(pool, todo, pool.workers, depth=pool.depth, **callbacks)
+            schedule(pool, todo, pool.workers, depth=pool.depth_of, **callbacks)
             return pool.workers
     if len(devices) > 1:
         log(f"predicting on {', '.join(devices)}: one worker process each")
@@ -610,7 +610,7 @@ was handed 24 of 40 videos and the other sat idle for the last 11 s on the 2-GPU
 class WorkerPool(Protocol):
     """Workers that each predict the videos handed to them (Ray actors, local processes)."""
 
-    jobs: int
+    jobs: int | None  # videos each decodes at once (None: each worker picks its own)
     starts: dict[str, dict[str, Any]]
     """Per worker that got ready: its ``device``, ``ready_s`` (seconds from :meth:`start` to
     ready, on the driver's clock) and what the worker timed itself (:func:`load_predictor`)."""
@@ -639,7 +639,7 @@ def schedule(
     todo: Sequence[Job],
     workers: int,
     *,
-    depth: int,
+    depth: int | Callable[[str], int],
     on_start: Callable[[Job, str], None],
     on_result: Callable[[Job, VideoResult], None],
     on_requeue: Callable[[Job, str], None],
@@ -647,14 +647,15 @@ def schedule(
     started: Sequence[str] = (),
     max_retries: int = MAX_RETRIES,
 ) -> None:
-    """Hand the videos to ``workers`` workers, at most ``depth`` each at a time (a video whose
-    frames are predicted, :data:`PREDICTED`, no longer counts), the least busy ready worker
-    first. A worker that dies is replaced and each of its videos handed to
-    another, until a video has outlived ``max_retries`` workers (then it failed). Once workers
-    have died ``workers * (max_retries + 1)`` times in a row without a video finishing, none is
-    started any more, and what is left fails when none is alive. ``on_ready`` hears of each
-    worker once it is ready, with its :attr:`WorkerPool.starts` entry. ``started``: workers
-    the caller started already (counted among the ``workers``)."""
+    """Hand the videos to ``workers`` workers, at most ``depth`` each at a time (a number, or
+    a worker's own from a function of its name; a video whose frames are predicted,
+    :data:`PREDICTED`, no longer counts), the least busy ready worker first. A worker that
+    dies is replaced and each of its videos handed to another, until a video has outlived
+    ``max_retries`` workers (then it failed). Once workers have died
+    ``workers * (max_retries + 1)`` times in a row without a video finishing, none is started
+    any more, and what is left fails when none is alive. ``on_ready`` hears of each worker
+    once it is ready, with its :attr:`WorkerPool.starts` entry. ``started``: workers the
+    caller started already (counted among the ``workers``)."""
     waiting = deque(todo)
     held: dict[str, list[Job]] = {w: [] for w in started}
     held.update({pool.start(): [] for _ in range(workers - len(held))})
@@ -673,9 +674,10 @@ def schedule(
             if on_ready is not None:
                 on_ready(worker, dict(pool.starts.get(worker, {})))
         while waiting and ready:
-            worker = min(ready, key=busy)
-            if busy(worker) >= depth:
+            room = [w for w in ready if busy(w) < (depth(w) if callable(depth) else depth)]
+            if not room:
                 break
+            worker = min(room, key=busy)
             job = waiting.popleft()
             held[worker].append(job)
             on_start(job, worker)

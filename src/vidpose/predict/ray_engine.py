@@ -78,8 +78,13 @@ class _Worker:
     """The actor: a loaded Predictor; ``predict`` blocks until its video's files are written
     (the actor is threaded, so that many calls wait while a group is predicted)."""
 
-    def __init__(self, settings: PredictSettings, jobs: int, crash_marker: str | None) -> None:
+    def __init__(
+        self, settings: PredictSettings, jobs: int | None, crash_marker: str | None
+    ) -> None:
         predictor, self.timings = load_predictor(settings)
+        if jobs is None:  # this node's: its cores, shared by its GPUs' actors
+            jobs = _default_jobs(predictor, settings)
+        self.timings["jobs"] = jobs
         self.results = FutureResults(predictor, jobs, crash_marker)
 
     def ready(self) -> dict[str, Any]:
@@ -93,6 +98,20 @@ class _Worker:
         """Returns once ``video``'s frames are predicted (True; its files are being written)
         or it failed before (False)."""
         return self.results.predicted(Path(video)).result()
+
+
+def _default_jobs(predictor, settings: PredictSettings) -> int:
+    """An actor's videos decoded at once when ``--jobs`` is not given:
+    :func:`~vidpose.predict.predictor.default_jobs` for its models, with its GPU's share of
+    the node's cores (Ray does not pin actors to cores)."""
+    from vidpose._cpus import node_gpus, usable_cpus
+    from vidpose.predict.predictor import decode_in_processes, default_jobs
+
+    model = predictor.models[0]
+    reader = settings.reader or model.cfg.predict.reader
+    processes = decode_in_processes(model.cfg.predict.decoders, model.device, reader)
+    gpus = node_gpus() if model.device.type == "cuda" else 0
+    return default_jobs(processes, usable_cpus() // max(1, gpus))
 
 
 class RayPool:
@@ -113,9 +132,9 @@ class RayPool:
         self.ray = ray = self.session.__enter__()
         self.settings = settings
         self.crash_marker = crash_marker
-        from vidpose.predict.predictor import DEFAULT_JOBS
+        from vidpose.predict.predictor import PROCESS_JOBS
 
-        self.jobs = engine.jobs or DEFAULT_JOBS
+        self.jobs = engine.jobs  # None: each actor picks its own (_default_jobs)
         gpus = float(ray.cluster_resources().get("GPU", 0))
         if gpus > 0:
             per = engine.gpus_per_worker
@@ -129,10 +148,10 @@ class RayPool:
             what = "CPU only"
         log(f"Ray: {self.workers} worker(s), {what} ({gpus:g} GPU(s) in the cluster)")
         # threaded: calls wait for their videos while a group is predicted (two calls per
-        # video held: predicted and predict; held: up to depth, plus those being written)
-        self.depth = self.jobs + PREFETCH
+        # video held: predicted and predict; held: up to the depth, plus those being written)
+        most = (self.jobs or PROCESS_JOBS) + PREFETCH
         self.actor = ray.remote(_Worker).options(
-            max_concurrency=4 * self.depth + 8, max_restarts=0, **options
+            max_concurrency=4 * most + 8, max_restarts=0, **options
         )
         self.actors: dict[str, Any] = {}
         self.starting: dict[Any, str] = {}  # ready() call -> actor still loading its models
@@ -162,6 +181,10 @@ class RayPool:
 
     def ready(self, worker: str) -> bool:
         return worker in self.loaded
+
+    def depth_of(self, worker: str) -> int:
+        """Videos ``worker`` may hold not yet predicted: its decoders, plus :data:`PREFETCH`."""
+        return (self.jobs or self.starts.get(worker, {}).get("jobs") or 1) + PREFETCH
 
     def submit(self, worker: str, job: Job) -> None:
         actor, video = self.actors[worker], normalized_path(job.video)
