@@ -272,6 +272,24 @@ def _jobs(n: int) -> list[Job]:
     return [Job(Path(f"v{i}.mp4"), f"v{i}", VideoStamp(1, 1)) for i in range(n)]
 
 
+def _schedule(pool, jobs: list[Job], workers: int, depth, **callbacks) -> dict[str, VideoResult]:
+    """``schedule`` with callbacks that do nothing (unless given); the results by stem."""
+    results: dict[str, VideoResult] = {}
+    schedule(
+        pool,
+        jobs,
+        workers,
+        depth=depth,
+        **{
+            "on_start": lambda job, w: None,
+            "on_result": lambda job, r: results.__setitem__(job.stem, r),
+            "on_requeue": lambda job, why: None,
+            **callbacks,
+        },
+    )
+    return results
+
+
 def test_schedule_hands_a_dead_workers_videos_to_the_others():
     results: dict[str, VideoResult] = {}
     requeued: list[str] = []
@@ -317,16 +335,7 @@ def test_schedule_hands_out_the_next_video_once_one_is_predicted_not_written():
     """A worker takes its next video while the last one's files are written, so a depth of
     one decoder's worth keeps it busy and the last videos go to whichever worker frees first."""
     pool = _WritingPool()
-    results: dict[str, VideoResult] = {}
-    schedule(
-        pool,
-        _jobs(4),
-        1,
-        depth=1,
-        on_start=lambda job, w: None,
-        on_result=lambda job, r: results.__setitem__(job.stem, r),
-        on_requeue=lambda job, why: None,
-    )
+    results = _schedule(pool, _jobs(4), 1, 1)
     assert {k: r.status for k, r in results.items()} == {f"v{i}": "ok" for i in range(4)}
     # v1 was handed out once v0 was predicted, before v0's files were written
     assert pool.log.index(("submit", "w1", "v1")) < pool.log.index(("result", "w1", "v0"))
@@ -349,32 +358,14 @@ def test_schedule_gives_each_worker_its_own_depth():
             return super().wait(timeout)
 
     pool = _Slow()
-    results: dict[str, VideoResult] = {}
-    schedule(
-        pool,
-        _jobs(10),
-        2,
-        depth={"w1": 1, "w2": 3}.__getitem__,
-        on_start=lambda job, w: None,
-        on_result=lambda job, r: results.__setitem__(job.stem, r),
-        on_requeue=lambda job, why: None,
-    )
+    results = _schedule(pool, _jobs(10), 2, {"w1": 1, "w2": 3}.__getitem__)
     assert pool.first == {"w1": 1, "w2": 3}
     assert len(results) == 10 and {r.status for r in results.values()} == {"ok"}
 
 
 def test_schedule_fails_a_video_that_outlives_three_workers():
-    results: dict[str, VideoResult] = {}
     pool = _FakePool(dies={f"w{i}" for i in range(1, 100)})
-    schedule(
-        pool,
-        _jobs(2),
-        1,
-        depth=1,
-        on_start=lambda job, w: None,
-        on_result=lambda job, r: results.__setitem__(job.stem, r),
-        on_requeue=lambda job, why: None,
-    )
+    results = _schedule(pool, _jobs(2), 1, 1)
     assert {r.status for r in results.values()} == {"failed"}
     assert results["v0"].reason == "3 workers died predicting it (last: worker w3 died: killed)"
     # replacements stop after 3 deaths in a row: v1 is left with no worker
@@ -520,7 +511,6 @@ def test_local_worker_processes_say_when_a_video_is_predicted(tiny_model, tiny_v
     settings = PredictSettings(tiny_model, out, device="cpu")
     jobs = [Job(v, v.stem, VideoStamp.of(v)) for v in videos]
     seen: list[tuple[str, str]] = []
-    results: dict[str, VideoResult] = {}
     with ProcessPool(settings, ["cpu", "cpu"], 1, None) as pool:
         wait = pool.wait
 
@@ -532,15 +522,7 @@ def test_local_worker_processes_say_when_a_video_is_predicted(tiny_model, tiny_v
             return got
 
         pool.wait = spy
-        schedule(
-            pool,
-            jobs,
-            2,
-            depth=pool.jobs + PREFETCH,
-            on_start=lambda job, w: None,
-            on_result=lambda job, r: results.__setitem__(job.stem, r),
-            on_requeue=lambda job, why: None,
-        )
+        results = _schedule(pool, jobs, 2, pool.jobs + PREFETCH)
     assert {k: r.status for k, r in results.items()} == dict.fromkeys("abcd", "ok")
     for stem in "abcd":
         assert seen.index((stem, "predicted")) < seen.index((stem, "result")), seen

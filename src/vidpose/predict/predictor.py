@@ -41,6 +41,7 @@ from vidpose.geometry import Calibration
 from vidpose.io.poses import COORD_DECIMALS, Poses
 from vidpose.model_dir import ModelDir, ModelDirError
 from vidpose.models import FrameStream, PoseNetwork
+from vidpose.predict.processes import decode_in_processes
 from vidpose.video import READERS, open_video
 from vidpose.video.base import FrameBatch, format_frame_ranges
 from vidpose.video.color import i420_to_rgb
@@ -440,37 +441,18 @@ def predict_with_members(
     listed = isinstance(paths, Sequence)
     if listed and not paths:
         return
-    processes = decode_in_processes(first.cfg.predict.decoders, first.device, reader)
+    processes = uses_decoder_processes(first, reader)
     jobs = max(1, jobs or default_jobs(processes))
     runner = _Members(models)
     waiting = waiting or getattr(paths, "waiting", None)
     _MultiVideo(runner, paths, waiting, bs, reader, jobs, progress, on_done, processes).run()
 
 
-def decode_in_processes(decoders: str, device: Any, reader: str) -> bool:
-    """``predict.decoders``: whether videos are decoded in worker processes. auto = processes
-    when a CPU reader (PyAV; ``reader`` auto or pyav) feeds a CUDA ``device``, else threads.
-
-    Measured, 40 videos of 9,940 frames, PyAV, bf16, batch 64 (``bench/predict_gpus.py``;
-    ``bench/results/issue16_h200x2/``): on a host of 2 H200s and 32 cores, 8 decoder processes
-    per GPU gave 9,246 frames/s on both GPUs against 6,892 with 4 decoder threads each (commit
-    a57994b). One GPU: 6,663 at ae6361a, whose decoder processes come with writer processes
-    for the tables (5,200 at a57994b, tables written in threads; 4,509 with decoder threads on
-    a 16-core H200 host at e4a07a5). Decoder threads share the predicting process's GIL, and
-    each frame costs Python work under it. At commit ba74e0d threads were faster (16-core
-    H200, 8 videos: 3,342 against 2,063-2,479 with processes), before the workers stopped
-    importing the caller's script, decoded into the shared buffers directly and had their
-    fork server started before torch.
-
-    NVDEC (``reader=nvdec``) in processes decodes into CUDA buffers the predicting process
-    maps (no host copy), but each worker has its own CUDA context, and the GPU time-slices
-    contexts: 20 videos on one H200, 2,120-2,498 frames/s with 4-8 worker processes against
-    3,263-3,501 with NVDEC threads (``bench/predict_modes.py``); auto keeps NVDEC in threads.
-    On CPU the network, not decoding, is the limit: threads.
-    """
-    if decoders != "auto":
-        return decoders == "processes"
-    return str(device).startswith("cuda") and reader in ("auto", "pyav")
+def uses_decoder_processes(model: PoseModel, reader: str | None = None) -> bool:
+    """Whether ``model`` decodes its videos in worker processes (:func:`decode_in_processes`
+    with its ``predict.decoders``, its device and ``reader``, default its ``predict.reader``)."""
+    cfg = model.cfg.predict
+    return decode_in_processes(cfg.decoders, model.device, reader or cfg.reader)
 
 
 def split_video(path: Path, parts: int, batch_size: int) -> list[tuple[int, int | None]]:

@@ -105,12 +105,11 @@ def _default_jobs(predictor, settings: PredictSettings) -> int:
     :func:`~vidpose.predict.predictor.default_jobs` for its models, with its GPU's share of
     the node's cores (Ray does not pin actors to cores)."""
     from vidpose._cpus import node_gpus, usable_cpus
-    from vidpose.predict.predictor import decode_in_processes, default_jobs
+    from vidpose.predict.predictor import default_jobs, uses_decoder_processes
 
     model = predictor.models[0]
-    reader = settings.reader or model.cfg.predict.reader
-    processes = decode_in_processes(model.cfg.predict.decoders, model.device, reader)
     gpus = node_gpus() if model.device.type == "cuda" else 0
+    processes = uses_decoder_processes(model, settings.reader)
     return default_jobs(processes, usable_cpus() // max(1, gpus))
 
 

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from vidpose._atomic import atomic_write_text
 from vidpose.errors import ConfigError, VideoError, VidposeError
 from vidpose.model_dir import model_members
+from vidpose.predict.processes import decode_in_processes
 from vidpose.video import probe_video
 
 if TYPE_CHECKING:
@@ -312,7 +313,7 @@ class VideoResult:
 
 def decodes_in_processes(config: Path, device: str | None = None) -> bool:
     """Whether a model's videos will likely be decoded in worker processes
-    (:func:`~vidpose.predict.predictor.decode_in_processes`), from its saved config and the
+    (:func:`~vidpose.predict.processes.decode_in_processes`), from its saved config and the
     ``device`` asked for, without torch (``vidpose.config`` imports it): it only decides
     whether to start their fork server early. A device left to auto counts as a GPU where the
     NVIDIA driver is there and ``CUDA_VISIBLE_DEVICES`` does not hide every GPU. False when the
@@ -327,11 +328,9 @@ def decodes_in_processes(config: Path, device: str | None = None) -> bool:
         reader = str(predict.get("reader") or "auto")
     except Exception:
         return False
-    if decoders != "auto":
-        return decoders == "processes"
     if device == "auto":
         device = "cuda" if _gpu_present() else "cpu"
-    return device.startswith("cuda") and reader in ("auto", "pyav")
+    return decode_in_processes(decoders, device, reader)
 
 
 def _gpu_present() -> bool:
@@ -431,13 +430,19 @@ class Predictor:
         """
         self.load()
         from vidpose.predict.predictor import (
-            decode_in_processes,
             predict_with_members,
             shares_frames,
+            uses_decoder_processes,
         )
 
-        writing = ["vidpose.io", "vidpose.predict.metrics"]
-        imports = _import_in_background([*writing, "vidpose.smooth"] if self.ensemble else writing)
+        # beside decoder processes, tables are written in processes too (their fork server
+        # runs, and the predicting thread's GIL is worth sparing); threads import what they
+        # need while the first videos are predicted
+        processes = uses_decoder_processes(self.models[0], self.reader)
+        writing = [] if processes else ["vidpose.io", "vidpose.predict.metrics"]
+        if writing and self.ensemble:
+            writing.append("vidpose.smooth")
+        imports = _import_in_background(writing)
         lock = threading.Lock()
         stems: dict[Path, str] = {}  # taken and not reported yet
         if isinstance(videos, Sequence):
@@ -474,10 +479,6 @@ class Predictor:
         error: Exception | None = None
         # Tables are written by a small pool while the next videos are predicted.
         spec = self.outputs()
-        first = self.models[0]
-        reader = self.reader or first.cfg.predict.reader
-        # beside decoder processes: their fork server runs, and the GIL is worth sparing
-        processes = decode_in_processes(first.cfg.predict.decoders, first.device, reader)
         writers = _Writers(processes, self.log)
         with contextlib.closing(writers):
             try:
