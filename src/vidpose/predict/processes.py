@@ -82,8 +82,11 @@ def start_server() -> bool:
         return False
     from multiprocessing import forkserver
 
-    with main_hidden():
-        forkserver.ensure_running()
+    try:
+        with main_hidden():
+            forkserver.ensure_running()
+    except Exception:  # only a head start: the first worker's start reports what is wrong
+        return False
     return True
 
 

@@ -647,14 +647,12 @@ class _Writers:
             report(result)
 
         if self.procs is not None:
-            from concurrent.futures.process import BrokenProcessPool
-
             from vidpose.predict.processes import main_hidden
 
             try:
                 with main_hidden():  # the pool starts its processes as work comes
                     future = self.procs.submit(write_outputs, spec, *args)
-            except (BrokenProcessPool, RuntimeError):  # a writer died before: threads now
+            except Exception:  # a writer died before, or none can start: threads now
                 self.procs = None
             else:
                 future.add_done_callback(lambda f: self._done(f, args, finish))
