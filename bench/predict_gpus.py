@@ -1,7 +1,8 @@
 """Batch prediction on one GPU vs all GPUs of the machine (`vidpose predict`'s local engine).
 
     python bench/predict_gpus.py --video VIDEO [--model MODEL_DIR] [--copies 40] \\
-        [--gpus 1,2] [--readers auto] [--timeout 240] [--out bench/results/predict_gpus_h100x2.json]
+        [--gpus 1,2] [--readers auto] [--timeout 240] [--predict batch_size=256,compile=true] \\
+        [--out bench/results/predict_gpus_h100x2.json]
 
 Without --model, trains the mirror-mouse model of bench/train_speed.py (ResNet-50, 256 px, 500
 steps supervised) first; with --model DIR that does not exist yet, trains it into DIR (kept for
@@ -34,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vidpose
-from predict_many import set_decoders
+from predict_many import set_decoders, set_predict
 from train_mirror_mouse import DEFAULT_PROJECT, lp_overrides, project_with_settings
 from vidpose.training import train
 from vidpose.video import probe_video
@@ -61,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         default="local",
         choices=["local", "ray"],
         help="ray: a local Ray cluster started here, one actor per GPU (vidpose[ray])",
+    )
+    ap.add_argument(
+        "--predict",
+        default="",
+        help="predict.* settings written into the model's config for every run, e.g. "
+        "batch_size=256,compile=true,fold_batchnorm=false",
     )
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument(
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             target = model or tmp / "model"
             model = train(project, TRAIN, model_dir=target, progress=False).model_dir
             out["train_call_seconds"] = time.perf_counter() - t0
+        out["predict_settings"] = set_predict(model, args.predict)
         (tmp / "videos").mkdir()
         videos = []
         for i in range(args.copies):

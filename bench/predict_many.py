@@ -67,6 +67,21 @@ def set_decoders(model_dir: Path, value: str) -> None:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
+def set_predict(model_dir: Path, settings: str) -> dict:
+    """Set ``predict.*`` keys of a model directory's saved config from ``"k=v,k=v"`` (values
+    read as YAML: ``batch_size=256,compile=true``); the settings as set."""
+    import yaml
+
+    if not settings:
+        return {}
+    values = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in settings.split(","))}
+    path = Path(model_dir) / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg.setdefault("predict", {}).update(values)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return values
+
+
 def show_profile(path: Path, n: int = 45) -> None:
     import pstats
 

@@ -56,6 +56,27 @@ def test_a_model_loaded_like_another_gets_its_own_weights(tiny_model, tiny_video
     )
 
 
+def test_folded_batchnorms_predict_as_the_network_did(tiny_model, tiny_video):
+    """Loading folds the norms into their convolutions (predict.fold_batchnorm): fewer
+    modules, the same predictions; fold=False keeps the network as trained."""
+    import torch
+
+    folded = load_model(tiny_model, device="cpu")
+    plain = load_model(tiny_model, device="cpu", fold=False)
+
+    def norms(m):
+        return sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.network.modules())
+
+    assert norms(folded) == 0 and len(folded.folded) == norms(plain) > 20
+    assert plain.folded == [] and folded.fold_requested and not plain.fold_requested
+    a = folded.predict_video(tiny_video, batch_size=16)
+    b = plain.predict_video(tiny_video, batch_size=16)
+    np.testing.assert_allclose(a.coords, b.coords, atol=1e-3)
+    np.testing.assert_allclose(a.likelihood, b.likelihood, atol=1e-4)
+    # a member loaded like a model of another folding is built afresh, as asked
+    assert norms(load_model(tiny_model, device="cpu", fold=False, like=folded)) == norms(plain)
+
+
 def test_predictions_are_in_original_pixels(tiny_model, tiny_video):
     """Frames of another size: the network sees them resized; coordinates come back in theirs."""
     import torch

@@ -223,6 +223,11 @@ class PredictConfig:
         "auto", "numeric precision; auto = bf16 on a GPU that has it", choices=PREDICT_PRECISIONS
     )
     compile: bool = setting(False, "torch.compile the network (pays off on long videos)")
+    fold_batchnorm: bool = setting(
+        True,
+        "fold each batch normalisation into the convolution before it when the model is loaded "
+        "(checked on a probe input; the same function with fewer kernels)",
+    )
     aot: bool = setting(
         True,
         "on CPU, use the network compiled ahead of time by `vidpose export --format aoti` "

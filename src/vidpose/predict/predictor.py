@@ -41,6 +41,7 @@ from vidpose.geometry import Calibration
 from vidpose.io.poses import COORD_DECIMALS, Poses
 from vidpose.model_dir import ModelDir, ModelDirError
 from vidpose.models import FrameStream, PoseNetwork
+from vidpose.models.folding import FoldedPair, fold_batchnorm, fold_state_dict
 from vidpose.predict.processes import decode_in_processes
 from vidpose.video import READERS, open_video
 from vidpose.video.base import FrameBatch, format_frame_ranges
@@ -102,6 +103,10 @@ class PoseModel:
         # the network compiled ahead of time (vidpose.aot): images -> (coords in input px,
         # confidence); None: the network itself
         self.aot: Callable | None = None
+        # batch normalisations folded into their convolutions (load_model), and whether
+        # folding was asked for (an ensemble member is a copy of the first only if both agree)
+        self.folded: list[FoldedPair] = []
+        self.fold_requested = False
 
     def compile(self) -> None:
         """Compile the backbone pass with torch.compile (pays off on long videos on CUDA)."""
@@ -1045,6 +1050,7 @@ def load_model(
     checkpoint: str = "best",
     like: PoseModel | None = None,
     aot: bool | None = None,
+    fold: bool | None = None,
 ) -> PoseModel:
     """Load ``MODEL_DIR/checkpoints/<checkpoint>.ckpt`` with the config saved beside it.
 
@@ -1056,7 +1062,9 @@ def load_model(
     model's record gives the model its ``views`` and its copy of the calibration. On CPU in
     float32, a single-frame network runs as compiled ahead of time (:mod:`vidpose.aot`) when
     the directory has a package compiled from this checkpoint by this torch (``aot``, default
-    ``predict.aot``).
+    ``predict.aot``). Each batch normalisation that follows a convolution is folded into it
+    (:mod:`vidpose.models.folding`; ``fold``, default ``predict.fold_batchnorm``): the same
+    function, checked on a probe input, with a memory-bound kernel fewer per pair.
 
     Raises:
         ModelDirError: the directory is not a complete model, or a file of it is damaged
@@ -1066,29 +1074,37 @@ def load_model(
     md.require_complete()
     cfg = load_config(md.config)
     record = md.read_record()
-    if (
+    fold = cfg.predict.fold_batchnorm if fold is None else fold
+    copied = (
         like is not None
+        and like.fold_requested == fold
         and like.cfg.model == cfg.model
         and like.cfg.training.channels_last == cfg.training.channels_last
         and len(like.keypoints) == len(record.keypoints)
-    ):
+    )
+    if copied:
         # the same network: a copy of it, whose weights are all replaced below, costs a memory
         # copy, where building one initialises every weight at random (0.25 s for a ResNet-50)
         network = copy.deepcopy(like.network)
     else:
         network = build_network_from_config(cfg, len(record.keypoints), pretrained=False)
+    folded = list(like.folded) if copied else []
     ckpt = md.checkpoint(checkpoint)
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
         prefix = "network."
-        network.load_state_dict(
-            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        )
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if folded:  # the copy is folded already: so are the weights it gets
+            state = fold_state_dict(state, folded)
+        network.load_state_dict(state)
     except Exception as exc:  # truncated file, not a checkpoint, weights of another network
         raise ModelDirError(
             f"{ckpt}: cannot be loaded ({type(exc).__name__}: {_first_line(exc)}); the "
             "checkpoint is damaged or belongs to another network"
         ) from exc
+    network.eval()
+    if fold and not copied:
+        folded = fold_batchnorm(network, _probe(network), _probe_forward)
     model = PoseModel(
         network,
         cfg,
@@ -1100,6 +1116,8 @@ def load_model(
         views=record.views,
         calibration=md.read_calibration(record),
     )
+    model.fold_requested = fold
+    model.folded = folded
     if (
         (cfg.predict.aot if aot is None else aot)
         and model.device.type == "cpu"
@@ -1110,6 +1128,18 @@ def load_model(
 
         model.aot = load_compiled(md.path, ckpt)
     return model
+
+
+def _probe(network: PoseNetwork) -> torch.Tensor:
+    """A small fixed input for :func:`fold_batchnorm`'s check: two images of two strides."""
+    side = 2 * network.stride
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(2, 3, side, side, generator=gen)
+
+
+def _probe_forward(network: PoseNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    out = network.forward_images(x)
+    return out.coords, out.confidence
 
 
 def _fps_or_none(fps: float | None) -> float | None:
