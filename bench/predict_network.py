@@ -3,9 +3,10 @@
     python bench/predict_network.py --model MODEL_DIR --video VIDEO \\
         --configs plain:64,fold:64,plain:256,fold:256,fold:256:compile --out OUT.json
 
-Each config is ``FOLD:BATCH[:compile]``: ``plain`` loads the network as trained
+Each config is ``FOLD:BATCH[:OPTION...]``: ``plain`` loads the network as trained
 (``fold=False``), ``fold`` with its batch normalisations folded into the convolutions
-(``vidpose.models.folding``, the default since it came); ``compile`` compiles the backbone
+(``vidpose.models.folding``; done in float32 only since it measured slower in bf16, so
+``fold`` in bf16 is ``plain`` now); option ``fp32`` predicts in float32 (default bf16), ``compile`` compiles the backbone
 (``predict.compile``), and the first call's seconds (compilation and capture) are reported as
 ``first_call_s``. Each set-up is what ``vidpose predict`` runs on a batch of decoded frames
 (``_Members.infer``: the I420 planes of the video's size -> RGB, resize, network, keypoints in
@@ -42,8 +43,8 @@ def frames_of(video: Path, n: int) -> torch.Tensor:
     return f.cuda()
 
 
-def run(model_dir: Path, frames: torch.Tensor, fold: bool, compile_: bool, seconds: float):
-    model = load_model(model_dir, device="cuda", fold=fold)
+def run(model_dir: Path, frames, fold: bool, compile_: bool, precision: str, seconds: float):
+    model = load_model(model_dir, device="cuda", fold=fold, precision=precision)
     if compile_:
         model.compile()
     members = _Members([model])
@@ -87,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     for cfg in args.configs.split(","):
         parts = cfg.split(":")
         fold, bs = parts[0] == "fold", int(parts[1])
-        compile_ = len(parts) > 2 and parts[2] == "compile"
+        compile_ = "compile" in parts[2:]
+        precision = "32" if "fp32" in parts[2:] else "bf16"
         if bs not in cache:
             cache[bs] = frames_of(args.video, bs)
-        row, coords = run(args.model, cache[bs], fold, compile_, args.seconds)
-        row.update(batch_size=bs, fold=fold, compile=compile_)
+        row, coords = run(args.model, cache[bs], fold, compile_, precision, args.seconds)
+        row.update(batch_size=bs, fold=fold, compile=compile_, precision=precision)
         m = min(coords.shape[1], 64)
         if first_ref is None:
             first_ref = coords[:, :m]

@@ -225,8 +225,10 @@ class PredictConfig:
     compile: bool = setting(False, "torch.compile the network (pays off on long videos)")
     fold_batchnorm: bool = setting(
         True,
-        "fold each batch normalisation into the convolution before it when the model is loaded "
-        "(checked on a probe input; the same function with fewer kernels)",
+        "in float32 prediction (CPU by default), fold each batch normalisation into the "
+        "convolution before it when the model is loaded: the same function, checked on a probe "
+        "input, with fewer kernels (ResNet-50 on 2 CPU cores: 1.4x frames/s); never in bf16, "
+        "where it was slower on an H200",
     )
     aot: bool = setting(
         True,

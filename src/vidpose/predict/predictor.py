@@ -61,6 +61,15 @@ class PredictStats:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``predict.precision`` for ``device``: auto = bf16 on a GPU, 32 on CPU."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "32"
+    if precision not in ("32", "bf16", "16"):
+        raise ConfigError(f"precision must be auto, 32, bf16 or 16, got {precision!r}")
+    return precision
+
+
 class PoseModel:
     """A trained network with what is needed to turn pixels into keypoints.
 
@@ -93,11 +102,7 @@ class PoseModel:
         self.device = device
         self.model_dir = model_dir
         self.input_hw = (cfg.data.image_height, cfg.data.image_width)
-        if precision == "auto":
-            precision = "bf16" if device.type == "cuda" else "32"
-        if precision not in ("32", "bf16", "16"):
-            raise ConfigError(f"precision must be auto, 32, bf16 or 16, got {precision!r}")
-        self.precision = precision
+        self.precision = resolve_precision(precision, device)
         self.network = network.to(device).eval()
         self._features: Callable | None = None  # None: the network's own forward_features
         # the network compiled ahead of time (vidpose.aot): images -> (coords in input px,
@@ -1063,8 +1068,9 @@ def load_model(
     float32, a single-frame network runs as compiled ahead of time (:mod:`vidpose.aot`) when
     the directory has a package compiled from this checkpoint by this torch (``aot``, default
     ``predict.aot``). Each batch normalisation that follows a convolution is folded into it
-    (:mod:`vidpose.models.folding`; ``fold``, default ``predict.fold_batchnorm``): the same
-    function, checked on a probe input, with a memory-bound kernel fewer per pair.
+    (:mod:`vidpose.models.folding`; ``fold``, default ``predict.fold_batchnorm``) when the
+    model predicts in float32: the same function, checked on a probe input, with a
+    memory-bound kernel fewer per pair.
 
     Raises:
         ModelDirError: the directory is not a complete model, or a file of it is damaged
@@ -1074,7 +1080,12 @@ def load_model(
     md.require_complete()
     cfg = load_config(md.config)
     record = md.read_record()
-    fold = cfg.predict.fold_batchnorm if fold is None else fold
+    device_ = resolve_device(device or cfg.predict.device)
+    precision = resolve_precision(precision or cfg.predict.precision, device_)
+    # float32 only: in bf16 on an H200 the folded ResNet-50 ran slower (6,408 against 6,959
+    # frames/s at batch 64, bench/predict_network.py) and, rounded differently, not as the same
+    # function (keypoints up to 220 px apart where the heatmap is flat)
+    fold = (cfg.predict.fold_batchnorm if fold is None else fold) and precision == "32"
     copied = (
         like is not None
         and like.fold_requested == fold
@@ -1109,8 +1120,8 @@ def load_model(
         network,
         cfg,
         record.keypoints,
-        resolve_device(device or cfg.predict.device),
-        precision or cfg.predict.precision,
+        device_,
+        precision,
         model_dir=md.path,
         skeleton=record.skeleton or None,
         views=record.views,
