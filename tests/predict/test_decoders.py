@@ -297,3 +297,47 @@ def test_decoder_processes_default_to_eight_per_gpu_at_most_half_the_cores():
     assert default_jobs(True, 64) == 8
     assert default_jobs(True, 10) == 5
     assert default_jobs(True, 2) == 4  # never fewer than threads would decode
+
+
+def test_buffers_go_back_as_soon_as_their_copies_are_done_whatever_the_caller_does():
+    """_BufferReturns (CUDA runs): each buffer is handed back by its own thread once its
+    event has passed, in order, while the predicting thread is busy elsewhere; wait() returns
+    once all are back."""
+    import threading
+
+    from vidpose.predict.predictor import _BufferReturns
+
+    class FakeEvent:
+        def __init__(self) -> None:
+            self.passed = threading.Event()
+
+        def synchronize(self) -> None:
+            assert self.passed.wait(5)
+
+    class FakeProcs:
+        def __init__(self) -> None:
+            self.released: list = []
+            self.changed = threading.Condition()
+
+        def release(self, ticket) -> None:
+            with self.changed:
+                self.released.append(ticket)
+                self.changed.notify_all()
+
+    procs = FakeProcs()
+    returns = _BufferReturns(procs, None)
+    events = [FakeEvent() for _ in range(3)]
+    for k, e in enumerate(events):
+        returns.put(e, (0, k))
+    events[0].passed.set()
+    with procs.changed:  # handed back with no further call from this thread
+        assert procs.changed.wait_for(lambda: procs.released == [(0, 0)], timeout=5)
+    waiter = threading.Thread(target=returns.wait)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # two buffers are still on the GPU
+    events[1].passed.set()
+    events[2].passed.set()
+    waiter.join(5)
+    assert not waiter.is_alive() and procs.released == [(0, 0), (0, 1), (0, 2)]
+    returns.close()

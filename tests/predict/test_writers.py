@@ -84,3 +84,21 @@ def test_a_dead_writer_process_fails_its_video_and_the_next_ones_are_written(
     assert rest["y"].status == "ok", rest["y"].reason
     assert writers.procs is None  # written in a thread
     assert read_poses(tmp_path / "y.csv").n_frames == poses.n_frames
+
+
+def test_writer_processes_start_and_import_before_the_first_table():
+    """The pool's processes start as it is made, and import the writers' modules (pandas)
+    while the first videos are predicted: a one-video run waited 3 s for its writer otherwise."""
+    import sys
+
+    module = "vidpose.predict.metrics"
+    had = module in sys.modules
+    writers = _Writers(True, lambda _msg: None, warm=(module,))
+    try:
+        assert len(writers.procs._processes) == 4  # started with no table to write yet
+        assert len(writers.warming) == 4
+        for future in writers.warming:
+            assert future.result(timeout=120) == [module]
+    finally:
+        writers.close()
+    assert (module in sys.modules) == had  # imported over there, not here

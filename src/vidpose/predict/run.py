@@ -32,6 +32,7 @@ import contextlib
 import importlib
 import json
 import os
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -439,10 +440,11 @@ class Predictor:
         # runs, and the predicting thread's GIL is worth sparing); threads import what they
         # need while the first videos are predicted
         processes = uses_decoder_processes(self.models[0], self.reader)
-        writing = [] if processes else ["vidpose.io", "vidpose.predict.metrics"]
-        if writing and self.ensemble:
+        writing = ["vidpose.io", "vidpose.predict.metrics"]
+        if self.ensemble:
             writing.append("vidpose.smooth")
-        imports = _import_in_background(writing)
+        # with writer processes, they import these themselves as they start (below)
+        imports = _import_in_background([] if processes else writing)
         lock = threading.Lock()
         stems: dict[Path, str] = {}  # taken and not reported yet
         if isinstance(videos, Sequence):
@@ -479,7 +481,7 @@ class Predictor:
         error: Exception | None = None
         # Tables are written by a small pool while the next videos are predicted.
         spec = self.outputs()
-        writers = _Writers(processes, self.log)
+        writers = _Writers(processes, self.log, warm=writing)
         with contextlib.closing(writers):
             try:
                 if len(self.models) == 1:
@@ -624,16 +626,26 @@ class _Writers:
     loops/s; 15-24 ms and 38-39k loops/s beside 4 processes: ``bench/writer_stalls.py``). A
     writer process that dies fails its video; the videos after it are written in threads."""
 
-    def __init__(self, processes: bool, log: Callable[[str], object]) -> None:
+    def __init__(
+        self, processes: bool, log: Callable[[str], object], warm: Sequence[str] = ()
+    ) -> None:
         self.log = log
         self.threads = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="vidpose-write")
         self.procs: Any = None
         if processes:
             from concurrent.futures import ProcessPoolExecutor
 
-            from vidpose.predict.processes import worker_context
+            from vidpose.predict.processes import main_hidden, worker_context
 
             self.procs = ProcessPoolExecutor(max_workers=WRITERS, mp_context=worker_context())
+            # The pool's processes start, and import the writers' modules (pandas: ~2 s on the
+            # H200 host), while the first videos are predicted, not once the first is done:
+            # py-spy found a one-video `vidpose predict` waiting 3.0 s for its table's writer.
+            self.warming: list = []
+            if warm:
+                with main_hidden(), contextlib.suppress(Exception):  # only a head start
+                    for _ in range(WRITERS):
+                        self.warming.append(self.procs.submit(_import_quietly, tuple(warm)))
 
     def submit(
         self,
@@ -794,6 +806,15 @@ def log_renamed(
         )
 
 
+def _import_quietly(modules: Sequence[str]) -> list[str]:
+    """Import ``modules`` (a writer process's head start); those now imported. One that fails
+    fails again, with its message, where it is used."""
+    for name in modules:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    return [name for name in modules if name in sys.modules]
+
+
 def _import_in_background(modules: Sequence[str]) -> threading.Thread:
     """Import what the table writers need (pandas; numba for an ensemble's smoothing: 1.1 s and
     1.3 s on the H200 host) in a thread while the first videos are decoded and predicted; the
@@ -801,12 +822,6 @@ def _import_in_background(modules: Sequence[str]) -> threading.Thread:
     prediction of a single video. Join the thread before returning (no import left running
     when the process exits). A module that fails to import fails again, with its message, where
     it is used."""
-
-    def run() -> None:
-        for name in modules:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-
-    thread = threading.Thread(target=run, name="vidpose-imports")
+    thread = threading.Thread(target=_import_quietly, args=(modules,), name="vidpose-imports")
     thread.start()
     return thread
