@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -88,3 +90,54 @@ def test_i420_known_colours_and_odd_sizes():
     assert (rgb[2, ..., 0] >= 253).all() and (rgb[2, ..., 1:] <= 2).all()
     with pytest.raises(ValueError, match="even frame size, got 3x4"):
         i420_shape(3, 4)
+
+
+MIRROR_VIDEO = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/data/mirror-mouse-example/videos/test_vid.mp4"
+)
+
+
+def _rgb_then_resized(i420: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    rgb = i420_to_rgb(i420).permute(0, 3, 1, 2).float() / 255.0
+    return F.interpolate(rgb, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+@pytest.mark.skipif(not MIRROR_VIDEO.exists(), reason="needs ../shared/data/mirror-mouse-example")
+def test_the_network_input_made_at_its_size_is_the_resized_rgb_within_a_level():
+    """i420_to_input (planes resized, then the colour matrix at the network's size) against
+    i420_to_rgb then the resize, on the real mirror-mouse frames (406 x 396 -> 256 x 256)."""
+    from vidpose.video.color import i420_to_input
+
+    with open_video(MIRROR_VIDEO, planar=True) as vr:
+        batch = next(iter(vr.iter_batches(16, 0, 16)))
+    i420 = torch.as_tensor(np.asarray(batch.frames))
+    new = i420_to_input(i420, (256, 256))
+    old = _rgb_then_resized(i420, (256, 256))
+    assert new.shape == old.shape == (16, 3, 256, 256) and new.dtype == torch.float32
+    levels = ((new - old) * 255).abs().flatten()
+    assert float(levels.mean()) < 0.25
+    assert float(levels.kthvalue(int(0.999 * levels.numel())).values) < 1.0
+    assert float(levels.max()) < 12  # dark edges: clamped after the resize here
+    assert abs(float(((new - old) * 255).mean())) < 0.1  # the rounding's mean is kept
+
+
+def test_the_network_input_follows_colour_ramps_and_keeps_the_size_when_asked():
+    """Colourful planes (every chroma value in use): within a level of the resized RGB; at
+    the frames' own size, the luma is untouched and the chroma interpolated."""
+    from vidpose.video.color import i420_to_input
+
+    h, w = 406, 396
+    y = torch.linspace(20, 230, w).repeat(h, 1)
+    cb = torch.linspace(40, 220, w // 2).repeat(h // 2, 1)
+    cr = torch.linspace(220, 40, h // 2)[:, None].repeat(1, w // 2)
+    planes = torch.cat([y.flatten(), cb.flatten(), cr.flatten()]).round().to(torch.uint8)
+    i420 = planes.reshape(1, h * 3 // 2, w)
+    levels = ((i420_to_input(i420, (256, 256)) - _rgb_then_resized(i420, (256, 256))) * 255).abs()
+    assert float(levels.max()) < 1.0
+    same = i420_to_input(i420, (h, w))
+    rgb = i420_to_rgb(i420).permute(0, 3, 1, 2).float() / 255.0
+    assert same.shape == (1, 3, h, w)
+    assert float(((same - rgb) * 255).abs().max()) < 2.0

@@ -45,7 +45,7 @@ from vidpose.models.folding import FoldedPair, fold_batchnorm, fold_state_dict
 from vidpose.predict.processes import decode_in_processes
 from vidpose.video import READERS, open_video
 from vidpose.video.base import FrameBatch, format_frame_ranges
-from vidpose.video.color import i420_to_rgb
+from vidpose.video.color import i420_to_input
 
 
 @dataclass
@@ -133,8 +133,9 @@ class PoseModel:
         """(B, H0, W0, 3) uint8, or (B, 3 H0 / 2, W0) packed I420 planes (a planar reader's
         ``FrameBatch``), -> (B, 3, H, W) float network input on the device, (H0, W0)."""
         frames = frames_u8.to(self.device, non_blocking=True)
-        if frames.dim() == 3:
-            frames = i420_to_rgb(frames)
+        if frames.dim() == 3:  # planes: converted at the network's size (i420_to_input)
+            orig_hw = (int(frames.shape[1]) * 2 // 3, int(frames.shape[2]))
+            return i420_to_input(frames, self.input_hw), orig_hw
         orig_hw = (int(frames.shape[1]), int(frames.shape[2]))
         x = frames.permute(0, 3, 1, 2).float().div_(255.0)
         if orig_hw != self.input_hw:
