@@ -31,6 +31,54 @@ def test_predict_video_matches_predict_images(tiny_model, tiny_video):
     np.testing.assert_allclose(poses.coords, ref.coords, atol=1e-3)
 
 
+@pytest.mark.parametrize("size", [(64, 64), (90, 76)])
+def test_planar_frames_predict_as_their_rgb_frames(tiny_model, tmp_path, size):
+    """A GPU model is fed the decoder's I420 planes, made into the network's input at its size
+    (color.i420_to_input); here on CPU: the input of the RGB frames within a level or two,
+    and the keypoints as close to theirs as converting the planes first made them."""
+    import av
+    import torch
+
+    from vidpose.video.color import i420_to_rgb
+
+    h, w = size
+    video = tmp_path / "v.mp4"
+    gen = np.random.default_rng(0)
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for t in range(24):
+            yy, xx = np.mgrid[0:h, 0:w]
+            img = np.stack([(xx * 3 + t * 5) % 256, (yy * 2 + t) % 256, (xx + yy) % 256], -1)
+            img = (img + gen.integers(0, 20, img.shape)).clip(0, 255).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    model = load_model(tiny_model, device="cpu")
+    with open_video(video, reader="pyav", planar=True) as vr:
+        assert vr.pixels == "i420"
+        planes = torch.as_tensor(np.concatenate([b.frames for b in vr.iter_batches(64)]))
+    rgb = torch.as_tensor(_frames(video))
+    x_planar, hw_planar = model._prepare(planes)
+    x_rgb, hw_rgb = model._prepare(rgb)
+    assert hw_planar == hw_rgb == size
+    levels = ((x_planar - x_rgb) * 255).abs()
+    planar = model._infer(planes)[0]
+    converted_first = model._infer(i420_to_rgb(planes))[0]  # the conversion before 40e16f0
+    if size == (64, 64):  # nothing to resize: the same input as converting first
+        assert float(levels.max()) < 2.5  # FFmpeg's conversion against ours (module docstring)
+        assert torch.equal(planar, converted_first)
+    else:
+        assert float(levels.mean()) < 1.0
+        # this near-random model moves keypoints by a pixel for a level of input: the keypoints
+        # are no further from the RGB frames' than those of converting first
+        reference = model._infer(rgb)[0]
+        now = float((planar - reference).abs().mean())
+        before = float((converted_first - reference).abs().mean())
+        assert now <= 1.5 * before + 0.02
+
+
 def test_a_model_loaded_like_another_gets_its_own_weights(tiny_model, tiny_video):
     """An ensemble's members after the first start as a copy of its network (no building, no
     random initialisation): each must end with its own checkpoint's weights, shared with no one."""

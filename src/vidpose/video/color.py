@@ -88,25 +88,32 @@ def i420_to_input(i420: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     network's input, made at the network's resolution.
 
     What :func:`i420_to_rgb` then a bilinear, antialiased resize give, to within a level or two:
-    the planes are resized first (luma from H x W, each chroma plane from its half size, which
-    treats a chroma sample as covering its 2 x 2 block, as :func:`i420_to_rgb` does), then the
-    colour matrix is applied to h x w pixels instead of H x W. The matrix is affine and a
-    resize's weights sum to one, so the two orders agree but for the rounding to 8-bit RGB
-    that this skips (its mean, half a level down, is kept), for the clamp to [0, 255] (applied
-    after the resize here: dark edges differ by a few levels) and for chroma edges (filtered
-    from the half-size plane here). On the mirror-mouse video: 0.14 level apart on average,
-    under half a level for 99.9% of values (``tests/video/test_color.py``). At batch 256
+    the Y, Cb, Cr planes are resized first (each chroma sample covering its 2 x 2 block, as in
+    :func:`i420_to_rgb`), then the colour matrix is applied to h x w pixels instead of H x W.
+    The matrix is affine and a resize's weights sum to one, so the two orders agree but for the
+    rounding to 8-bit RGB that this skips (its mean, half a level down, is kept) and for the
+    clamp to [0, 255] (applied after the resize here: dark edges differ by a few levels). On
+    the mirror-mouse video: 0.14 level apart on average, under half a level for 99.9% of
+    values (``tests/video/test_color.py``). At batch 256
     of 406 x 396 frames to 256 x 256 on an H200: the conversion and resize took 6.1 ms of a
-    33.6 ms prediction step through :func:`i420_to_rgb`.
+    33.6 ms prediction step through :func:`i420_to_rgb`. Frames already at ``size`` get
+    exactly :func:`i420_to_rgb`'s values.
     """
     b, rows, width = i420.shape
     height = rows * 2 // 3
+    if (height, width) == tuple(size):  # nothing to resize: exactly i420_to_rgb's values
+        return i420_to_rgb(i420).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
     flat = i420.reshape(b, rows * width)
     luma_n = height * width
-    y = flat[:, :luma_n].reshape(b, 1, height, width).to(torch.float32)
-    cbcr = flat[:, luma_n:].reshape(b, 2, height // 2, width // 2).to(torch.float32)
-    y = _resized(y, size)
-    cbcr = _resized(cbcr, size)
+    yuv = torch.empty((b, 3, height, width), dtype=torch.float32, device=i420.device)
+    yuv[:, 0] = flat[:, :luma_n].reshape(b, height, width)
+    # each chroma sample over its 2 x 2 block, as i420_to_rgb (and FFmpeg's rgb24) do
+    cbcr = flat[:, luma_n:].reshape(b, 2, height // 2, 1, width // 2, 1)
+    yuv[:, 1:].view(b, 2, height // 2, 2, width // 2, 2).copy_(
+        cbcr.expand(b, 2, height // 2, 2, width // 2, 2)
+    )
+    yuv = _resized(yuv, size)
+    y, cbcr = yuv[:, :1], yuv[:, 1:]
     # -0.5 level: i420_to_rgb rounds down (as swscale rounds low), half a level on average
     luma = (y - 16.0).mul_(_Y_GAIN).sub_(0.5).mul_(1.0 / 255.0)
     u = (cbcr[:, :1] - 128.0).mul_(1.0 / 255.0)
