@@ -6,13 +6,14 @@
 Each config is ``FOLD:BATCH[:OPTION...]``: ``plain`` loads the network as trained
 (``fold=False``), ``fold`` with its batch normalisations folded into the convolutions
 (``vidpose.models.folding``; done in float32 only since it measured slower in bf16, so
-``fold`` in bf16 is ``plain`` now); option ``fp32`` predicts in float32 (default bf16), ``compile`` compiles the backbone
-(``predict.compile``), and the first call's seconds (compilation and capture) are reported as
-``first_call_s``. Each set-up is what ``vidpose predict`` runs on a batch of decoded frames
-(``_Members.infer``: the I420 planes of the video's size -> RGB, resize, network, keypoints in
-original px, on one captured CUDA graph), on one batch that stays on the GPU (no decoding, no
-upload). Also reported: the largest difference in px between each set-up's keypoints and the
-first set-up's on a batch of the video's real frames.
+``fold`` in bf16 is ``plain`` now); option ``fp32`` predicts in float32 (default bf16),
+``compile`` compiles the backbone (``predict.compile``), and the first call's seconds
+(compilation and capture) are reported as ``first_call_s``. Each set-up is what
+``vidpose predict`` runs on a batch of decoded frames (``_Members.infer``: the I420 planes of
+the video's size -> the network's input, network, keypoints in original px, on one captured
+CUDA graph), on one batch that stays on the GPU (no decoding, no upload). Also reported: the
+largest difference in px between each set-up's keypoints and the first set-up's on a batch of
+the video's real frames.
 """
 
 from __future__ import annotations
