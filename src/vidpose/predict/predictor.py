@@ -1024,8 +1024,10 @@ class _BufferReturns:
         self._queue.put((event, ticket))
 
     def _run(self) -> None:
-        if self._index is not None:  # the events' device
-            torch.cuda.set_device(self._index)
+        # the events' device; never a reason for this thread to end, as wait() counts on it
+        if self._index is not None:
+            with contextlib.suppress(Exception):
+                torch.cuda.set_device(self._index)
         while True:
             item = self._queue.get()
             if item is None:
