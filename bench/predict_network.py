@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from predict_many import replay_fps
 from vidpose.predict.predictor import _Members, load_model
 from vidpose.video import open_video
 
@@ -56,15 +57,7 @@ def run(model_dir: Path, frames, fold: bool, compile_: bool, precision: str, sec
     torch.cuda.synchronize()
     first = time.perf_counter() - t0
     ref = coords.clone()
-    for _ in range(3):
-        members.infer(frames, n)
-    torch.cuda.synchronize()
-    k, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        members.infer(frames, n)
-        k += n
-    torch.cuda.synchronize()
-    fps = k / (time.perf_counter() - t0)
+    fps = replay_fps(members, frames, seconds)
     return {"fps": fps, "first_call_s": first, "folded_pairs": len(model.folded)}, ref
 
 

@@ -4,7 +4,7 @@
 
 Random weights (timing only): ResNet-50 + heatmap_fpn at 256 x 256, 17 keypoints, bf16 autocast,
 channels_last (vidpose's defaults), on packed I420 frames of the mirror-mouse video's size
-(406 x 396). Each stage is run eagerly 20 times between CUDA events (after 3 warm-up runs):
+(406 x 396). Each stage is run eagerly 20 times between CUDA events (after 5 warm-up runs):
 the I420 -> RGB conversion, the float conversion, the antialiased resize (and without
 antialiasing), ``PoseModel._prepare`` as a whole, the backbone, the head (its convolutions,
 its heatmap decoding), and the whole step as ``vidpose predict`` runs it (``_Members.infer``:
@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ensemble_ceiling import timed as ceiling_timed
 from vidpose.build import build_network_from_config
 from vidpose.config.compose import default_config
 from vidpose.models.heatmaps import decode_heatmaps
@@ -30,18 +32,9 @@ from vidpose.video.color import i420_to_rgb
 FRAME_HW = (406, 396)
 
 
-def timed(f, n: int = 20) -> float:
-    """Milliseconds per call of ``f`` on the GPU."""
-    for _ in range(3):
-        f()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(n):
-        f()
-    b.record()
-    torch.cuda.synchronize()
-    return a.elapsed_time(b) / n
+def timed(f) -> float:
+    """Milliseconds per call of ``f`` on the GPU, over 20 calls."""
+    return ceiling_timed(f, 20)
 
 
 def main(argv: list[str] | None = None) -> int:

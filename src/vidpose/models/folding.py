@@ -21,7 +21,6 @@ with ``like``), so the search and its check run once per network, not once per m
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -158,12 +157,7 @@ def _apply(network: nn.Module, pairs: list[FoldedPair]) -> list[tuple[nn.Module,
     undo: list[tuple[nn.Module, str, nn.Module]] = []
     for p in pairs:
         conv, bn = modules[p.conv], modules[p.norm]
-        folded = fuse_conv_bn_eval(conv, bn, transpose=p.transpose)
-        with contextlib.suppress(RuntimeError):  # keep the weights' memory format
-            if conv.weight.dim() == 4 and conv.weight.is_contiguous(
-                memory_format=torch.channels_last
-            ):
-                folded.to(memory_format=torch.channels_last)
+        folded = fuse_conv_bn_eval(conv, bn, transpose=p.transpose)  # keeps channels_last
         for name, new in ((p.conv, folded), (p.norm, nn.Identity())):
             parent_name, _, key = name.rpartition(".")
             parent = modules[parent_name] if parent_name else network

@@ -632,6 +632,7 @@ class _Writers:
         self.log = log
         self.threads = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="vidpose-write")
         self.procs: Any = None
+        self.warming: list = []  # the writer processes' imports (futures), when processes
         if processes:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -641,7 +642,6 @@ class _Writers:
             # The pool's processes start, and import the writers' modules (pandas: ~2 s on the
             # H200 host), while the first videos are predicted, not once the first is done:
             # py-spy found a one-video `vidpose predict` waiting 3.0 s for its table's writer.
-            self.warming: list = []
             if warm:
                 with main_hidden(), contextlib.suppress(Exception):  # only a head start
                     for _ in range(WRITERS):

@@ -112,7 +112,7 @@ def i420_to_input(i420: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     yuv[:, 1:].view(b, 2, height // 2, 2, width // 2, 2).copy_(
         cbcr.expand(b, 2, height // 2, 2, width // 2, 2)
     )
-    yuv = _resized(yuv, size)
+    yuv = F.interpolate(yuv, size=size, mode="bilinear", align_corners=False, antialias=True)
     y, cbcr = yuv[:, :1], yuv[:, 1:]
     # -0.5 level: i420_to_rgb rounds down (as swscale rounds low), half a level on average
     luma = (y - 16.0).mul_(_Y_GAIN).sub_(0.5).mul_(1.0 / 255.0)
@@ -127,9 +127,3 @@ def i420_to_input(i420: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         dim=1,
     )
     return rgb.clamp_(0.0, 1.0)
-
-
-def _resized(planes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(planes.shape[-2:]) == tuple(size):
-        return planes
-    return F.interpolate(planes, size=size, mode="bilinear", align_corners=False, antialias=True)
