@@ -105,3 +105,32 @@ def test_a_checkpoint_folded_by_the_pairs_of_a_copy_gives_the_copy_its_function(
         got = _forward(member, x)
     assert torch.allclose(got[0], expected[0], atol=1e-3)
     assert torch.allclose(got[1], expected[1], atol=1e-4)
+
+
+def test_a_network_the_probe_cannot_run_through_predicts_unfolded():
+    """Folding is only a speed-up: a forward that fails (here on the folded network only)
+    leaves the network as it was, and no error reaches the caller."""
+    torch.manual_seed(0)
+    net = _trained_like(build_network("resnet18", "heatmap", n_keypoints=2))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        before = _forward(net, x)
+    norms = _norms(net)
+    calls = []
+
+    def fails_once_folded(n, inp):
+        calls.append(1)
+        if len(calls) == 3:  # the check after folding
+            raise RuntimeError("no kernel for this")
+        return _forward(n, inp)
+
+    assert fold_batchnorm(net, x, fails_once_folded) == []
+    assert _norms(net) == norms  # every norm back in place
+    with torch.no_grad():
+        assert torch.equal(_forward(net, x)[0], before[0])
+
+    def always_fails(n, inp):
+        raise RuntimeError("input too small")
+
+    assert fold_batchnorm(net, x, always_fails) == []
+    assert _norms(net) == norms

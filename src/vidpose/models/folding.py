@@ -107,7 +107,9 @@ def fold_batchnorm(
     forward: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]],
 ) -> list[FoldedPair]:
     """Fold, in place, every normalisation layer of ``network`` (in eval mode) that follows a
-    convolution into it; the pairs folded (none when the folded network's outputs differ).
+    convolution into it; the pairs folded. None, and the network as it was, when the folded
+    network's outputs differ or the probe cannot run through it (the folding is only a speed-up:
+    a network it does not suit predicts unfolded).
 
     Args:
         network: the network, in eval mode, float32.
@@ -116,14 +118,21 @@ def fold_batchnorm(
     """
     if network.training:
         raise ValueError("fold_batchnorm needs a network in eval mode")
+    undo: list[tuple[nn.Module, str, nn.Module]] = []
     with torch.no_grad():
-        pairs = find_pairs(network, lambda: forward(network, probe))
-        if not pairs:
+        try:
+            pairs = find_pairs(network, lambda: forward(network, probe))
+            if not pairs:
+                return []
+            before = forward(network, probe)
+        except Exception:  # nothing changed yet
             return []
-        before = forward(network, probe)
-        undo = _apply(network, pairs)
-        after = forward(network, probe)
-    if not _close(before, after):
+        try:
+            _apply(network, pairs, undo)
+            same = _close(before, forward(network, probe))
+        except Exception:
+            same = False
+    if not same:
         for parent, key, module in reversed(undo):
             setattr(parent, key, module)
         return []
@@ -150,11 +159,12 @@ def fold_state_dict(state: Mapping[str, Tensor], pairs: list[FoldedPair]) -> dic
     return out
 
 
-def _apply(network: nn.Module, pairs: list[FoldedPair]) -> list[tuple[nn.Module, str, nn.Module]]:
-    """Replace each pair's convolution by the folded one and its norm by an identity; what was
-    replaced, as (parent, attribute, old module)."""
+def _apply(
+    network: nn.Module, pairs: list[FoldedPair], undo: list[tuple[nn.Module, str, nn.Module]]
+) -> None:
+    """Replace each pair's convolution by the folded one and its norm by an identity, adding
+    to ``undo`` what was replaced, as (parent, attribute, old module), as it goes."""
     modules = dict(network.named_modules())
-    undo: list[tuple[nn.Module, str, nn.Module]] = []
     for p in pairs:
         conv, bn = modules[p.conv], modules[p.norm]
         folded = fuse_conv_bn_eval(conv, bn, transpose=p.transpose)  # keeps channels_last
@@ -163,7 +173,6 @@ def _apply(network: nn.Module, pairs: list[FoldedPair]) -> list[tuple[nn.Module,
             parent = modules[parent_name] if parent_name else network
             undo.append((parent, key, getattr(parent, key)))
             setattr(parent, key, new)
-    return undo
 
 
 def _close(before: tuple[Tensor, Tensor], after: tuple[Tensor, Tensor]) -> bool:
