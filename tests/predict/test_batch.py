@@ -257,6 +257,12 @@ class _FakePool:
     def submit(self, worker: str, job: Job) -> None:
         self.pending.append((worker, job))
 
+    def drain(self, worker: str) -> None:
+        self.drains = [*getattr(self, "drains", []), (worker, self.n_submitted())]
+
+    def n_submitted(self) -> int:
+        return getattr(self, "submitted", 0)
+
     def wait(self, timeout: float):
         out = []
         for worker, job in self.pending:
@@ -320,6 +326,7 @@ class _WritingPool(_FakePool):
 
     def submit(self, worker: str, job: Job) -> None:
         self.log.append(("submit", worker, job.stem))
+        self.submitted = self.n_submitted() + 1
         super().submit(worker, job)
         self.most_unpredicted = max(getattr(self, "most_unpredicted", 0), len(self.pending))
 
@@ -533,7 +540,7 @@ class _FakePredictor:
     """Predicts each video at once: says it is predicted (unless its stem is "bad", which
     fails first), then gives its result."""
 
-    def predict(self, videos, *, jobs, on_result, waiting, on_predicted):
+    def predict(self, videos, *, jobs, on_result, waiting, on_predicted, drained):
         for video, stem in videos:
             if stem != "bad":
                 on_predicted(video)
@@ -585,3 +592,13 @@ def test_a_predictor_says_which_videos_are_predicted_before_their_files_are_writ
     )
     assert {k: r.status for k, r in results.items()} == {"good": "ok", "bad": "failed"}
     assert predicted == [("good.mp4", False)]  # the corrupt one only fails
+
+
+def test_schedule_tells_each_worker_once_every_video_is_handed_out():
+    """Workers hear that nothing more waits (``drain``: they then split their last videos
+    so that every decoder has a part) once, each, and only after the last hand-out."""
+    pool = _WritingPool()
+    results = _schedule(pool, _jobs(5), 2, 1)
+    assert len(results) == 5
+    assert sorted(w for w, _ in pool.drains) == ["w1", "w2"]
+    assert all(n == 5 for _, n in pool.drains)  # after the fifth video was submitted

@@ -341,3 +341,121 @@ def test_buffers_go_back_as_soon_as_their_copies_are_done_whatever_the_caller_do
     waiter.join(5)
     assert not waiter.is_alive() and procs.released == [(0, 0), (0, 1), (0, 2)]
     returns.close()
+
+
+_PRESTART_SCRIPT = """
+import sys
+import numpy as np
+from vidpose.predict import decoders
+from vidpose.predict.decoders import END
+
+def decode_all(dec, video):
+    dec.submit(0, video)
+    frames = []
+    while True:
+        i, kind, payload = dec.get(timeout=120)
+        if kind == END:
+            return np.concatenate(frames)
+        if isinstance(kind, BaseException):
+            raise kind
+        if kind != "open":
+            frames.append(kind.frames.numpy().copy())
+            dec.release(payload)
+
+video = sys.argv[1]
+assert decoders.prestart(2, 16, "pyav", planar=True)
+spare = decoders._SPARE[-1][1]
+assert all(p.is_alive() for p in spare._procs)
+assert all(type(p).__name__ == "ForkProcess" for p in spare._procs)
+other = decoders.started(2, 8, "pyav", planar=True)  # another batch size: new ones
+assert other is not spare and decoders._SPARE[-1][1] is spare
+assert all(type(p).__name__ != "ForkProcess" for p in other._procs)
+got = decoders.started(2, 16, "pyav", planar=True)
+assert got is spare and not decoders._SPARE
+with got:
+    frames = decode_all(got, video)
+with other:
+    assert np.array_equal(frames, decode_all(other, video))
+assert not any(p.is_alive() for p in spare._procs)
+print("ok", frames.shape[0])
+"""
+
+
+def test_prestarted_decoders_are_forked_here_and_handed_to_the_matching_request(
+    tiny_project_src,
+):
+    """A GPU worker forks its decoders before its CUDA context (no second fork server to wait
+    for): ``started`` hands exactly those to the prediction asking for the same arguments,
+    and they decode what new ones decode; other arguments get new ones. In a fresh process,
+    as a worker is (this one runs threads)."""
+    import multiprocessing as mp
+    import subprocess
+    import sys
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("needs fork")
+    video = next((tiny_project_src / "videos").glob("*.mp4"))
+    run = subprocess.run(
+        [sys.executable, "-c", _PRESTART_SCRIPT, str(video)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split()[:2] == ["ok", str(len(_reference(video)))]
+
+
+def test_decoders_are_not_forked_beside_a_thread_or_for_a_gpu_reader():
+    import threading
+
+    from vidpose.predict import decoders
+
+    before = len(decoders._SPARE)
+    assert not decoders.prestart(2, 16, "nvdec", planar=True)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert not decoders.prestart(2, 16, "pyav", planar=True)  # a fork copies no thread
+    finally:
+        stop.set()
+        t.join()
+    assert len(decoders._SPARE) == before
+
+
+_WORKER_SCRIPT = """
+import sys
+from pathlib import Path
+from vidpose.config import load_config
+from vidpose.predict import decoders
+from vidpose.predict.batch import PredictSettings, _prestart_decoders
+
+model = Path(sys.argv[1])
+settings = PredictSettings(model, Path(sys.argv[2]))
+assert not _prestart_decoders(settings, "cpu", 3)  # a CPU worker's decoders are threads
+assert _prestart_decoders(settings, "cuda:1", 3)
+bs = load_config(model / "config.yaml").predict.batch_size
+# the arguments the prediction on that GPU asks for (_MultiVideo._start_processes)
+assert [k for k, _ in decoders._SPARE] == [(3, bs, "pyav", 3, True, None)], decoders._SPARE
+spare = decoders._SPARE[0][1]
+got = decoders.started(3, bs, "pyav", planar=True)
+assert got is spare
+got.close()
+print("ok")
+"""
+
+
+def test_a_gpu_worker_forks_the_decoders_its_prediction_will_ask_for(tiny_model, tmp_path):
+    """Before its CUDA context, a local GPU worker forks the decoders its model will use
+    (PyAV in processes for a GPU: planes, the model's batch size, its jobs)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _WORKER_SCRIPT, str(tiny_model), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().endswith("ok")

@@ -264,3 +264,73 @@ def test_when_every_decoder_dies_only_unfinished_videos_fail():
     mv._fail_unended(RuntimeError("decoders died"))
     assert sorted(mv.states) == [1, 2]
     assert all(st.decoded and isinstance(st.error, RuntimeError) for st in mv.states.values())
+
+
+def test_the_last_videos_of_a_list_are_split_so_that_every_decoder_has_a_part(
+    tiny_model, tiny_video, tmp_path, monkeypatch, small_parts
+):
+    """A list is drained from the start: each video is split over the decoders as they
+    free up, ``jobs`` over the videos left (whole while many wait), so the last videos do
+    not leave most decoders idle; the poses are those of whole videos."""
+    model = load_model(tiny_model, device="cpu")
+    videos = []
+    for i in range(3):
+        v = tmp_path / f"v{i}.mp4"
+        shutil.copy(tiny_video, v)
+        videos.append(v)
+    whole = _predict(model, [tiny_video], jobs=1)[tiny_video][0]
+    shares: list[int] = []
+    real = predictor.split_video
+    monkeypatch.setattr(
+        predictor, "split_video", lambda p, share, bs: shares.append(share) or real(p, share, bs)
+    )
+    got = _predict(model, videos, jobs=4)
+    assert shares == [1, 2, 4]  # 4 // 3, 4 // 2, 4 // 1
+    for v in videos:
+        np.testing.assert_allclose(got[v][0].coords, whole.coords, atol=1e-3)
+
+
+def test_a_feed_splits_its_videos_over_all_decoders_once_drained(
+    tiny_model, tiny_video, tmp_path, monkeypatch, small_parts
+):
+    """Before a feed is drained, a video gets only the decoders free when it is taken; once
+    drained (closed, or a worker told that its scheduler has no more), the videos left share
+    every decoder, though most are still busy when it is taken."""
+    model = load_model(tiny_model, device="cpu")
+    videos = []
+    for i in range(3):
+        v = tmp_path / f"v{i}.mp4"
+        shutil.copy(tiny_video, v)
+        videos.append(v)
+    shares: list[int] = []
+    real = predictor.split_video
+    monkeypatch.setattr(
+        predictor, "split_video", lambda p, share, bs: shares.append(share) or real(p, share, bs)
+    )
+    drained = threading.Event()
+    feed = VideoFeed()
+    for v in videos[:2]:
+        feed.put(v)
+    got: dict = {}
+
+    def later() -> None:
+        while len(shares) < 2:
+            time.sleep(0.01)
+        drained.set()
+        feed.put(videos[2])
+        feed.close()
+
+    threading.Thread(target=later, daemon=True).start()
+    model.predict_videos(
+        feed,
+        batch_size=8,
+        jobs=4,
+        on_done=lambda path, res, _st: got.setdefault(path, []).append(res),
+        drained=drained.is_set,
+    )
+    assert shares[0] == 2  # 4 free decoders, this video and one waiting: 4 // 2
+    assert shares[1] == 2  # the 2 decoders the first one's parts left free
+    # taken once one of the 4 parts running ended (1 decoder free), but drained: all 4
+    assert shares[2] == 4
+    assert sorted(got) == sorted(videos)
+    assert all(len(r) == 1 and r[0].n_frames == 48 for r in got.values())

@@ -600,6 +600,9 @@ PREDICTED = "predicted"
 """What :meth:`WorkerPool.wait` may return for a job whose frames are predicted and whose
 files are being written: the worker can take another video (it still holds this one)."""
 
+DRAINED = "drained"
+"""Sent to a local worker process once the scheduler has handed out every video."""
+
 PREFETCH = 2
 """Videos a local worker holds beyond its decoders (``jobs``): enough to start a decoder as
 soon as one is free, few enough that the last videos go to whichever worker frees first (with
@@ -625,6 +628,10 @@ class WorkerPool(Protocol):
 
     def submit(self, worker: str, job: Job) -> None:
         """Hand ``job`` to ``worker``."""
+        ...
+
+    def drain(self, worker: str) -> None:
+        """Tell ``worker`` that no more videos wait (:meth:`WorkerLoop.drain`)."""
         ...
 
     def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died | str]]:
@@ -666,6 +673,7 @@ def schedule(
         return sum(id(j) not in written for j in held[worker])
 
     announced: set[str] = set()
+    drained: set[str] = set()  # workers told that every video is handed out
     deaths_in_a_row, last_death = 0, ""
     while waiting or any(held.values()):
         ready = [w for w in alive if pool.ready(w)]
@@ -682,6 +690,10 @@ def schedule(
             held[worker].append(job)
             on_start(job, worker)
             pool.submit(worker, job)
+        if not waiting:  # every video handed out: the workers split their last ones
+            for worker in sorted(alive - drained):
+                drained.add(worker)
+                pool.drain(worker)
         if not alive and not any(held.values()):
             for job in waiting:
                 on_result(job, VideoResult(job.video, job.stem, "failed", last_death))
@@ -742,11 +754,17 @@ class WorkerLoop:
         self.crash_marker = crash_marker
         self.inbox: queue.Queue = queue.Queue()
         self._closed = False
+        self._drained = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="vidpose-worker")
         self.thread.start()
 
     def put(self, video: Path, stem: str) -> None:
         self.inbox.put((video, stem))
+
+    def drain(self) -> None:
+        """The scheduler has no more videos for now: split the last ones so that every decoder
+        has a part of them to the end (more may still come: a dead worker's, say)."""
+        self._drained.set()
 
     def close(self) -> None:
         """Predict what was put, then stop."""
@@ -785,6 +803,7 @@ class WorkerLoop:
                 jobs=self.jobs,
                 on_result=on_result,
                 waiting=self.inbox.qsize,
+                drained=self._drained.is_set,
                 on_predicted=self.on_predicted,
             )
         except Exception as exc:  # a bug: fail the videos taken, keep the worker serving
@@ -831,6 +850,10 @@ class FutureResults:
             self._futures[video] = fut
         self.loop.put(video, stem)
         return fut
+
+    def drain(self) -> None:
+        """No more videos for now (:meth:`WorkerLoop.drain`)."""
+        self.loop.drain()
 
     def predicted(self, video: Path) -> Future:
         """The future of ``video``'s prediction, asked for before or after :meth:`submit` or
@@ -907,13 +930,17 @@ def _process_main(
     pin_to(cores)  # first: the threads and processes started below inherit it
     import torch
 
-    if not device.startswith("cuda"):  # CPU workers share the cores
+    forked = False
+    if device.startswith("cuda"):  # before its CUDA context, which a fork must not copy
+        forked = _prestart_decoders(settings, device, jobs)
+    else:  # CPU workers share the cores
         torch.set_num_threads(max(1, usable_cpus() // max(1, jobs)))
     try:
         predictor, timings = load_predictor(settings, device)
     except Exception as exc:
         results.put((name, "error", f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
+    timings["decoders_forked"] = forked
     results.put((name, "ready", timings))
     loop = WorkerLoop(
         predictor,
@@ -931,8 +958,35 @@ def _process_main(
             continue
         if item is None:
             break
+        if item == DRAINED:
+            loop.drain()
+            continue
         loop.put(Path(item[0]), item[1])
     loop.close()
+
+
+def _prestart_decoders(settings: PredictSettings, device: str, jobs: int) -> bool:
+    """Fork the decoder processes a GPU worker will use now, before it loads its models
+    (:func:`~vidpose.predict.decoders.prestart`): a worker started by the fork server would
+    otherwise wait for a fork server of its own to import torch again before its first video
+    is decoded. Nothing happens when the models do not decode in processes, or when anything
+    here fails (the prediction then starts its decoders as usual, and says what is wrong).
+    Returns whether decoders were started."""
+    from vidpose.config import load_config
+    from vidpose.model_dir import model_members
+    from vidpose.predict.decoders import prestart
+    from vidpose.predict.processes import decode_in_processes
+
+    try:
+        cfg = load_config(model_members(settings.model_dir)[0][0].config).predict
+        reader = settings.reader or cfg.reader
+        if not decode_in_processes(cfg.decoders, device, reader):
+            return False
+        bs = settings.batch_size or cfg.batch_size
+        # what _MultiVideo._start_processes asks for on a GPU: planes, its batch, PyAV
+        return prestart(jobs, bs, "pyav" if reader == "auto" else reader, planar=True)
+    except Exception:
+        return False
 
 
 class ProcessPool:
@@ -1019,6 +1073,10 @@ class ProcessPool:
     def submit(self, worker: str, job: Job) -> None:
         self.held[worker][normalized_path(job.video)] = job
         self.procs[worker][1].put((normalized_path(job.video), job.stem))
+
+    def drain(self, worker: str) -> None:
+        if worker in self.procs:
+            self.procs[worker][1].put(DRAINED)
 
     def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died]]:
         out: list[tuple[str, Job | None, VideoResult | Died]] = []

@@ -174,6 +174,8 @@ class ProcessDecoders:
             ``device``; "auto" picks as :func:`~vidpose.video.open_video` does for ``device``.
         slots: shared batch buffers per worker.
         device: where a GPU reader decodes ("cuda:N"); None for a CPU reader.
+        context: the multiprocessing context that starts them (default
+            :func:`~vidpose.predict.processes.worker_context`; :func:`prestart` forks).
     """
 
     def __init__(
@@ -185,10 +187,11 @@ class ProcessDecoders:
         *,
         planar: bool = False,
         device: str | None = None,
+        context: Any = None,
     ) -> None:
         if jobs < 1 or batch_size < 1 or slots < 1:
             raise ValueError("jobs, batch_size and slots must be at least 1")
-        ctx = worker_context()
+        ctx = context or worker_context()
         self._tasks = ctx.Queue()
         self._results = ctx.Queue()
         self._free = [ctx.Queue() for _ in range(jobs)]
@@ -277,8 +280,68 @@ class ProcessDecoders:
                 p.join(timeout=5)
         self._buffers.clear()
 
+    def alive(self) -> bool:
+        """Whether every worker process is running."""
+        return not self._closed and all(p.is_alive() for p in self._procs)
+
     def __enter__(self) -> ProcessDecoders:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_SPARE: list[tuple[tuple, ProcessDecoders]] = []
+"""Decoders started ahead by :func:`prestart`, with the arguments they were started for."""
+
+
+def prestart(
+    jobs: int, batch_size: int, reader: str = "pyav", slots: int = 3, *, planar: bool = False
+) -> bool:
+    """Fork ``jobs`` decoder processes from this process now, for :func:`started` to hand to
+    the prediction that asks for the same ones; False (nothing started) where it is not safe.
+
+    Why: a process that a fork server started (a GPU worker of the local batch engine) is not
+    that server's client: its own worker processes would come from a second fork server, a
+    fresh interpreter importing torch again before the first decoder starts (~5 s on the H200
+    host, while the GPU waited). Forked here instead, they start at once and share this
+    process's imports. Safe only before this process makes a CUDA context or starts a thread
+    (a fork copies neither well), which is checked; CPU readers only (a GPU reader's workers
+    make their own CUDA context).
+    """
+    import multiprocessing as mp
+    import threading
+
+    if "fork" not in mp.get_all_start_methods() or reader != "pyav":
+        return False
+    if torch.cuda.is_initialized() or threading.active_count() > 1:
+        return False
+    try:
+        pool = ProcessDecoders(
+            jobs, batch_size, reader, slots, planar=planar, context=mp.get_context("fork")
+        )
+    except Exception:  # only a head start: the prediction starts its own
+        return False
+    _SPARE.append(((jobs, batch_size, reader, slots, planar, None), pool))
+    return True
+
+
+def started(
+    jobs: int,
+    batch_size: int,
+    reader: str = "pyav",
+    slots: int = 3,
+    *,
+    planar: bool = False,
+    device: str | None = None,
+) -> ProcessDecoders:
+    """Decoder processes for these arguments: those :func:`prestart` started, if they match
+    and are all alive, else new ones (:class:`ProcessDecoders`)."""
+    key = (jobs, batch_size, reader, slots, planar, device)
+    for entry in list(_SPARE):
+        if entry[0] == key:
+            _SPARE.remove(entry)
+            if entry[1].alive():
+                return entry[1]
+            entry[1].close()
+    return ProcessDecoders(jobs, batch_size, reader, slots, planar=planar, device=device)

@@ -308,6 +308,7 @@ class PoseModel:
         progress: bool = False,
         on_done: Callable[[Path, Poses | BaseException, PredictStats | None], None],
         waiting: Callable[[], int] | None = None,
+        drained: Callable[[], bool] | None = None,
     ) -> None:
         """Predict many videos at once: up to ``jobs`` are decoded concurrently (one thread
         each: PyAV on CPU cores, or an NVDEC session each), their batches go through one model
@@ -343,6 +344,7 @@ class PoseModel:
                 v, res if isinstance(res, BaseException) else res[0], st
             ),
             waiting=waiting,
+            drained=drained,
         )
 
     @property
@@ -385,16 +387,22 @@ class VideoFeed:
 
     def __init__(self) -> None:
         self._queue: queue.Queue = queue.Queue()
+        self._closed = False
 
     def put(self, video: Any) -> None:
         self._queue.put(video)
 
     def close(self) -> None:
+        self._closed = True
         self._queue.put(_END)
 
     def waiting(self) -> int:
         """Videos put and not taken yet (an estimate, for planning)."""
-        return self._queue.qsize()
+        return max(0, self._queue.qsize() - self._closed)  # not the end marker
+
+    def drained(self) -> bool:
+        """Whether no video will come beyond those waiting (closed)."""
+        return self._closed
 
     def __iter__(self) -> Iterator[Any]:
         while (item := self._queue.get()) is not _END:
@@ -426,6 +434,7 @@ def predict_with_members(
     progress: bool = False,
     on_done: Callable[[Path, list[Poses] | BaseException, PredictStats | None], None],
     waiting: Callable[[], int] | None = None,
+    drained: Callable[[], bool] | None = None,
 ) -> None:
     """Predict many videos with one or several single-frame models (an ensemble's members) at
     once: every frame is decoded once and goes through every member (one captured CUDA graph
@@ -433,9 +442,10 @@ def predict_with_members(
 
     ``paths`` is a list, or any iterable of videos, predicted as they come (a
     :class:`VideoFeed`: until it is closed); ``waiting()`` then says how many are ready to be
-    taken (a feed's own ``waiting`` by default). Up to ``jobs`` decoders run at once; when
-    there are fewer videos than decoders, a long video is split into parts decoded at once
-    (:data:`MIN_PART_FRAMES`).
+    taken (a feed's own ``waiting`` by default), and ``drained()`` whether nothing will come
+    beyond them (a feed's own ``drained``; always, for a list). Up to ``jobs`` decoders run at
+    once; when there are fewer videos than decoders, now or once drained, a long video is split
+    into parts decoded at once (:data:`MIN_PART_FRAMES`).
 
     Raises:
         VidposeError: the models differ in device, input size or keypoints, or one has a
@@ -456,7 +466,10 @@ def predict_with_members(
     jobs = max(1, jobs or default_jobs(processes))
     runner = _Members(models)
     waiting = waiting or getattr(paths, "waiting", None)
-    _MultiVideo(runner, paths, waiting, bs, reader, jobs, progress, on_done, processes).run()
+    drained = drained or getattr(paths, "drained", None)
+    _MultiVideo(
+        runner, paths, waiting, bs, reader, jobs, progress, on_done, processes, drained
+    ).run()
 
 
 def uses_decoder_processes(model: PoseModel, reader: str | None = None) -> bool:
@@ -592,14 +605,27 @@ class _MultiVideo:
     """
 
     def __init__(
-        self, model: _Members, source, waiting, bs, reader, jobs, progress, on_done, processes
+        self,
+        model: _Members,
+        source,
+        waiting,
+        bs,
+        reader,
+        jobs,
+        progress,
+        on_done,
+        processes,
+        drained=None,
     ) -> None:
         self.model = model
         self.source = source
+        listed = isinstance(source, Sequence)
         if waiting is None:  # a list: what the feeder has not taken yet
-            listed = isinstance(source, Sequence)
             waiting = (lambda: len(source) - len(self.paths)) if listed else (lambda: 0)
         self.waiting = waiting
+        if drained is None:  # a list: nothing comes beyond it
+            drained = (lambda: True) if listed else (lambda: False)
+        self.drained = drained
         self.bs = bs
         self.reader = reader
         self.jobs = jobs
@@ -634,49 +660,80 @@ class _MultiVideo:
     # the feeder ------------------------------------------------------------------------------
 
     def _feed(self) -> None:
-        """Take the source's videos, split them where decoders would idle, start their tasks;
-        then tell the main loop how many tasks there were."""
+        """Take the source's videos as decoders free up, split them where decoders would
+        idle, start their tasks; then tell the main loop how many tasks there were.
+
+        A video is taken only once a decoder is free for it, so that how it is split is
+        decided as late as possible: when the source is *drained* (nothing will come beyond
+        what waits: a list, or a worker told that its scheduler has no more videos), each
+        video is split so that every decoder has a part until the end (``jobs`` over the
+        videos left), and the last videos of a batch do not leave most decoders idle; before
+        that, only the decoders free now are shared (``free`` over the videos waiting)."""
         try:
-            for path in self.source:
+            source = iter(self.source)
+            while True:
+                if not self._take_slot():
+                    return
+                path = next(source, _END)
+                if path is _END:
+                    self._give_slot()
+                    return
                 path = Path(path)
                 if self.stop.is_set():  # taken from a feed: said, not lost
+                    self._give_slot()
                     self.on_done(path, VidposeError("prediction stopped before it started"), None)
                     return
                 i = len(self.paths)
                 self.paths.append(path)
+                waiting = self.waiting()
                 with self._lock:
-                    free = self.jobs - self._running
-                share = max(1, free // (self.waiting() + 1))
+                    free = self.jobs - self._running  # this slot among them
+                if self.drained():
+                    share = max(1, self.jobs // (waiting + 1))
+                else:
+                    share = max(1, free // (waiting + 1))
                 ranges = split_video(path, share, self.bs)
                 self.parts[i] = len(ranges)
                 # the cores shared by the decoders that will run beside these
                 with self._lock:
-                    beside = self._running + len(ranges) + self.waiting()
+                    beside = self._running + len(ranges) + waiting
                 threads = max(1, usable_cpus() // max(1, min(self.jobs, beside)))
-                for start, stop in ranges:
+                for k, (start, stop) in enumerate(ranges):
+                    if k and not self._take_slot():
+                        return
                     t = len(self.tasks)
                     self.tasks.append((i, path, start, stop, threads))
-                    if not self._start_task(t):
-                        return
+                    self._start_task(t)
         except BaseException as exc:  # the source failed: the main loop raises it
             self.queue.put((-1, exc, None))
         finally:
             self.queue.put((-1, _FED, len(self.tasks)))
 
-    def _start_task(self, t: int) -> bool:
+    def _take_slot(self) -> bool:
+        """Wait for a free decoder (False once the prediction stops)."""
+        self._sem.acquire()
+        return not self.stop.is_set()
+
+    def _give_slot(self) -> None:
+        self._sem.release()
+
+    def _start_task(self, t: int) -> None:
+        """Start task ``t`` on the decoder slot taken for it."""
         with self._lock:
             self._running += 1
         if self._procs is not None:
             _, path, start, stop, threads = self.tasks[t]
             self._procs.submit(t, path, start, stop, threads)
-            return True
-        self._sem.acquire()
-        if self.stop.is_set():
-            return False
+            return
         threading.Thread(
             target=self._decode, args=(t,), daemon=True, name=f"vidpose-decode-{t}"
         ).start()
-        return True
+
+    def _task_done(self) -> None:
+        """A task's decoder is free (its last message is on its way to the main loop)."""
+        with self._lock:
+            self._running -= 1
+        self._sem.release()
 
     # decoder threads ------------------------------------------------------------------------
 
@@ -704,9 +761,11 @@ class _MultiVideo:
             self.queue.put((t, _END, None))
         except BaseException as exc:  # reported for this video; the others go on
             self.queue.put((t, exc, None))
+        finally:
+            self._task_done()
 
     def _start_processes(self) -> None:
-        from vidpose.predict.decoders import END, ProcessDecoders
+        from vidpose.predict.decoders import END, started
 
         # "auto" is PyAV here: NVDEC in worker processes runs in a CUDA context per worker,
         # which the GPU time-slices with the network's (see decode_in_processes)
@@ -714,7 +773,7 @@ class _MultiVideo:
         cuda = None  # a GPU reader's workers decode on the model's GPU
         if self.model.device.type == "cuda" and reader in READERS and READERS.get(reader).gpu:
             cuda = f"cuda:{self._cuda_index}"
-        procs = ProcessDecoders(self.jobs, self.bs, reader, planar=self.planar, device=cuda)
+        procs = started(self.jobs, self.bs, reader, planar=self.planar, device=cuda)
         self._procs = procs
 
         def bridge() -> None:
@@ -728,8 +787,10 @@ class _MultiVideo:
                         self.queue.put((t, "open", payload))
                     elif kind == END:
                         self.queue.put((t, _END, None))
+                        self._task_done()  # its decoder takes the next task now
                     elif isinstance(kind, BaseException):
                         self.queue.put((t, kind, None))
+                        self._task_done()
                     else:
                         self.queue.put((t, kind, (kind.frames, payload)))
             except BaseException as exc:  # every worker died: the tasks left fail with it
@@ -864,10 +925,6 @@ class _MultiVideo:
                 self.bar.stop()
 
     def _task_ended(self, t: int, i: int, error: BaseException | None) -> None:
-        with self._lock:
-            self._running -= 1
-        if self._procs is None:
-            self._sem.release()
         self._unpin([t])
         st = self.states.get(i)
         if st is None:  # failed before it opened

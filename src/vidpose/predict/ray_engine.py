@@ -99,6 +99,10 @@ class _Worker:
         or it failed before (False)."""
         return self.results.predicted(Path(video)).result()
 
+    def drain(self) -> None:
+        """Every video is handed out (:meth:`~vidpose.predict.batch.WorkerLoop.drain`)."""
+        self.results.drain()
+
 
 def _default_jobs(predictor, settings: PredictSettings) -> int:
     """An actor's videos decoded at once when ``--jobs`` is not given:
@@ -189,6 +193,10 @@ class RayPool:
         actor, video = self.actors[worker], normalized_path(job.video)
         self.refs[actor.predict.remote(video, job.stem)] = (worker, job)
         self.told[actor.predicted.remote(video)] = (worker, job)
+
+    def drain(self, worker: str) -> None:
+        if worker in self.actors:  # its answer is not awaited: a dead actor's is lost
+            self.actors[worker].drain.remote()
 
     def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died | str]]:
         ray = self.ray

@@ -413,13 +413,16 @@ class Predictor:
         on_result: Callable[[VideoResult], object],
         waiting: Callable[[], int] | None = None,
         on_predicted: Callable[[Path], object] | None = None,
+        drained: Callable[[], bool] | None = None,
     ) -> None:
         """Predict every (video, output stem) of ``videos`` into the output folder.
 
         ``videos`` may be a list or any iterable, such as a
         :class:`~vidpose.predict.predictor.VideoFeed` whose videos arrive while the first ones
         are predicted (a worker's queue: the decoders and captured graphs serve them all);
-        ``waiting()`` says how many are ready to be taken (a feed's own by default).
+        ``waiting()`` says how many are ready to be taken, and ``drained()`` whether nothing
+        will come beyond them (a feed's own by default; then the last videos are split so that
+        every decoder has a part to the end).
 
         ``on_result`` gets one :class:`VideoResult` per video, ok or failed, only once all of
         that video's files are written; it is called from writer threads, and must be
@@ -452,6 +455,7 @@ class Predictor:
             paths: Sequence[Path] | Iterable[Path] = list(stems)
         else:
             waiting = waiting or getattr(videos, "waiting", None)
+            drained = drained or getattr(videos, "drained", None)
 
             def taken() -> Iterator[Path]:
                 for video, stem in videos:
@@ -492,11 +496,18 @@ class Predictor:
                             v, r if isinstance(r, BaseException) else [r], st
                         ),
                         waiting=waiting,
+                        drained=drained,
                         **common,
                     )
                 elif shares_frames(self.models):  # each frame decoded once for every member
                     predict_with_members(
-                        self.models, paths, jobs=jobs, on_done=done, waiting=waiting, **common
+                        self.models,
+                        paths,
+                        jobs=jobs,
+                        on_done=done,
+                        waiting=waiting,
+                        drained=drained,
+                        **common,
                     )
                 else:
                     for video in paths:
