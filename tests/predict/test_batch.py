@@ -602,3 +602,54 @@ def test_schedule_tells_each_worker_once_every_video_is_handed_out():
     assert len(results) == 5
     assert sorted(w for w, _ in pool.drains) == ["w1", "w2"]
     assert all(n == 5 for _, n in pool.drains)  # after the fifth video was submitted
+
+
+@pytest.mark.parametrize("passes", [False, True])
+def test_no_video_goes_to_a_worker_before_the_checkpoint_check_passes(
+    tiny_model, tiny_video, tmp_path, passes
+):
+    """The local engine checks the checkpoints in a thread while its GPU workers start (the
+    check is not on the start-up's critical path), but hands out no video before it passed:
+    a failed check is its one clear error, with nothing handed out; a check passing late
+    lets the workers loaded meanwhile start at once."""
+    import threading
+    import time
+    from concurrent.futures import Future
+
+    from vidpose.model_dir import ModelDirError
+    from vidpose.predict.batch import PREFETCH, PredictSettings, ProcessPool
+
+    videos = _videos(tiny_video, tmp_path / "v", ["a.mp4", "b.mp4"])
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = PredictSettings(tiny_model, out, device="cpu")
+    jobs = [Job(v, v.stem, VideoStamp.of(v)) for v in videos]
+    submitted: list[str] = []
+    gate: Future = Future()
+    with ProcessPool(settings, ["cpu", "cpu"], 1, None) as pool:
+        pool.gate = gate
+        real_submit = pool.submit
+
+        def submit(worker, job):
+            submitted.append(job.stem)
+            real_submit(worker, job)
+
+        pool.submit = submit
+
+        def decide() -> None:  # once both workers have loaded, and a little later
+            while len(pool.loaded) < 2:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            if passes:
+                gate.set_result(None)
+            else:
+                gate.set_exception(ModelDirError("checkpoints/best.ckpt is damaged"))
+
+        threading.Thread(target=decide, daemon=True).start()
+        if passes:
+            results = _schedule(pool, jobs, 2, pool.jobs + PREFETCH)
+            assert {k: r.status for k, r in results.items()} == {"a": "ok", "b": "ok"}
+        else:
+            with pytest.raises(ModelDirError, match="damaged"):
+                _schedule(pool, jobs, 2, pool.jobs + PREFETCH)
+            assert submitted == []

@@ -530,11 +530,15 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
     devices = _local_devices(settings, engine.workers) if engine.name == "local" else []
     devices = devices[: len(todo)]  # one video left: no second worker to start
     if engine.name == "ray":
-        # a damaged checkpoint is one error here, not a death of every worker
-        settings.predictor("cpu").load(decoders=False)
+        # a damaged checkpoint is one error here, not a death of every worker: checked while
+        # the actors start, and no video handed out before it passed (the pool's gate)
         from vidpose.predict.ray_engine import RayPool
 
-        with RayPool(settings, engine, crash_marker, log) as pool:
+        with (
+            concurrent.futures.ThreadPoolExecutor(1) as checker,
+            RayPool(settings, engine, crash_marker, log) as pool,
+        ):
+            pool.gate = checker.submit(settings.predictor("cpu").load, decoders=False)
             schedule(pool, todo, pool.workers, depth=pool.depth_of, **callbacks)
             return pool.workers
     if len(devices) > 1:
@@ -542,13 +546,14 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
         # A damaged checkpoint is one error here, not a death of every worker. The check runs
         # in a thread while the workers start (the fork server importing, each loading its
         # models): their start-up is the batch's fixed cost, and the check need not add to it.
+        # No video is handed out before it passed (the pool's gate); if it fails, the pool
+        # raises its error, and leaving the block stops the workers.
         with (
             concurrent.futures.ThreadPoolExecutor(1) as checker,
             ProcessPool(settings, devices, engine.jobs, crash_marker) as pool,
         ):
-            check = checker.submit(settings.predictor("cpu").load, decoders=False)
+            pool.gate = checker.submit(settings.predictor("cpu").load, decoders=False)
             started = [pool.start() for _ in devices]
-            check.result()  # raises: leaving the block stops the workers
             depth = pool.jobs + PREFETCH
             schedule(pool, todo, len(devices), depth=depth, started=started, **callbacks)
         return len(devices)
@@ -927,6 +932,7 @@ def _process_main(
     or None for all. ``driver``: the process id of the run that started it; the worker stops
     when that process is gone (it is not a daemon, so that it may start decoder processes,
     and must not outlive a killed run)."""
+    entered = time.monotonic()  # the system's clock: the driver's start() is on it too
     pin_to(cores)  # first: the threads and processes started below inherit it
     import torch
 
@@ -941,6 +947,7 @@ def _process_main(
         results.put((name, "error", f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
     timings["decoders_forked"] = forked
+    timings["entered"] = entered
     results.put((name, "ready", timings))
     loop = WorkerLoop(
         predictor,
@@ -1021,6 +1028,9 @@ class ProcessPool:
         self.starts: dict[str, dict[str, Any]] = {}
         self._started: dict[str, float] = {}  # name -> when start() started it
         self._n = 0
+        self.gate: concurrent.futures.Future | None = None
+        """A check that must pass before any worker counts as ready (its error is raised by
+        :meth:`wait`)."""
 
     def __enter__(self) -> ProcessPool:
         return self
@@ -1068,7 +1078,7 @@ class ProcessPool:
         return name
 
     def ready(self, worker: str) -> bool:
-        return worker in self.loaded
+        return worker in self.loaded and (self.gate is None or self.gate.done())
 
     def submit(self, worker: str, job: Job) -> None:
         self.held[worker][normalized_path(job.video)] = job
@@ -1081,7 +1091,12 @@ class ProcessPool:
     def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died]]:
         out: list[tuple[str, Job | None, VideoResult | Died]] = []
         deadline = time.monotonic() + timeout
+        gated = self.gate is not None and not self.gate.done()
         while True:
+            if self.gate is not None and self.gate.done():
+                self.gate.result()  # raises the check's error
+                if gated:  # it just passed: the workers loaded already are ready now
+                    return out
             loaded = len(self.loaded)
             self._drain(out, min(0.05, max(0.0, deadline - time.monotonic())))
             for name, (proc, _, device) in list(self.procs.items()):
@@ -1105,10 +1120,14 @@ class ProcessPool:
                 name, kind, payload = item
                 if kind == "ready":
                     self.loaded.add(name)
+                    timings = dict(payload or {})
+                    entered = timings.pop("entered", None)
                     self.starts[name] = {
                         "ready_s": round(time.monotonic() - self._started[name], 3),
-                        **(payload or {}),
+                        **timings,
                     }
+                    if entered is not None:  # from start() until its code ran
+                        self.starts[name]["process_s"] = round(entered - self._started[name], 3)
                 elif kind == "error":
                     self.errors[name] = payload
                 elif kind == "predicted":  # its files are being written: still held

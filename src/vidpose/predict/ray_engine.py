@@ -12,6 +12,7 @@ Ray is an optional extra (``pip install 'vidpose[ray]'``), imported only here.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import time
@@ -164,6 +165,9 @@ class RayPool:
         self.refs: dict[Any, tuple[str, Job]] = {}
         self.told: dict[Any, tuple[str, Job]] = {}  # predicted() calls not back yet
         self._n = 0
+        self.gate: concurrent.futures.Future | None = None
+        """A check that must pass before any actor counts as ready (its error is raised by
+        :meth:`wait`)."""
 
     def __enter__(self) -> RayPool:
         return self
@@ -183,7 +187,7 @@ class RayPool:
         return name
 
     def ready(self, worker: str) -> bool:
-        return worker in self.loaded
+        return worker in self.loaded and (self.gate is None or self.gate.done())
 
     def depth_of(self, worker: str) -> int:
         """Videos ``worker`` may hold not yet predicted: its decoders, plus :data:`PREFETCH`."""
@@ -201,6 +205,13 @@ class RayPool:
     def wait(self, timeout: float) -> list[tuple[str, Job | None, VideoResult | Died | str]]:
         ray = self.ray
         pending = [*self.refs, *self.told, *self.starting]
+        if self.gate is not None:
+            if not self.gate.done():  # look again soon: it lets the loaded workers start
+                timeout = min(timeout, 0.05)
+                if not pending:
+                    concurrent.futures.wait([self.gate], timeout=timeout)
+            if self.gate.done():
+                self.gate.result()  # raises the check's error
         if not pending:
             return []
         ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
