@@ -428,7 +428,8 @@ import sys
 from pathlib import Path
 from vidpose.config import load_config
 from vidpose.predict import decoders
-from vidpose.predict.batch import PredictSettings, _prestart_decoders
+from vidpose.predict import run
+from vidpose.predict.batch import PredictSettings, _prestart_decoders, _prestart_writers
 
 model = Path(sys.argv[1])
 settings = PredictSettings(model, Path(sys.argv[2]))
@@ -440,6 +441,10 @@ assert [k for k, _ in decoders._SPARE] == [(3, bs, "pyav", 3, True, None)], deco
 spare = decoders._SPARE[0][1]
 got = decoders.started(3, bs, "pyav", planar=True)
 assert got is spare
+assert _prestart_writers(settings, "cuda:1")  # and its tables' writers
+pool, warming = run._SPARE_WRITERS[0]
+assert [f.result(timeout=60) for f in warming] == [["vidpose.io", "vidpose.predict.metrics"]] * 4
+pool.shutdown()
 got.close()
 print("ok")
 """
@@ -447,7 +452,8 @@ print("ok")
 
 def test_a_gpu_worker_forks_the_decoders_its_prediction_will_ask_for(tiny_model, tmp_path):
     """Before its CUDA context, a local GPU worker forks the decoders its model will use
-    (PyAV in processes for a GPU: planes, the model's batch size, its jobs)."""
+    (PyAV in processes for a GPU: planes, the model's batch size, its jobs), and its table
+    writers, importing what a single model's tables need."""
     import subprocess
     import sys
 

@@ -102,3 +102,52 @@ def test_writer_processes_start_and_import_before_the_first_table():
     finally:
         writers.close()
     assert (module in sys.modules) == had  # imported over there, not here
+
+
+_PRESTART_WRITERS = """
+import sys
+from vidpose.predict import run
+
+assert run.prestart_writers(["json", "vidpose.io"])
+pool, warming = run._SPARE_WRITERS[0]
+procs = list(pool._processes.values())
+assert len(procs) == run.WRITERS and all(type(p).__name__ == "ForkProcess" for p in procs)
+assert all(f.result(timeout=60) == ["json", "vidpose.io"] for f in warming)
+w = run._Writers(True, print, warm=["json"])
+assert w.procs is pool and w.warming is warming and not run._SPARE_WRITERS
+again = run._Writers(True, print, warm=["json"])  # none left: a pool of its own
+assert again.procs is not None and again.procs is not pool
+again.close()
+w.close()
+print("ok")
+"""
+
+
+def test_a_gpu_workers_writer_processes_are_forked_ahead_and_taken_by_its_prediction():
+    """A local GPU worker forks its table writers (importing what they need) before its CUDA
+    context, instead of waiting for a fork server of its own at its first video; the next
+    prediction's writers are those. In a fresh process, as a worker is."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _PRESTART_WRITERS], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().endswith("ok")
+
+
+def test_writers_are_not_forked_beside_a_thread():
+    import threading
+
+    from vidpose.predict import run
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert not run.prestart_writers(["json"])
+    finally:
+        stop.set()
+        t.join()
+    assert not run._SPARE_WRITERS

@@ -936,9 +936,10 @@ def _process_main(
     pin_to(cores)  # first: the threads and processes started below inherit it
     import torch
 
-    forked = False
+    forked = writers = False
     if device.startswith("cuda"):  # before its CUDA context, which a fork must not copy
         forked = _prestart_decoders(settings, device, jobs)
+        writers = forked and _prestart_writers(settings, device)
     else:  # CPU workers share the cores
         torch.set_num_threads(max(1, usable_cpus() // max(1, jobs)))
     try:
@@ -947,6 +948,7 @@ def _process_main(
         results.put((name, "error", f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1) from None
     timings["decoders_forked"] = forked
+    timings["writers_forked"] = writers
     timings["entered"] = entered
     results.put((name, "ready", timings))
     loop = WorkerLoop(
@@ -993,6 +995,18 @@ def _prestart_decoders(settings: PredictSettings, device: str, jobs: int) -> boo
         # what _MultiVideo._start_processes asks for on a GPU: planes, its batch, PyAV
         return prestart(jobs, bs, "pyav" if reader == "auto" else reader, planar=True)
     except Exception:
+        return False
+
+
+def _prestart_writers(settings: PredictSettings, device: str) -> bool:
+    """Fork a GPU worker's table writers now too (:func:`~vidpose.predict.run.prestart_writers`),
+    when its decoders were: the tables are then written in processes, whose pool would
+    otherwise wait for the worker's own fork server at its first video. Whether they were."""
+    from vidpose.predict.run import prestart_writers
+
+    try:
+        return prestart_writers(settings.predictor(device).writer_modules())
+    except Exception:  # only a head start
         return False
 
 
