@@ -653,3 +653,23 @@ def test_no_video_goes_to_a_worker_before_the_checkpoint_check_passes(
             with pytest.raises(ModelDirError, match="damaged"):
                 _schedule(pool, jobs, 2, pool.jobs + PREFETCH)
             assert submitted == []
+
+
+def test_the_drivers_check_loads_every_checkpoint_without_the_speed_ups(tiny_model, monkeypatch):
+    """The check loads each member as a worker would, on the CPU, but folds no batch norm (its
+    probe forwards) and loads no compiled package: only whether the checkpoints load counts."""
+    from vidpose.predict import predictor as predictor_mod
+    from vidpose.predict.run import Predictor
+
+    calls: list[dict] = []
+    real = predictor_mod.load_model
+
+    def spy(path, **kwargs):
+        calls.append(kwargs)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(predictor_mod, "load_model", spy)
+    seconds = Predictor(tiny_model).check()
+    assert seconds > 0
+    assert len(calls) == 1
+    assert calls[0]["device"] == "cpu" and calls[0]["fold"] is False and calls[0]["aot"] is False

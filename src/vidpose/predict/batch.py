@@ -538,7 +538,7 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
             concurrent.futures.ThreadPoolExecutor(1) as checker,
             RayPool(settings, engine, crash_marker, log) as pool,
         ):
-            pool.gate = checker.submit(settings.predictor("cpu").load, decoders=False)
+            pool.gate = checker.submit(_check, settings, log)
             schedule(pool, todo, pool.workers, depth=pool.depth_of, **callbacks)
             return pool.workers
     if len(devices) > 1:
@@ -552,7 +552,7 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
             concurrent.futures.ThreadPoolExecutor(1) as checker,
             ProcessPool(settings, devices, engine.jobs, crash_marker) as pool,
         ):
-            pool.gate = checker.submit(settings.predictor("cpu").load, decoders=False)
+            pool.gate = checker.submit(_check, settings, log)
             started = [pool.start() for _ in devices]
             depth = pool.jobs + PREFETCH
             schedule(pool, todo, len(devices), depth=depth, started=started, **callbacks)
@@ -569,6 +569,12 @@ def _run_engine(batch: _Batch, todo: list[Job]) -> int:
         on_result=lambda r: batch.on_result(by_video[r.video], replace(r, worker="local")),
     )
     return 1
+
+
+def _check(settings: PredictSettings, log: Callable[[str], object]) -> None:
+    """The driver's check of the checkpoints (:meth:`Predictor.check`), timed in the log."""
+    seconds = settings.predictor("cpu").check()
+    log(f"checkpoints checked in {seconds:.1f} s")
 
 
 def _local_devices(settings: PredictSettings, workers: int | None) -> list[str]:
