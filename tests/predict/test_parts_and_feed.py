@@ -24,6 +24,26 @@ def small_parts(monkeypatch):
     monkeypatch.setattr(predictor, "MIN_PART_FRAMES", 8)
 
 
+def _copies(video: Path, folder: Path, n: int) -> list[Path]:
+    """``n`` copies of ``video`` in ``folder``: separate videos to predict."""
+    out = []
+    for i in range(n):
+        v = folder / f"v{i}.mp4"
+        shutil.copy(video, v)
+        out.append(v)
+    return out
+
+
+def _spy_shares(monkeypatch) -> list[int]:
+    """The decoders each video was split for (``split_video``'s ``parts``), in order."""
+    shares: list[int] = []
+    real = predictor.split_video
+    monkeypatch.setattr(
+        predictor, "split_video", lambda p, share, bs: shares.append(share) or real(p, share, bs)
+    )
+    return shares
+
+
 def _predict(model, videos, **kwargs) -> dict:
     got: dict = {}
     model.predict_videos(
@@ -124,11 +144,7 @@ def test_a_part_that_fails_fails_its_video_alone(tiny_model, tiny_video, tmp_pat
 
 def test_videos_fed_while_predicting_are_all_predicted_once(tiny_model, tiny_video, tmp_path):
     model = load_model(tiny_model, device="cpu")
-    videos = []
-    for i in range(4):
-        v = tmp_path / f"v{i}.mp4"
-        shutil.copy(tiny_video, v)
-        videos.append(v)
+    videos = _copies(tiny_video, tmp_path, 4)
     expected = _predict(model, [tiny_video])[tiny_video][0]
     feed = VideoFeed()
     got: dict = {}
@@ -273,17 +289,9 @@ def test_the_last_videos_of_a_list_are_split_so_that_every_decoder_has_a_part(
     free up, ``jobs`` over the videos left (whole while many wait), so the last videos do
     not leave most decoders idle; the poses are those of whole videos."""
     model = load_model(tiny_model, device="cpu")
-    videos = []
-    for i in range(3):
-        v = tmp_path / f"v{i}.mp4"
-        shutil.copy(tiny_video, v)
-        videos.append(v)
+    videos = _copies(tiny_video, tmp_path, 3)
     whole = _predict(model, [tiny_video], jobs=1)[tiny_video][0]
-    shares: list[int] = []
-    real = predictor.split_video
-    monkeypatch.setattr(
-        predictor, "split_video", lambda p, share, bs: shares.append(share) or real(p, share, bs)
-    )
+    shares = _spy_shares(monkeypatch)
     got = _predict(model, videos, jobs=4)
     assert shares == [1, 2, 4]  # 4 // 3, 4 // 2, 4 // 1
     for v in videos:
@@ -297,16 +305,8 @@ def test_a_feed_splits_its_videos_over_all_decoders_once_drained(
     drained (closed, or a worker told that its scheduler has no more), the videos left share
     every decoder, though most are still busy when it is taken."""
     model = load_model(tiny_model, device="cpu")
-    videos = []
-    for i in range(3):
-        v = tmp_path / f"v{i}.mp4"
-        shutil.copy(tiny_video, v)
-        videos.append(v)
-    shares: list[int] = []
-    real = predictor.split_video
-    monkeypatch.setattr(
-        predictor, "split_video", lambda p, share, bs: shares.append(share) or real(p, share, bs)
-    )
+    videos = _copies(tiny_video, tmp_path, 3)
+    shares = _spy_shares(monkeypatch)
     drained = threading.Event()
     feed = VideoFeed()
     for v in videos[:2]:
