@@ -329,7 +329,8 @@ def test_a_feed_splits_its_videos_over_all_decoders_once_drained(
         drained=drained.is_set,
     )
     assert shares[0] == 2  # 4 free decoders, this video and one waiting: 4 // 2
-    assert shares[1] == 2  # the 2 decoders the first one's parts left free
+    # the decoders free then: the 2 the first one's parts left (3 if one part already ended)
+    assert shares[1] in (2, 3)
     # taken once one of the 4 parts running ended (1 decoder free), but drained: all 4
     assert shares[2] == 4
     assert sorted(got) == sorted(videos)
