@@ -139,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             started = time.time()
             done: list = []
             target = tmp / f"out_{reader}_{decoders}_{g}"
+            lines: list[str] = []  # the batch's log, with when each line came
             run = threading.Thread(
                 target=_batch,
-                args=(done, model, videos, target, g, args.jobs, reader, args.engine),
+                args=(done, model, videos, target, g, args.jobs, reader, args.engine, lines, t0),
                 daemon=True,
             )
             run.start()
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                     for w in sorted({r.worker for r in ok})
                 },
                 "timeline": _timeline(target, started),
+                "log": lines,
             }
             out["runs"][f"{key}/{g}"] = row
             print(json.dumps(row), flush=True)
@@ -203,8 +205,20 @@ def _warm_fork_server() -> None:
 
 
 def _batch(
-    done: list, model: Path, videos: list, out: Path, workers: int, jobs, reader, engine
+    done: list,
+    model: Path,
+    videos: list,
+    out: Path,
+    workers: int,
+    jobs,
+    reader,
+    engine,
+    lines: list,
+    t0: float,
 ) -> None:
+    def log(msg: str) -> None:  # "[seconds since the call] message"
+        lines.append(f"[{time.perf_counter() - t0:.2f} s] {msg}")
+
     try:
         done.append(
             vidpose.predict_batch(
@@ -215,6 +229,7 @@ def _batch(
                 jobs=jobs,
                 reader=None if reader == "auto" else reader,
                 engine=engine,
+                log=log,
             )
         )
     except BaseException as exc:  # raised in the main thread
