@@ -309,17 +309,13 @@ def prestart(
     (a fork copies neither well), which is checked; CPU readers only (a GPU reader's workers
     make their own CUDA context).
     """
-    import multiprocessing as mp
-    import threading
+    from vidpose.predict.processes import fork_context
 
-    if "fork" not in mp.get_all_start_methods() or reader != "pyav":
-        return False
-    if torch.cuda.is_initialized() or threading.active_count() > 1:
+    ctx = fork_context()
+    if ctx is None or reader != "pyav":
         return False
     try:
-        pool = ProcessDecoders(
-            jobs, batch_size, reader, slots, planar=planar, context=mp.get_context("fork")
-        )
+        pool = ProcessDecoders(jobs, batch_size, reader, slots, planar=planar, context=ctx)
     except Exception:  # only a head start: the prediction starts its own
         return False
     _SPARE.append(((jobs, batch_size, reader, slots, planar, None), pool))

@@ -68,6 +68,21 @@ def worker_context() -> Any:
     return mp.get_context("spawn")
 
 
+def fork_context() -> Any:
+    """The ``fork`` multiprocessing context if forking this process is safe now, else None.
+
+    Safe: the platform forks, this process runs no other thread, and it has no CUDA context
+    (a fork copies neither well). What :func:`~vidpose.predict.decoders.prestart` and
+    :func:`~vidpose.predict.run.prestart_writers` check before forking a GPU worker's
+    processes ahead."""
+    if "fork" not in mp.get_all_start_methods() or threading.active_count() > 1:
+        return None
+    torch = sys.modules.get("torch")  # not imported here: this module is standard-library only
+    if torch is not None and torch.cuda.is_initialized():
+        return None
+    return mp.get_context("fork")
+
+
 def start_server() -> bool:
     """Start the fork server now, if the platform has one and it is not running: it imports
     :data:`PRELOAD` (torch among them) in the background while the caller goes on (loading

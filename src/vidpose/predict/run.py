@@ -395,15 +395,24 @@ class Predictor:
             start_server()
         # torch and the network's code load here, not at import: a batch whose videos are
         # all done (the ledger says so) starts and ends without them
-        from vidpose.predict.predictor import load_model
-
-        device, precision, compile = self._load_args
-        for member in self.members:
-            first = self.models[0] if self.models else None
-            model = load_model(member.path, device=device, precision=precision, like=first)
+        device, _, compile = self._load_args
+        for model in self._loaded_members(device):
             if model.cfg.predict.compile if compile is None else compile:
                 model.compile()
             self.models.append(model)
+
+    def _loaded_members(self, device: str | None, **options: Any) -> Iterator[Any]:
+        """Each member's model loaded on ``device`` in turn (the later ones built like the
+        first: ``load_model(like=)``); ``options`` go to ``load_model``."""
+        from vidpose.predict.predictor import load_model
+
+        first = None
+        for member in self.members:
+            model = load_model(
+                member.path, device=device, precision=self._load_args[1], like=first, **options
+            )
+            first = first or model
+            yield model
 
     def check(self) -> float:
         """Load every member's checkpoint on the CPU as :meth:`load` does, and drop it: what a
@@ -415,16 +424,9 @@ class Predictor:
             ModelDirError: a checkpoint cannot be loaded.
             ConfigError: a bad precision.
         """
-        from vidpose.predict.predictor import load_model
-
         t0 = time.perf_counter()
-        precision = self._load_args[1]
-        first = None
-        for member in self.members:
-            model = load_model(
-                member.path, device="cpu", precision=precision, like=first, aot=False, fold=False
-            )
-            first = first or model
+        for _ in self._loaded_members("cpu", aot=False, fold=False):
+            pass
         return time.perf_counter() - t0
 
     def predict(
@@ -863,16 +865,15 @@ def prestart_writers(modules: Sequence[str]) -> bool:
     project's 2-core machine (~4 s on the 2-H200 host), against 0.03 s for processes forked
     here. Safe only before this process makes a CUDA context or starts a thread (checked).
     """
-    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    torch = sys.modules.get("torch")
-    if "fork" not in mp.get_all_start_methods() or threading.active_count() > 1:
-        return False
-    if torch is not None and torch.cuda.is_initialized():
+    from vidpose.predict.processes import fork_context
+
+    ctx = fork_context()
+    if ctx is None:
         return False
     try:
-        pool = ProcessPoolExecutor(max_workers=WRITERS, mp_context=mp.get_context("fork"))
+        pool = ProcessPoolExecutor(max_workers=WRITERS, mp_context=ctx)
         # with fork, the first submit forks every process before the pool starts a thread
         warming = [pool.submit(_import_quietly, tuple(modules)) for _ in range(WRITERS)]
     except Exception:  # only a head start: the prediction starts its own
