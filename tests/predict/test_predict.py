@@ -127,6 +127,33 @@ def test_folded_batchnorms_predict_as_the_network_did(tiny_model, tiny_video):
     assert load_model(tiny_model, device="cpu", precision="bf16").folded == []
 
 
+def test_loading_fuses_on_a_gpu_only(tiny_model):
+    """cuDNN's fused kernels are a GPU's: on CPU the network is folded, not fused."""
+    model = load_model(tiny_model, device="cpu", precision="32")
+    assert not model.fuse_requested and model.fused == []
+    assert model.folded  # float32 on CPU: folded as before
+
+
+@pytest.mark.gpu
+def test_fused_model_predicts_as_the_plain_one_on_a_gpu(tiny_model, tiny_video):
+    """Fused on a GPU (predict.fuse_conv_relu): the predictions of the network as trained."""
+    from vidpose.models.fusion import exact_float32
+
+    fused = load_model(tiny_model, device="cuda", precision="32")
+    plain = load_model(tiny_model, device="cuda", precision="32", fuse=False, fold=False)
+    assert fused.fused and not plain.fused
+    with exact_float32():  # TF32 rounding moves the peaks of this barely trained network's
+        a = fused.predict_video(tiny_video, batch_size=16)  # flat heatmaps by pixels
+        b = plain.predict_video(tiny_video, batch_size=16)
+    np.testing.assert_allclose(a.coords, b.coords, atol=1e-3)
+    np.testing.assert_allclose(a.likelihood, b.likelihood, atol=1e-4)
+    # an ensemble's next member is a copy of the fused network with its own weights
+    member = load_model(tiny_model, device="cuda", precision="32", like=fused)
+    assert member.fused == fused.fused
+    with exact_float32():
+        np.testing.assert_allclose(member.predict_video(tiny_video, batch_size=16).coords, a.coords)
+
+
 def test_predictions_are_in_original_pixels(tiny_model, tiny_video):
     """Frames of another size: the network sees them resized; coordinates come back in theirs."""
     import torch

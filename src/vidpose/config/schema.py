@@ -230,6 +230,12 @@ class PredictConfig:
         "input, with fewer kernels (ResNet-50 on 2 CPU cores: 1.4x frames/s); never in bf16, "
         "where it was slower on an H200",
     )
+    fuse_conv_relu: bool = setting(
+        True,
+        "on a GPU, fold the batch normalisations and fuse each convolution with the ReLU (and "
+        "residual sum) after it, in cuDNN, when the model is loaded: checked on a probe input "
+        "like the folding; the ResNet-50 trunk ran 2x faster in bf16 on an H200",
+    )
     aot: bool = setting(
         True,
         "on CPU, use the network compiled ahead of time by `vidpose export --format aoti` "

@@ -129,7 +129,7 @@ def fold_batchnorm(
             return []
         try:
             _apply(network, pairs, undo)
-            same = _close(before, forward(network, probe))
+            same = outputs_close(before, forward(network, probe))
         except Exception:
             same = False
     if not same:
@@ -175,7 +175,9 @@ def _apply(
             setattr(parent, key, new)
 
 
-def _close(before: tuple[Tensor, Tensor], after: tuple[Tensor, Tensor]) -> bool:
+def outputs_close(before: tuple[Tensor, Tensor], after: tuple[Tensor, Tensor]) -> bool:
+    """Whether ``after`` (coords, confidence) is finite and within :data:`TOLERANCE_PX` and
+    :data:`TOLERANCE_CONFIDENCE` of ``before``."""
     (c0, p0), (c1, p1) = before, after
     if not (torch.isfinite(c1).all() and torch.isfinite(p1).all()):
         return False

@@ -42,6 +42,7 @@ from vidpose.io.poses import COORD_DECIMALS, Poses
 from vidpose.model_dir import ModelDir, ModelDirError
 from vidpose.models import FrameStream, PoseNetwork
 from vidpose.models.folding import FoldedPair, fold_batchnorm, fold_state_dict
+from vidpose.models.fusion import exact_float32, fuse_conv_relu
 from vidpose.predict.processes import decode_in_processes
 from vidpose.video import READERS, open_video
 from vidpose.video.base import FrameBatch, format_frame_ranges
@@ -112,6 +113,10 @@ class PoseModel:
         # folding was asked for (an ensemble member is a copy of the first only if both agree)
         self.folded: list[FoldedPair] = []
         self.fold_requested = False
+        # convolutions fused with the ReLU after them (load_model, on a GPU), and whether
+        # fusing was asked for
+        self.fused: list[str] = []
+        self.fuse_requested = False
 
     def compile(self) -> None:
         """Compile the backbone pass with torch.compile (pays off on long videos on CUDA)."""
@@ -1163,6 +1168,7 @@ def load_model(
     like: PoseModel | None = None,
     aot: bool | None = None,
     fold: bool | None = None,
+    fuse: bool | None = None,
 ) -> PoseModel:
     """Load ``MODEL_DIR/checkpoints/<checkpoint>.ckpt`` with the config saved beside it.
 
@@ -1177,7 +1183,9 @@ def load_model(
     ``predict.aot``). Each batch normalisation that follows a convolution is folded into it
     (:mod:`vidpose.models.folding`; ``fold``, default ``predict.fold_batchnorm``) when the
     model predicts in float32: the same function, checked on a probe input, with a
-    memory-bound kernel fewer per pair.
+    memory-bound kernel fewer per pair. On a GPU (``fuse``, default ``predict.fuse_conv_relu``)
+    the norms are folded whatever the precision, and each convolution is fused with the ReLU
+    (and residual sum) after it (:mod:`vidpose.models.fusion`), checked the same way.
 
     Raises:
         ModelDirError: the directory is not a complete model, or a file of it is damaged
@@ -1193,9 +1201,14 @@ def load_model(
     # frames/s at batch 64, bench/predict_network.py) and, rounded differently, not as the same
     # function (keypoints up to 220 px apart where the heatmap is flat)
     fold = (cfg.predict.fold_batchnorm if fold is None else fold) and precision == "32"
+    # on a GPU, whatever the precision: cuDNN's fused kernels doubled the ResNet-50 trunk's
+    # images/s in bf16 on an H200 (models/fusion.py), and they need the norms folded first
+    fuse = (cfg.predict.fuse_conv_relu if fuse is None else fuse) and device_.type == "cuda"
+    fold = fold or fuse
     copied = (
         like is not None
         and like.fold_requested == fold
+        and like.fuse_requested == fuse
         and like.cfg.model == cfg.model
         and like.cfg.training.channels_last == cfg.training.channels_last
         and len(like.keypoints) == len(record.keypoints)
@@ -1205,11 +1218,15 @@ def load_model(
         # copy, where building one initialises every weight at random (0.25 s for a ResNet-50)
         network = copy.deepcopy(like.network)
     else:
-        network = build_network_from_config(cfg, len(record.keypoints), pretrained=False)
+        # built where it runs: a GPU draws the initial weights, which the checkpoint's replace,
+        # in milliseconds, where the CPU took ~0.4 s for a ResNet-50 and then copied them over
+        # (a GPU worker's model load: 2.0 s on the 2-H200 host, session 18)
+        with torch.device(device_) if device_.type == "cuda" else contextlib.nullcontext():
+            network = build_network_from_config(cfg, len(record.keypoints), pretrained=False)
     folded = list(like.folded) if copied else []
     ckpt = md.checkpoint(checkpoint)
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        state = _checkpoint_state(ckpt)
         prefix = "network."
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if folded:  # the copy is folded already: so are the weights it gets
@@ -1221,8 +1238,15 @@ def load_model(
             "checkpoint is damaged or belongs to another network"
         ) from exc
     network.eval()
+    if fuse:  # folded and fused where it runs: the fused kernels are cuDNN's
+        network.to(device_)
     if fold and not copied:
-        folded = fold_batchnorm(network, _probe(network), _probe_forward)
+        probe = _probe(network).to(device_ if fuse else "cpu")
+        with exact_float32():
+            folded = fold_batchnorm(network, probe, _probe_forward)
+    fused = list(like.fused) if copied else []
+    if fuse and folded and not copied:
+        fused = fuse_conv_relu(network, probe, _probe_forward)
     model = PoseModel(
         network,
         cfg,
@@ -1236,6 +1260,8 @@ def load_model(
     )
     model.fold_requested = fold
     model.folded = folded
+    model.fuse_requested = fuse
+    model.fused = fused
     if (
         (cfg.predict.aot if aot is None else aot)
         and model.device.type == "cpu"
@@ -1246,6 +1272,15 @@ def load_model(
 
         model.aot = load_compiled(md.path, ckpt)
     return model
+
+
+def _checkpoint_state(ckpt: Path) -> dict[str, Any]:
+    """The checkpoint's ``state_dict``, memory-mapped where the file allows it: only the
+    network's weights are read, not the optimiser's state saved beside them."""
+    try:
+        return torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["state_dict"]
+    except RuntimeError:  # not a zip checkpoint (mmap needs one): read as a whole
+        return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
 
 
 def _probe(network: PoseNetwork) -> torch.Tensor:
