@@ -151,3 +151,58 @@ def test_writers_are_not_forked_beside_a_thread():
         stop.set()
         t.join()
     assert not run._SPARE_WRITERS
+
+
+_EARLY_WRITERS = """
+import sys
+from pathlib import Path
+from vidpose.predict import run
+
+model, video, out = sys.argv[1:4]
+predictor = run.Predictor(model, out, device="cpu")
+predictor.load()  # predict.decoders=processes: the fork server, and the writers from it
+run._wait_early_writers()
+pool, warming = run._SPARE_WRITERS[0]
+procs = list(pool._processes.values())
+assert len(procs) == run.WRITERS, procs
+assert all(type(p).__name__ == "ForkServerProcess" for p in procs), procs
+assert all(f.result(timeout=120) == predictor.writer_modules() for f in warming)
+taken = []
+real = run._Writers.__init__
+def spy(self, *a, **k):
+    real(self, *a, **k)
+    taken.append(self.procs)
+run._Writers.__init__ = spy
+results = []
+predictor.predict([(Path(video), "v")], on_result=results.append)
+assert taken == [pool] and not run._SPARE_WRITERS, taken
+assert [r.status for r in results] == ["ok"], results
+print("ok")
+"""
+
+
+def test_a_prediction_in_processes_starts_its_writers_while_the_models_load(
+    tiny_model, tiny_video, tmp_path
+):
+    """With decoder processes (here ``predict.decoders=processes`` on CPU), loading the models
+    also starts the table writers' processes from the fork server, importing what they need:
+    a one-video run no longer waits for their imports once its frames are predicted. The
+    prediction takes that pool. In a fresh process, as ``vidpose predict`` is."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    cfg = yaml.safe_load((model / "config.yaml").read_text())
+    cfg.setdefault("predict", {})["decoders"] = "processes"
+    (model / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    args = [str(model), str(tiny_video), str(tmp_path / "out")]
+    run = subprocess.run(
+        [sys.executable, "-c", _EARLY_WRITERS, *args], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().endswith("ok")
+    assert (tmp_path / "out" / "v.csv").is_file()

@@ -392,7 +392,12 @@ class Predictor:
         if decoders and decodes_in_processes(self.members[0].config, device) and not _SPARE_WRITERS:
             from vidpose.predict.processes import start_server
 
-            start_server()
+            if start_server():
+                # and the table writers' processes, which import pandas (~1.3 s) while the
+                # models load and the videos are predicted: started at the first video, they
+                # were still importing when a one-video `vidpose predict` was done predicting
+                # (py-spy, H200 host: its last 1.5 s waited for them; session 18)
+                start_writers_early(self.writer_modules())
         # torch and the network's code load here, not at import: a batch whose videos are
         # all done (the ledger says so) starts and ends without them
         device, _, compile = self._load_args
@@ -675,7 +680,9 @@ class _Writers:
         self.threads = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="vidpose-write")
         self.procs: Any = None
         self.warming: list = []  # the writer processes' imports (futures), when processes
-        if processes and _SPARE_WRITERS:  # forked ahead by this worker (prestart_writers)
+        if processes:
+            _wait_early_writers()
+        if processes and _SPARE_WRITERS:  # started ahead (prestart_writers, start_writers_early)
             self.procs, self.warming = _SPARE_WRITERS.pop()
         elif processes:
             from concurrent.futures import ProcessPoolExecutor
@@ -880,6 +887,46 @@ def prestart_writers(modules: Sequence[str]) -> bool:
         return False
     _SPARE_WRITERS.append((pool, warming))
     return True
+
+
+_EARLY_WRITERS: list[threading.Thread] = []
+"""Threads starting writer pools ahead (:func:`start_writers_early`), until they are done."""
+
+
+def start_writers_early(modules: Sequence[str]) -> None:
+    """Start the table writers' :data:`WRITERS` processes from the fork server now, each
+    importing ``modules``, for this process's next prediction that writes in processes
+    (:class:`_Writers` takes the pool; it waits for this start if it is still under way).
+
+    In a thread: a process starts only once the fork server has imported torch, which the
+    caller need not wait for. Nothing happens where no fork server runs, or if anything fails
+    (the prediction then starts its own writers, as without this)."""
+
+    def start() -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from vidpose.predict.processes import main_hidden, worker_context
+
+        ctx = worker_context()
+        if ctx.get_start_method() != "forkserver":
+            return
+        try:
+            pool = ProcessPoolExecutor(max_workers=WRITERS, mp_context=ctx)
+            with main_hidden():
+                warming = [pool.submit(_import_quietly, tuple(modules)) for _ in range(WRITERS)]
+        except Exception:  # only a head start
+            return
+        _SPARE_WRITERS.append((pool, warming))
+
+    thread = threading.Thread(target=start, daemon=True, name="vidpose-writers-start")
+    _EARLY_WRITERS.append(thread)
+    thread.start()
+
+
+def _wait_early_writers() -> None:
+    """Wait for the writer pools being started ahead (:func:`start_writers_early`)."""
+    while _EARLY_WRITERS:
+        _EARLY_WRITERS.pop().join()
 
 
 def _import_quietly(modules: Sequence[str]) -> list[str]:
