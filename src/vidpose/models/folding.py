@@ -133,10 +133,16 @@ def fold_batchnorm(
         except Exception:
             same = False
     if not same:
-        for parent, key, module in reversed(undo):
-            setattr(parent, key, module)
+        restore(undo)
         return []
     return pairs
+
+
+def restore(undo: list[tuple[nn.Module, str, nn.Module]]) -> None:
+    """Put back the modules a failed rewrite replaced: ``undo``'s (parent, attribute, old
+    module), in reverse order."""
+    for parent, key, module in reversed(undo):
+        setattr(parent, key, module)
 
 
 def fold_state_dict(state: Mapping[str, Tensor], pairs: list[FoldedPair]) -> dict[str, Tensor]:

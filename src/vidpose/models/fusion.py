@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidpose.models.folding import outputs_close
+from vidpose.models.folding import outputs_close, restore
 
 _ADDS = (operator.add, operator.iadd, torch.add)
 _RELU_FUNCTIONS = (torch.relu, torch.relu_, F.relu)
@@ -128,8 +128,7 @@ def fuse_conv_relu(
         except Exception:
             same = False
     if not same:
-        for parent, key, module in reversed(undo):
-            setattr(parent, key, module)
+        restore(undo)
         return []
     return fused
 
