@@ -128,6 +128,10 @@ def test_ray_workers_say_when_a_video_is_predicted_before_its_files_are_written(
     assert [v.status for v in report.videos] == ["ok"] * 3
     # no --jobs: the actor picked its own, 4 decoder threads on CPU
     assert [w["jobs"] for w in report.worker_starts] == [4]
-    # each video's prediction was heard of (on a tiny video, often in the same wait as its
-    # result: those come first)
-    assert sorted(stem for stem, kind in seen if kind == "predicted") == ["v0", "v1", "v2"], seen
+    # predictions were heard of, once each (on a tiny video often in the same wait as its
+    # result, and listed first then). Two Ray calls answer for a video, so its "predicted" may
+    # also reach the driver after its result (ignored by the scheduler), or not before the
+    # batch ends: CI saw that once for one of the three videos.
+    heard = [stem for stem, kind in seen if kind == "predicted"]
+    assert heard and len(set(heard)) == len(heard), seen
+    assert sorted(stem for stem, kind in seen if kind == "result") == ["v0", "v1", "v2"], seen
