@@ -31,10 +31,13 @@ class _DiesWhenUnpickled:
         return (os._exit, (3,))
 
 
-def _write(writers: _Writers, spec, jobs: list) -> dict[str, VideoResult]:
+def _write(writers: _Writers, spec, jobs: list, ensemble: bool = False) -> dict[str, VideoResult]:
+    """Each job's (video, stem, poses, stats) written; ``poses``: a model's, or with
+    ``ensemble`` the list of its members'."""
     results: dict[str, VideoResult] = {}
     for video, stem, poses, stats in jobs:
-        writers.submit(spec, (video, stem, [poses], stats), lambda r: results.update({r.stem: r}))
+        members = poses if ensemble else [poses]
+        writers.submit(spec, (video, stem, members, stats), lambda r: results.update({r.stem: r}))
     writers.close()
     return results
 
@@ -206,3 +209,66 @@ def test_a_prediction_in_processes_starts_its_writers_while_the_models_load(
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().endswith("ok")
     assert (tmp_path / "out" / "v.csv").is_file()
+
+
+def _ensemble(tiny_model, where: Path, members: int = 3) -> Path:
+    import json
+    import shutil
+
+    for i in range(members):
+        shutil.copytree(tiny_model, where / f"seed{i}")
+    names = [f"seed{i}" for i in range(members)]
+    (where / "ensemble.json").write_text(json.dumps({"members": names, "seeds": list(range(3))}))
+    return where
+
+
+def test_an_ensembles_members_are_written_side_by_side_as_one_process_writes_them(
+    predicted, tiny_model, tmp_path
+):
+    """In writer processes, an ensemble's members' tables are written by one task each, then
+    smoothed in another: the same files and result as one task writing them in turn."""
+    import numpy as np
+
+    poses, _ = predicted
+    ens = _ensemble(tiny_model, tmp_path / "ens")
+    rng = np.random.default_rng(0)
+    members = []
+    for _ in range(3):  # members that disagree a little, as trained ones do
+        m = read_poses(predicted[1])
+        m.coords = m.coords + rng.normal(0, 0.5, m.coords.shape)
+        members.append(m)
+    stats = PredictStats(poses.n_frames, 0.5, [])
+    got, lines = {}, {}
+    for processes in (True, False):
+        out = tmp_path / str(processes)
+        spec = Predictor(ens, out).outputs()
+        assert spec.ensemble
+        lines[processes] = []
+        writers = _Writers(processes, lines[processes].append)
+        results = _write(writers, spec, [(Path("v.mp4"), "a", members, stats)], ensemble=True)
+        got[processes] = results["a"]
+        assert got[processes].status == "ok", got[processes].reason
+    a, b = got[True], got[False]
+    rel = [[p.relative_to(tmp_path / str(k)) for p in r.outputs] for k, r in got.items()]
+    assert rel[0] == rel[1] and a.sizes == b.sizes
+    assert [p.name for p in a.outputs[:2]] == ["a.csv", "a_ensemble.csv"]
+    for p in rel[0]:
+        assert (tmp_path / "True" / p).read_bytes() == (tmp_path / "False" / p).read_bytes(), p
+    said = {
+        k: sorted(line.replace(str(tmp_path / str(k)), "") for line in v) for k, v in lines.items()
+    }
+    assert said[True] == said[False] and len(said[True]) == 4
+
+
+def test_an_ensemble_member_whose_writer_dies_fails_the_video_and_nothing_is_smoothed(
+    predicted, tiny_model, tmp_path
+):
+    poses, _ = predicted
+    ens = _ensemble(tiny_model, tmp_path / "ens")
+    spec = Predictor(ens, tmp_path / "out").outputs()
+    writers = _Writers(True, lambda _msg: None)
+    dies = _DiesWhenUnpickled()
+    results = _write(writers, spec, [(Path("v.mp4"), "a", [poses] * 3, dies)], ensemble=True)
+    assert results["a"].status == "failed"
+    assert "writer process failed" in results["a"].reason
+    assert not (tmp_path / "out" / "a.csv").exists()  # no smoothed table
