@@ -697,6 +697,11 @@ def _smooth(spec: Outputs, stem: str, tables: list[Path], described) -> tuple[Pa
     return final, written
 
 
+def _writer_died(exc: BaseException) -> str:
+    """A video's failure when the writer process writing it died."""
+    return f"its predictions could not be written: the writer process failed ({exc})"
+
+
 class _Writers:
     """Writes videos' files while later videos are predicted: in :data:`WRITERS` threads, or
     in as many processes when ``processes``, whose CSV formatting then does not hold the
@@ -720,16 +725,15 @@ class _Writers:
         elif processes:
             from concurrent.futures import ProcessPoolExecutor
 
-            from vidpose.predict.processes import main_hidden, worker_context
+            from vidpose.predict.processes import worker_context
 
             self.procs = ProcessPoolExecutor(max_workers=WRITERS, mp_context=worker_context())
             # The pool's processes start, and import the writers' modules (pandas: ~2 s on the
             # H200 host), while the first videos are predicted, not once the first is done:
             # py-spy found a one-video `vidpose predict` waiting 3.0 s for its table's writer.
             if warm:
-                with main_hidden(), contextlib.suppress(Exception):  # only a head start
-                    for _ in range(WRITERS):
-                        self.warming.append(self.procs.submit(_import_quietly, tuple(warm)))
+                with contextlib.suppress(Exception):  # only a head start
+                    self.warming = _warm(self.procs, warm)
 
     def submit(
         self,
@@ -779,10 +783,7 @@ class _Writers:
                 members: list = []
                 for f in futures:
                     exc = f.exception()
-                    failed = (
-                        f"its predictions could not be written: the writer process failed ({exc})"
-                    )
-                    members.append(failed if exc is not None else f.result())
+                    members.append(_writer_died(exc) if exc is not None else f.result())
                 seconds = time.perf_counter() - t0
                 common = (spec, video, stem, members, poses[0], stats, seconds)
                 if any(isinstance(m, str) for m in members):  # no smoothing: nothing to wait for
@@ -807,8 +808,7 @@ class _Writers:
             finish(*future.result())
             return
         video, stem = args[0], args[1]
-        reason = f"its predictions could not be written: the writer process failed ({exc})"
-        finish(VideoResult(video, stem, "failed", reason), [])
+        finish(VideoResult(video, stem, "failed", _writer_died(exc)), [])
 
     def close(self) -> None:
         """Wait for every file to be written."""
@@ -961,7 +961,7 @@ def prestart_writers(modules: Sequence[str]) -> bool:
     try:
         pool = ProcessPoolExecutor(max_workers=WRITERS, mp_context=ctx)
         # with fork, the first submit forks every process before the pool starts a thread
-        warming = [pool.submit(_import_quietly, tuple(modules)) for _ in range(WRITERS)]
+        warming = _warm(pool, modules)
     except Exception:  # only a head start: the prediction starts its own
         return False
     _SPARE_WRITERS.append((pool, warming))
@@ -977,22 +977,18 @@ def start_writers_early(modules: Sequence[str]) -> None:
     importing ``modules``, for this process's next prediction that writes in processes
     (:class:`_Writers` takes the pool; it waits for this start if it is still under way).
 
-    In a thread: a process starts only once the fork server has imported torch, which the
-    caller need not wait for. Nothing happens where no fork server runs, or if anything fails
-    (the prediction then starts its own writers, as without this)."""
+    In a thread: a process starts only once the fork server (started by the caller) has
+    imported torch, which the caller need not wait for. Nothing happens if anything fails (the
+    prediction then starts its own writers, as without this)."""
 
     def start() -> None:
-        from concurrent.futures import ProcessPoolExecutor
-
-        from vidpose.predict.processes import main_hidden, worker_context
-
-        ctx = worker_context()
-        if ctx.get_start_method() != "forkserver":
-            return
         try:
-            pool = ProcessPoolExecutor(max_workers=WRITERS, mp_context=ctx)
-            with main_hidden():
-                warming = [pool.submit(_import_quietly, tuple(modules)) for _ in range(WRITERS)]
+            from concurrent.futures import ProcessPoolExecutor
+
+            from vidpose.predict.processes import worker_context
+
+            pool = ProcessPoolExecutor(max_workers=WRITERS, mp_context=worker_context())
+            warming = _warm(pool, modules)
         except Exception:  # only a head start
             return
         _SPARE_WRITERS.append((pool, warming))
@@ -1006,6 +1002,15 @@ def _wait_early_writers() -> None:
     """Wait for the writer pools being started ahead (:func:`start_writers_early`)."""
     while _EARLY_WRITERS:
         _EARLY_WRITERS.pop().join()
+
+
+def _warm(pool: Any, modules: Sequence[str]) -> list:
+    """Start each of a writer pool's :data:`WRITERS` processes importing ``modules`` (without
+    the parent's main script: :func:`~vidpose.predict.processes.main_hidden`); the futures."""
+    from vidpose.predict.processes import main_hidden
+
+    with main_hidden():
+        return [pool.submit(_import_quietly, tuple(modules)) for _ in range(WRITERS)]
 
 
 def _import_quietly(modules: Sequence[str]) -> list[str]:
