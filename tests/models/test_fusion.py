@@ -126,3 +126,24 @@ def test_a_fusion_that_changes_the_outputs_is_undone():
 
     assert fuse_conv_relu(net, torch.rand(2, 3, 64, 64), fails_once_fused) == []
     assert _calls(net) == []
+
+
+def test_weights_cast_to_the_autocast_precision_give_the_same_outputs():
+    """cast_weights stores the convolutions' weights in bf16 once: under autocast, the outputs
+    are those of the float32 weights bit for bit (autocast cast them to the same values); the
+    norms' and other parameters stay float32, and float32 prediction casts nothing."""
+    from vidpose.predict.predictor import cast_weights
+
+    net = _folded("resnet18", "heatmap_fpn")
+    fuse_conv_relu(net, torch.rand(2, 3, 64, 64), _forward)
+    cast = copy.deepcopy(net)
+    assert cast_weights(cast, "32") == 0
+    n = cast_weights(cast, "bf16")
+    convs = [m for m in cast.modules() if isinstance(m, nn.Conv2d)]
+    assert n == sum(1 for m in convs for _ in m.parameters(recurse=False))
+    assert all(p.dtype == torch.bfloat16 for m in convs for p in m.parameters())
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = _forward(net, x), _forward(cast, x)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert cast_weights(cast, "bf16") == 0  # nothing left to cast
