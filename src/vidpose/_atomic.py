@@ -21,7 +21,7 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 # A leftover whose writer's liveness cannot be checked is deleted once unmodified this long:
@@ -54,23 +54,44 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     on POSIX filesystems. On error the temporary file is removed and ``path`` is untouched.
     Leftovers of writers to ``path`` that were killed are removed first (see the module).
     """
+    tmp_path = staged_path(path)
+    try:
+        yield tmp_path
+        commit_staged(tmp_path, path)
+    except BaseException:
+        discard_staged([tmp_path])
+        raise
+
+
+def staged_path(path: str | os.PathLike) -> Path:
+    """A new temporary file beside ``path`` (its folder created) for content that
+    :func:`commit_staged` renames onto ``path`` later, possibly from another process of this
+    machine, or :func:`discard_staged` deletes: :func:`atomic_path` in two steps, for files
+    that must appear together once others are written. Leftovers of writers to ``path`` that
+    were killed are removed first; this one is removed the same way if its writer dies."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp_path = _create_temporary(path)
+    return _create_temporary(path)
+
+
+def commit_staged(tmp_path: Path, path: str | os.PathLike) -> None:
+    """Rename the staged ``tmp_path`` onto ``path``, with the mode a plain open() would give
+    it (or the old file's): it was created 0600."""
+    path = Path(path)
     try:
-        yield tmp_path
-        # created 0600; give the file the mode a plain open() would (or the old file's).
-        try:
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        os.chmod(tmp_path, mode)
-        os.replace(tmp_path, path)
-    except BaseException:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    os.chmod(tmp_path, mode)
+    os.replace(tmp_path, path)
+
+
+def discard_staged(tmp_paths: Iterable[Path]) -> None:
+    """Delete staged files that will not be committed (those already gone are skipped)."""
+    for tmp in tmp_paths:
         with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+            Path(tmp).unlink()
 
 
 def _create_temporary(path: Path) -> Path:

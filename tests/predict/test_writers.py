@@ -225,8 +225,9 @@ def _ensemble(tiny_model, where: Path, members: int = 3) -> Path:
 def test_an_ensembles_members_are_written_side_by_side_as_one_process_writes_them(
     predicted, tiny_model, tmp_path
 ):
-    """In writer processes, an ensemble's members' tables are written by one task each, then
-    smoothed in another: the same files and result as one task writing them in turn."""
+    """In writer processes, an ensemble's members' tables are written by one task each, and
+    smoothed in another at once: the same files and result as one task writing them in turn;
+    the smoothed tables are those `vidpose smooth` makes from the members' files."""
     import numpy as np
 
     poses, _ = predicted
@@ -236,7 +237,7 @@ def test_an_ensembles_members_are_written_side_by_side_as_one_process_writes_the
     for _ in range(3):  # members that disagree a little, as trained ones do
         m = read_poses(predicted[1])
         m.coords = m.coords + rng.normal(0, 0.5, m.coords.shape)
-        members.append(m)
+        members.append(m.rounded())  # as predictions are
     stats = PredictStats(poses.n_frames, 0.5, [])
     got, lines = {}, {}
     for processes in (True, False):
@@ -258,6 +259,12 @@ def test_an_ensembles_members_are_written_side_by_side_as_one_process_writes_the
         k: sorted(line.replace(str(tmp_path / str(k)), "") for line in v) for k, v in lines.items()
     }
     assert said[True] == said[False] and len(said[True]) == 4
+    from vidpose.smooth import run_smooth
+
+    files = tmp_path / "True"
+    run_smooth(sorted(files.glob("seed*/a.csv")), tmp_path / "cli" / "a.csv", smoothing="auto")
+    for name in ("a.csv", "a_ensemble.csv"):
+        assert (tmp_path / "cli" / name).read_bytes() == (files / name).read_bytes(), name
 
 
 def test_an_ensemble_member_whose_writer_dies_fails_the_video_and_nothing_is_smoothed(
@@ -272,3 +279,27 @@ def test_an_ensemble_member_whose_writer_dies_fails_the_video_and_nothing_is_smo
     assert results["a"].status == "failed"
     assert "writer process failed" in results["a"].reason
     assert not (tmp_path / "out" / "a.csv").exists()  # no smoothed table
+
+
+@pytest.mark.parametrize("processes", [True, False])
+def test_an_ensemble_member_that_cannot_be_written_fails_the_video_and_drops_its_smoothing(
+    predicted, tiny_model, tmp_path, processes
+):
+    """The smoothed tables, made beside the members' (in processes) or after them, appear only
+    once every member's are written: a member whose folder cannot be made fails the video,
+    an older smoothed table stays as it was, and no temporary file is left."""
+    poses, _ = predicted
+    ens = _ensemble(tiny_model, tmp_path / "ens")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "seed1").write_text("a file where the member's folder goes")
+    (out / "a.csv").write_text("an earlier run's table")
+    spec = Predictor(ens, out).outputs()
+    writers = _Writers(processes, lambda _msg: None)
+    stats = PredictStats(poses.n_frames, 0.5, [])
+    results = _write(writers, spec, [(Path("v.mp4"), "a", [poses] * 3, stats)], ensemble=True)
+    assert results["a"].status == "failed"
+    assert "could not be written" in results["a"].reason
+    assert (out / "a.csv").read_text() == "an earlier run's table"
+    assert not (out / "a_ensemble.csv").exists()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []

@@ -36,7 +36,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidpose._atomic import atomic_path
+from vidpose._atomic import atomic_path, discard_staged, staged_path
 from vidpose.errors import ConfigError, LabelsError
 from vidpose.io.poses import Poses
 from vidpose.registry import Registry
@@ -212,3 +212,24 @@ def write_poses(poses: Poses, path: str | os.PathLike, format: str | None = None
     fmt.check(poses, path)
     with atomic_path(path) as tmp:
         fmt.save(poses, tmp)
+
+
+def stage_poses(poses: Poses, path: str | os.PathLike, format: str | None = None) -> Path:
+    """Write ``poses`` as :func:`write_poses` would to ``path``, but to a temporary file beside
+    it, and return that file: ``vidpose._atomic.commit_staged`` renames it onto ``path`` (from
+    any process of this machine), ``discard_staged`` drops it. For tables that must appear
+    only once others are written (an ensemble's smoothed table after its members').
+
+    Raises:
+        ConfigError: as :func:`write_poses`; nothing is left behind then.
+    """
+    path = Path(path)
+    fmt = output_format(path, format)
+    fmt.check(poses, path)
+    tmp = staged_path(path)
+    try:
+        fmt.save(poses, tmp)
+    except BaseException:
+        discard_staged([tmp])
+        raise
+    return tmp

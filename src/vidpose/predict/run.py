@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidpose._atomic import atomic_write_text
+from vidpose._atomic import atomic_write_text, commit_staged, discard_staged
 from vidpose.errors import ConfigError, VideoError, VidposeError
 from vidpose.model_dir import model_members
 from vidpose.predict.processes import decode_in_processes
@@ -614,7 +614,10 @@ def write_outputs(
         members.append(write_member(spec, i, stem, member_poses, stats))
         if isinstance(members[-1], str):  # failed: the video fails, the rest is not written
             break
-    return finish_outputs(spec, video, stem, members, poses[0], stats, time.perf_counter() - t0)
+    smoothed = None
+    if spec.ensemble and not any(isinstance(m, str) for m in members):
+        smoothed = smooth_outputs(spec, stem, poses)
+    return finish_outputs(spec, video, stem, members, smoothed, stats, time.perf_counter() - t0)
 
 
 def write_member(
@@ -639,23 +642,65 @@ def write_member(
     return written, [f"wrote {paths[0]}  ({stats.frames} frames, {stats.fps:,.0f} frames/s)"]
 
 
+def smooth_outputs(spec: Outputs, stem: str, poses: list) -> list[tuple[Path, Path]] | str:
+    """An ensemble's Kalman-smoothed tables, from its members' poses in memory, written to
+    temporary files beside their final paths: the (temporary, final) pairs, renamed by
+    :func:`finish_outputs` once the members' tables are written too, or why they could not
+    be made. The members are taken rounded as their tables hold them, so the smoothed table
+    is the one ``vidpose smooth`` makes from the members' CSV or h5 files, byte for byte.
+
+    Its own writer task, at once with the members' (:class:`_Writers`): smoothing from the
+    files after them, a one-video 5-member ensemble waited ~3 s for its tables on an H200
+    host (session 19's py-spy: the members' tables, then reading them back, smoothing and
+    formatting the two smoothed tables, in turn)."""
+    from vidpose.io.registry import stage_poses
+    from vidpose.smooth.run import ensemble_table_path, smooth_members, without_keypoint_columns
+
+    named = f"{stem}DLC_ensemble" if spec.dlc_names else stem
+    final = spec.out_dir / f"{named}.{spec.formats[0]}"
+    staged: list[tuple[Path, Path]] = []
+    try:
+        smoothed = smooth_members(
+            [p.rounded() for p in poses], "auto", names=[m.name for m in spec.members]
+        )
+        plain = without_keypoint_columns(smoothed)
+        # what a table cannot hold comes from the members (the first member's, as they agree)
+        plain.fps, plain.video, plain.skeleton = poses[0].fps, poses[0].video, poses[0].skeleton
+        tables = [(plain, final), (smoothed, ensemble_table_path(final))]
+        # the table in the other formats (statistics: first format only)
+        tables += [(plain, spec.out_dir / f"{named}.{fmt}") for fmt in spec.formats[1:]]
+        for table, path in tables:
+            staged.append((stage_poses(table, path), path))
+    except VidposeError as exc:
+        discard_staged([t for t, _ in staged])
+        return f"the members' predictions cannot be smoothed: {exc}"
+    except Exception as exc:
+        discard_staged([t for t, _ in staged])
+        return f"its smoothed predictions could not be written: {exc}"
+    return staged
+
+
 def finish_outputs(
     spec: Outputs,
     video: Path,
     stem: str,
     members: list,
-    described: Any,
+    smoothed: list[tuple[Path, Path]] | str | None,
     stats: PredictStats,
     seconds: float,
 ) -> tuple[VideoResult, list[str]]:
     """The video's result once its members' files are written (:func:`write_member`'s
-    returns, in the members' order): an ensemble's smoothed table written, every file listed
-    with its size. ``described``: the first member's poses (what a table cannot hold);
-    ``seconds``: the writing so far."""
+    returns, in the members' order): an ensemble's smoothed tables (:func:`smooth_outputs`'
+    return) renamed into place if every member's were written, else dropped; every file
+    listed with its size. ``seconds``: the writing so far."""
     t0 = time.perf_counter()
+    staged = smoothed if isinstance(smoothed, list) else []
     lines = [line for m in members if not isinstance(m, str) for line in m[1]]
     failed = next((m for m in members if isinstance(m, str)), None)
+    if failed is None and spec.ensemble and not isinstance(smoothed, list):
+        failed = smoothed or "its predictions were not smoothed"
     if failed is not None:
+        discard_staged([t for t, _ in staged])
         return VideoResult(video, stem, "failed", failed), lines
     result = VideoResult(video, stem, frames=stats.frames)
     written = [p for m in members for p in m[0]]
@@ -663,38 +708,19 @@ def finish_outputs(
     result.table = result.members[0]
     if spec.ensemble:
         try:
-            result.table, smoothed = _smooth(spec, stem, result.members, described)
-        except VidposeError as exc:
-            reason = f"the members' predictions cannot be smoothed: {exc}"
-            return VideoResult(video, stem, "failed", reason), lines
-        except Exception as exc:
+            for tmp, path in staged:
+                commit_staged(tmp, path)
+        except OSError as exc:
+            discard_staged([t for t, _ in staged])
             reason = f"its smoothed predictions could not be written: {exc}"
             return VideoResult(video, stem, "failed", reason), lines
-        written = [*smoothed, *written]
+        result.table = staged[0][1]
+        written = [path for _, path in staged] + written
         lines.append(f"wrote {result.table}  (ensemble of {len(members)}, Kalman-smoothed)")
     result.outputs = [result.table, *(p for p in written if p != result.table)]
     result.sizes = [p.stat().st_size for p in result.outputs]
     result.seconds = stats.seconds + seconds + time.perf_counter() - t0
     return result, lines
-
-
-def _smooth(spec: Outputs, stem: str, tables: list[Path], described) -> tuple[Path, list[Path]]:
-    """Kalman-smooth the members' tables; (the smoothed table, every file written)."""
-    from vidpose.io import write_poses
-    from vidpose.smooth import run_smooth  # numba: only for ensembles
-    from vidpose.smooth.run import ensemble_table_path, without_keypoint_columns
-
-    named = f"{stem}DLC_ensemble" if spec.dlc_names else stem
-    final = spec.out_dir / f"{named}.{spec.formats[0]}"
-    smoothed = run_smooth(tables, final, smoothing="auto")
-    plain = without_keypoint_columns(smoothed)
-    # read back from the members' tables: what CSV cannot hold comes from memory
-    plain.fps, plain.video, plain.skeleton = described.fps, described.video, described.skeleton
-    written = [final, ensemble_table_path(final)]
-    for fmt in spec.formats[1:]:  # the table in the other formats (statistics: CSV)
-        write_poses(plain, spec.out_dir / f"{named}.{fmt}")
-        written.append(spec.out_dir / f"{named}.{fmt}")
-    return final, written
 
 
 def _writer_died(exc: BaseException) -> str:
@@ -763,39 +789,31 @@ class _Writers:
         self.threads.submit(lambda: finish(*write_outputs(spec, *args)))
 
     def _submit_members(self, spec: Outputs, args: tuple, finish: Callable) -> None:
-        """An ensemble's members' tables and metrics, a writer process each at once, then its
-        smoothing and result in one more: written one after the other in one process, five
-        members' tables took 3.0 s of a one-video ensemble's end on this project's 2-core
-        machine (9,940 frames, 17 keypoints). A writer thread waits for the members and hands
-        on the rest (a pool's done-callback must not submit to it)."""
-        from vidpose.predict.processes import main_hidden
-
+        """An ensemble's smoothed tables and its members' tables and metrics, a writer process
+        each at once (:func:`smooth_outputs` from the poses in memory, first: the longest);
+        a writer thread waits for them and finishes the video (renames the smoothed tables
+        into place). One process writing the members one after the other, then smoothing
+        their files, took 3.0 s + 1.6 s of a one-video ensemble's end on this project's
+        2-core machine (9,940 frames, 17 keypoints, 5 members)."""
         video, stem, poses, stats = args
         t0 = time.perf_counter()
+        smoothing = self.procs.submit(smooth_outputs, spec, stem, poses)
         futures = [
             self.procs.submit(write_member, spec, i, stem, p, stats) for i, p in enumerate(poses)
         ]
         chain: Future = Future()
         self._chains.append(chain)
 
+        def outcome(f: Future) -> Any:
+            exc = f.exception()
+            return _writer_died(exc) if exc is not None else f.result()
+
         def rest() -> None:
             try:
-                members: list = []
-                for f in futures:
-                    exc = f.exception()
-                    members.append(_writer_died(exc) if exc is not None else f.result())
+                members = [outcome(f) for f in futures]
+                smoothed = outcome(smoothing)
                 seconds = time.perf_counter() - t0
-                common = (spec, video, stem, members, poses[0], stats, seconds)
-                if any(isinstance(m, str) for m in members):  # no smoothing: nothing to wait for
-                    finish(*finish_outputs(*common))
-                    return
-                try:
-                    with main_hidden():
-                        result = self.procs.submit(finish_outputs, *common).result()
-                except Exception as exc:
-                    reason = f"its smoothed predictions could not be written: {exc}"
-                    result = (VideoResult(video, stem, "failed", reason), [])
-                finish(*result)
+                finish(*finish_outputs(spec, video, stem, members, smoothed, stats, seconds))
             finally:
                 chain.set_result(None)
 

@@ -69,23 +69,46 @@ def run_smooth(
         )
     q = parse_smoothing(smoothing)
     paths = [Path(p) for p in paths]
-    members = align_members([read_poses(p) for p in paths], names=[str(p) for p in paths])
-    if mode == "multiview":
-        lab = read_poses(Path(labels)) if isinstance(labels, (str, Path)) else labels
-        smoothed = smooth_multiview(
-            members, view_matches, labels=lab, smoothing=q, center=center
-        ).poses
-    else:
-        smoothed = smooth_poses(members, smoothing=q, center=center)
+    tables = [read_poses(p) for p in paths]
+    lab = labels
+    if mode == "multiview" and isinstance(labels, (str, Path)):
+        lab = read_poses(Path(labels))
+    written = smooth_members(
+        tables, q, mode, center, view_matches, lab, names=[str(p) for p in paths]
+    )
     out = Path(out)
     # The table itself holds x, y, likelihood only (what movement and every pose reader load);
     # the ensemble statistics go beside it, in a table laid out as Lightning Pose's and the
     # ensemble-kalman-smoother's outputs are.
-    # Rounded as predictions are (1e-4 px): the full floats made these tables twice as large.
-    written = smoothed.rounded()
     write_poses(without_keypoint_columns(written), out)
     write_poses(written, ensemble_table_path(out))
     return written
+
+
+def smooth_members(
+    members: Sequence[Poses],
+    smoothing: Literal["auto"] | float,
+    mode: Literal["singleview", "multiview"] = "singleview",
+    center: Literal["median", "mean"] = "median",
+    view_matches: Sequence[Sequence[str]] | None = None,
+    labels: Poses | None = None,
+    names: Sequence[str] | None = None,
+) -> Poses:
+    """:func:`run_smooth` on tables in memory (``smoothing`` as :func:`parse_smoothing`
+    gives it; ``names`` for error messages): the smoothed poses with the ensemble statistics
+    as keypoint columns, rounded as predictions are (1e-4 px: the full floats made these
+    tables twice as large).
+
+    Raises:
+        LabelsError: the members disagree on frames or keypoints."""
+    aligned = align_members(list(members), names=names)
+    if mode == "multiview":
+        smoothed = smooth_multiview(
+            aligned, view_matches, labels=labels, smoothing=smoothing, center=center
+        ).poses
+    else:
+        smoothed = smooth_poses(aligned, smoothing=smoothing, center=center)
+    return smoothed.rounded()
 
 
 def ensemble_table_path(out: str | Path) -> Path:
