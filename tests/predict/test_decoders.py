@@ -465,3 +465,49 @@ def test_a_gpu_worker_forks_the_decoders_its_prediction_will_ask_for(tiny_model,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().endswith("ok")
+
+
+def test_finished_tasks_buffers_are_unregistered_after_their_last_copy_off_the_caller(
+    monkeypatch,
+):
+    """_Unpinner (CUDA runs): a finished task's page-locked buffers are unregistered by a
+    thread of its own once the task's last copy has passed, whatever the predicting thread
+    does meanwhile; close() waits until every buffer put is unregistered."""
+    import threading
+
+    import torch
+
+    from vidpose.predict.predictor import _Unpinner
+
+    unregistered: list[int] = []
+
+    class FakeCudart:
+        def cudaHostUnregister(self, key: int) -> int:
+            unregistered.append(key)
+            return 0
+
+    monkeypatch.setattr(torch.cuda, "cudart", lambda: FakeCudart())
+
+    class FakeEvent:
+        def __init__(self) -> None:
+            self.passed = threading.Event()
+
+        def synchronize(self) -> None:
+            assert self.passed.wait(5)
+
+    unpinner = _Unpinner(None)
+    first, second = FakeEvent(), FakeEvent()
+    unpinner.put(first, {11: torch.zeros(1), 12: torch.zeros(1)})
+    unpinner.put(second, {21: torch.zeros(1)})
+    unpinner.put(None, {31: torch.zeros(1)})  # a task whose copies were all synchronous
+    threading.Event().wait(0.2)
+    assert unregistered == []  # its copy is still on the way
+    first.passed.set()
+    for _ in range(500):  # 5 s at most
+        if unregistered == [11, 12]:
+            break
+        threading.Event().wait(0.01)
+    assert unregistered == [11, 12]
+    second.passed.set()
+    unpinner.close()
+    assert unregistered == [11, 12, 21, 31]

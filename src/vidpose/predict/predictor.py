@@ -947,7 +947,7 @@ class _MultiVideo:
                     self._hand_back()
                     self._unpin(list(self._registered))
                 if self._unpinner is not None:  # every buffer unregistered before the end
-                    self._unpinner.close()
+                    self._unpinner.close(timeout=30)
                 if self._returns is not None:
                     self._returns.close()
                 self._procs.close()
@@ -1087,7 +1087,37 @@ class _MultiVideo:
         self.on_done(st.path, poses, PredictStats(st.frames, seconds, invalid))
 
 
-class _BufferReturns:
+class _DeviceThread:
+    """A daemon thread on a CUDA device (``cuda_index``) that handles the items put to it
+    (:meth:`_handle`) in order, until :meth:`close`."""
+
+    def __init__(self, cuda_index: int | None, name: str) -> None:
+        self._index = cuda_index
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # the items' device; never a reason for this thread to end: callers count on it
+        if self._index is not None:
+            with contextlib.suppress(Exception):
+                torch.cuda.set_device(self._index)
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._handle(item)
+
+    def _handle(self, item: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Handle what was put, then stop (waiting ``timeout`` s at most)."""
+        self._queue.put(None)
+        self._thread.join(timeout=timeout)
+
+
+class _BufferReturns(_DeviceThread):
     """A thread that hands each decoder buffer back to its worker process as soon as the GPU
     is done with it (its copy's event has passed), whatever the predicting thread is doing.
 
@@ -1099,12 +1129,9 @@ class _BufferReturns:
 
     def __init__(self, procs: Any, cuda_index: int | None) -> None:
         self._procs = procs
-        self._index = cuda_index
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="vidpose-returns")
-        self._thread.start()
+        super().__init__(cuda_index, "vidpose-returns")
 
     def put(self, event: torch.cuda.Event, ticket: Any) -> None:
         """Hand ``ticket``'s buffer back once ``event`` has passed."""
@@ -1112,71 +1139,44 @@ class _BufferReturns:
             self._pending += 1
         self._queue.put((event, ticket))
 
-    def _run(self) -> None:
-        # the events' device; never a reason for this thread to end, as wait() counts on it
-        if self._index is not None:
-            with contextlib.suppress(Exception):
-                torch.cuda.set_device(self._index)
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            event, ticket = item
-            try:
-                event.synchronize()
-                self._procs.release(ticket)
-            except Exception:  # closing: the workers are being stopped anyway
-                pass
-            finally:
-                with self._cond:
-                    self._pending -= 1
-                    self._cond.notify_all()
+    def _handle(self, item: tuple[torch.cuda.Event, Any]) -> None:
+        event, ticket = item
+        try:
+            event.synchronize()
+            self._procs.release(ticket)
+        except Exception:  # closing: the workers are being stopped anyway
+            pass
+        finally:
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
 
     def wait(self) -> None:
         """Until every buffer put so far is handed back."""
         with self._cond:
             self._cond.wait_for(lambda: self._pending == 0)
 
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=5)
 
-
-class _Unpinner:
+class _Unpinner(_DeviceThread):
     """A thread that unregisters page-locked decoder buffers (``cudaHostUnregister``) once
     the copies from them are done, off the predicting thread."""
 
     def __init__(self, cuda_index: int | None) -> None:
-        self._index = cuda_index
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="vidpose-unpin")
-        self._thread.start()
+        super().__init__(cuda_index, "vidpose-unpin")
 
     def put(self, last_copy: torch.cuda.Event | None, buffers: dict[int, torch.Tensor]) -> None:
         """Unregister ``buffers`` (data pointer -> a view keeping it mapped) once
         ``last_copy``, the last copy from any of them, has passed."""
         self._queue.put((last_copy, buffers))
 
-    def _run(self) -> None:
-        if self._index is not None:
-            with contextlib.suppress(Exception):
-                torch.cuda.set_device(self._index)
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            last_copy, buffers = item
-            with contextlib.suppress(Exception):
-                if last_copy is not None:
-                    last_copy.synchronize()
-                for key in buffers:
-                    torch.cuda.cudart().cudaHostUnregister(key)
-            del buffers  # the views go: the mappings may be released now
-
-    def close(self) -> None:
-        """Unregister what was put, then stop."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+    def _handle(self, item: tuple[torch.cuda.Event | None, dict[int, torch.Tensor]]) -> None:
+        last_copy, buffers = item
+        with contextlib.suppress(Exception):
+            if last_copy is not None:
+                last_copy.synchronize()
+            for key in buffers:
+                torch.cuda.cudart().cudaHostUnregister(key)
+        # the views go with the item: the mappings may be released now
 
 
 def _rounded(coords: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
