@@ -9,7 +9,7 @@ ways, each from the moment the video's poses reach the writers to its result:
 - ``one_task``: ``run.write_outputs`` in one writer process (every member's tables in turn,
   then the smoothing), as vidpose wrote an ensemble's video before;
 - ``split``: ``run._Writers`` in processes, as ``vidpose predict`` writes it now: one task per
-  member at once, then the smoothing in another.
+  member and one for the smoothing (from the poses in memory), all at once.
 The writer processes are started and warm (their imports done) before the timing.
 """
 
